@@ -1,0 +1,118 @@
+package config
+
+import "github.com/stunfault/stunfault/faults"
+
+// Config is the whole of stunfault's configuration: what [Load] and [Parse]
+// return and what server.New takes. Every field maps to a TOML key of the same
+// name in snake case; README.md's configuration reference lists them with
+// their defaults. A Config is plain data and safe to copy; the zero value is
+// not valid, start from [Default].
+type Config struct {
+	Server Server `toml:"server"`
+	// Listen lists the STUN/TURN listeners.
+	Listen []Listener `toml:"listen"`
+	Relay  Relay      `toml:"relay"`
+	// Users are the long-term credentials TURN accepts.
+	Users []User `toml:"users"`
+	Auth  Auth   `toml:"auth"`
+	HTTP  HTTP   `toml:"http"`
+	// Webhooks are the simulated webhook endpoints, by name
+	// (POST /webhook/NAME).
+	Webhooks map[string]Webhook `toml:"webhooks"`
+	// Rules are the fault rules active at start.
+	Rules []faults.Rule `toml:"rules"`
+	// Scenarios are named rule sets that can replace Rules as a whole.
+	Scenarios map[string]Scenario `toml:"scenarios"`
+}
+
+// Server holds process-wide settings.
+type Server struct {
+	// Realm is the TURN long-term credential realm.
+	Realm string `toml:"realm"`
+	// Software is the SOFTWARE attribute on responses stunfault generates.
+	Software string `toml:"software"`
+	// Seed seeds the RNG behind every probabilistic decision; 0 means random
+	// (the chosen seed is printed at start).
+	Seed int64 `toml:"seed"`
+	// JournalSize is how many decisions the journal keeps.
+	JournalSize int `toml:"journal_size"`
+}
+
+// Listener is one STUN/TURN listening socket.
+type Listener struct {
+	// Transport is "udp" or "tcp".
+	Transport string `toml:"transport"`
+	// Address is host:port; port 0 picks a free port.
+	Address string `toml:"address"`
+}
+
+// Relay configures TURN relayed transport addresses.
+type Relay struct {
+	// Address is the IP relayed addresses are bound to and reported as.
+	Address string `toml:"address"`
+	// MinPort and MaxPort bound the relay port range (inclusive).
+	MinPort int `toml:"min_port"`
+	MaxPort int `toml:"max_port"`
+	// AllowPeers lists the peer prefixes (CIDR) clients may get permissions
+	// for; anything else is refused, so stunfault is never an open relay.
+	AllowPeers []string `toml:"allow_peers"`
+	// AllocationLifetime, PermissionLifetime and ChannelLifetime are the
+	// TURN lifetimes.
+	AllocationLifetime faults.Duration `toml:"allocation_lifetime"`
+	PermissionLifetime faults.Duration `toml:"permission_lifetime"`
+	ChannelLifetime    faults.Duration `toml:"channel_lifetime"`
+}
+
+// User is a long-term credential.
+type User struct {
+	Name     string `toml:"name"`
+	Password string `toml:"password"`
+}
+
+// Auth configures the TURN REST API (coturn's use-auth-secret).
+type Auth struct {
+	// Secret, when set, lets clients authenticate with username
+	// "EXPIRY:NAME" (EXPIRY in Unix seconds) and password
+	// base64(HMAC-SHA1(Secret, username)).
+	Secret string `toml:"secret"`
+}
+
+// HTTP configures the HTTP side: /healthz, /version and, as they land, the
+// control socket, /api and the webhooks.
+type HTTP struct {
+	// Address is host:port; port 0 picks a free port.
+	Address string `toml:"address"`
+	// Token is required from clients of the control socket; it must be set
+	// when Address is not loopback.
+	Token string `toml:"token"`
+	// AllowedOrigins are extra Origins allowed to open the control socket.
+	AllowedOrigins []string `toml:"allowed_origins"`
+}
+
+// Webhook is one simulated webhook endpoint.
+type Webhook struct {
+	// Latency (plus up to Jitter) is how long a request is held (sync) or
+	// its work stays pending (async).
+	Latency faults.Duration `toml:"latency"`
+	Jitter  faults.Duration `toml:"jitter"`
+	// Mode is "sync" or "async".
+	Mode string `toml:"mode"`
+	// Status, Body and ContentType make the response.
+	Status      int    `toml:"status"`
+	Body        string `toml:"body"`
+	ContentType string `toml:"content_type"`
+	// MaxBodyBytes bounds request bodies; larger ones get 413.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// RateLimit is requests per second; excess gets 429 (0 = no limit).
+	RateLimit float64 `toml:"rate_limit"`
+	// ErrorStatus, when not 0, is answered instead of Status with
+	// ErrorProbability.
+	ErrorStatus      int     `toml:"error_status"`
+	ErrorProbability float64 `toml:"error_probability"`
+}
+
+// Scenario is a named rule set.
+type Scenario struct {
+	Description string        `toml:"description"`
+	Rules       []faults.Rule `toml:"rules"`
+}
