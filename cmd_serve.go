@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/stunfault/stunfault/config"
+	"github.com/stunfault/stunfault/server"
+)
+
+// runServe is `stunfault serve` (and `stunfault` alone): it serves until ctx
+// ends, then closes the server.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	configPath := fs.String("config", "", "config `FILE` (TOML); the embedded default when empty")
+	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: stunfault [serve] [flags]\n\nServes STUN/TURN and the HTTP side until interrupted.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return inputErrorf("serve: unexpected arguments %q", fs.Args())
+	}
+	logger, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+
+	cfg := config.Default()
+	source := "embedded default config"
+	if *configPath != "" {
+		if cfg, err = loadConfig(*configPath); err != nil {
+			return err
+		}
+		source = *configPath
+	}
+
+	srv, err := server.New(cfg, server.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	printBanner(stdout, srv, source)
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return srv.Close()
+}
+
+// printBanner tells the user where to point clients, once every socket is
+// bound, with the real ports.
+func printBanner(w io.Writer, srv *server.Server, source string) {
+	cfg := srv.Config()
+	fmt.Fprintf(w, "stunfault %s serving %s (seed %d)\n", server.BuildVersion().Version, source, srv.Seed())
+	for _, l := range srv.Listeners() {
+		if l.Transport == "udp" {
+			fmt.Fprintf(w, "  STUN  stun:%s\n", l.Addr)
+		}
+	}
+	for _, l := range srv.Listeners() {
+		fmt.Fprintf(w, "  TURN  turn:%s?transport=%s\n", l.Addr, l.Transport)
+	}
+	var creds []string
+	for _, u := range cfg.Users {
+		creds = append(creds, u.Name+"/"+u.Password)
+	}
+	if len(creds) > 0 {
+		fmt.Fprintf(w, "  users %s (realm %q)\n", strings.Join(creds, ", "), cfg.Server.Realm)
+	}
+	if cfg.Auth.Secret != "" {
+		fmt.Fprintln(w, "  REST  credentials accepted: username EXPIRY:NAME, password base64(HMAC-SHA1(secret, username))")
+	}
+	fmt.Fprintf(w, "  HTTP  %s (/healthz, /version)\n", srv.HTTPURL())
+}
+
+// newLogger builds the slog logger for -log-level and -log-format.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, inputErrorf("-log-level: unknown level %q (want debug, info, warn or error)", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, inputErrorf("-log-format: unknown format %q (want text or json)", format)
+}

@@ -1,0 +1,270 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/stunfault/stunfault/faults"
+)
+
+// Validate checks c as a whole: every value in range, names and addresses
+// well formed, no duplicates, and every rule valid ([faults.Rule.Validate],
+// its fields prefixed with "rules[i]." or "scenarios.NAME.rules[i].").
+// [Parse] and [Load] run it already; it is for Configs built or changed in
+// Go. The error, when not nil, is of type [Errors], with Field set and no
+// file or line.
+func (c Config) Validate() error {
+	if errs, _ := c.validate(); len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+type validator struct {
+	errs Errors
+	// near names, for an error about a key the file may leave out (a
+	// missing http.token), the key whose line to report when that one is
+	// absent (http.address).
+	near map[*Error]string
+}
+
+func (v *validator) add(field, format string, args ...any) *Error {
+	e := &Error{Field: field, Msg: fmt.Sprintf(format, args...)}
+	v.errs = append(v.errs, e)
+	return e
+}
+
+// addNear is add, reporting the error at the line of near when the file
+// does not define field.
+func (v *validator) addNear(near, field, format string, args ...any) {
+	e := v.add(field, format, args...)
+	if v.near == nil {
+		v.near = map[*Error]string{}
+	}
+	v.near[e] = near
+}
+
+// validate returns the problems in c, and for some of them the key near
+// which to report them (see validator.near).
+func (c *Config) validate() (Errors, map[*Error]string) {
+	var v validator
+
+	if c.Server.Realm == "" {
+		v.add("server.realm", "must not be empty")
+	}
+	if c.Server.JournalSize < 1 {
+		v.add("server.journal_size", "must be at least 1, got %d", c.Server.JournalSize)
+	}
+
+	if len(c.Listen) == 0 {
+		v.add("listen", "at least one listener is required")
+	}
+	seen := map[string]int{}
+	for i, l := range c.Listen {
+		field := indexPath("listen", i)
+		if l.Transport != "udp" && l.Transport != "tcp" {
+			v.add(field+".transport", "unknown transport %q (want udp or tcp)", l.Transport)
+		}
+		_, port, ok := v.hostPort(field+".address", l.Address)
+		if !ok || port == 0 {
+			continue
+		}
+		key := l.Transport + " " + l.Address
+		if j, dup := seen[key]; dup {
+			v.add(field+".address", "duplicate listener: listen[%d] is %s %s too", j, l.Transport, l.Address)
+			continue
+		}
+		seen[key] = i
+	}
+
+	r := &c.Relay
+	if _, err := netip.ParseAddr(r.Address); err != nil {
+		v.add("relay.address", "invalid IP address %q", r.Address)
+	}
+	portOK := true
+	for _, p := range []struct {
+		field string
+		n     int
+	}{{"relay.min_port", r.MinPort}, {"relay.max_port", r.MaxPort}} {
+		if p.n < 1 || p.n > 65535 {
+			v.add(p.field, "must be between 1 and 65535, got %d", p.n)
+			portOK = false
+		}
+	}
+	if portOK && r.MinPort > r.MaxPort {
+		v.addNear("relay.max_port", "relay.min_port", "must not exceed relay.max_port (%d), got %d", r.MaxPort, r.MinPort)
+	}
+	for i, s := range r.AllowPeers {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			v.add(indexPath("relay.allow_peers", i), "invalid CIDR %q (want a prefix such as \"127.0.0.0/8\" or \"::1/128\")", s)
+		}
+	}
+	for _, l := range []struct {
+		field string
+		d     faults.Duration
+	}{
+		{"relay.allocation_lifetime", r.AllocationLifetime},
+		{"relay.permission_lifetime", r.PermissionLifetime},
+		{"relay.channel_lifetime", r.ChannelLifetime},
+	} {
+		if l.d <= 0 {
+			v.add(l.field, "must be greater than 0, got %v", l.d)
+		}
+	}
+
+	users := map[string]int{}
+	for i, u := range c.Users {
+		field := indexPath("users", i)
+		switch {
+		case u.Name == "":
+			v.add(field+".name", "must not be empty")
+		case strings.Contains(u.Name, ":"):
+			v.add(field+".name", "must not contain ':' (TURN REST usernames use it), got %q", u.Name)
+		default:
+			if j, dup := users[u.Name]; dup {
+				v.add(field+".name", "duplicate user %q (also users[%d])", u.Name, j)
+			} else {
+				users[u.Name] = i
+			}
+		}
+		if u.Password == "" {
+			v.add(field+".password", "must not be empty")
+		}
+	}
+
+	if host, _, ok := v.hostPort("http.address", c.HTTP.Address); ok && c.HTTP.Token == "" && !isLoopback(host) {
+		v.addNear("http.address", "http.token", "required when http.address is not loopback (%s)", c.HTTP.Address)
+	}
+	for i, o := range c.HTTP.AllowedOrigins {
+		u, err := url.Parse(o)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			v.add(indexPath("http.allowed_origins", i), "invalid origin %q (want an absolute http or https URL such as \"https://app.example.com\")", o)
+		case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			v.add(indexPath("http.allowed_origins", i), "invalid origin %q (want scheme://host[:port] only, as browsers send it)", o)
+		}
+	}
+
+	for _, name := range sortedMapKeys(c.Webhooks) {
+		v.webhook(joinPath("webhooks", name), name, c.Webhooks[name])
+	}
+
+	v.rules("rules", c.Rules, c.Webhooks)
+	for _, name := range sortedMapKeys(c.Scenarios) {
+		field := joinPath("scenarios", name)
+		if !faults.ValidName(name) {
+			v.add(field, "invalid scenario name %q (want letters, digits, '_' and '-')", name)
+		}
+		v.rules(field+".rules", c.Scenarios[name].Rules, c.Webhooks)
+	}
+	return v.errs, v.near
+}
+
+func (v *validator) webhook(field, name string, w Webhook) {
+	if !faults.ValidName(name) {
+		v.add(field, "invalid webhook name %q (want letters, digits, '_' and '-')", name)
+	}
+	if w.Latency < 0 {
+		v.add(field+".latency", "must not be negative, got %v", w.Latency)
+	}
+	if w.Jitter < 0 {
+		v.add(field+".jitter", "must not be negative, got %v", w.Jitter)
+	}
+	if w.Mode != "sync" && w.Mode != "async" {
+		v.add(field+".mode", "unknown mode %q (want sync or async)", w.Mode)
+	}
+	if w.Status < 100 || w.Status > 599 {
+		v.add(field+".status", "must be between 100 and 599, got %d", w.Status)
+	}
+	if w.ErrorStatus != 0 && (w.ErrorStatus < 100 || w.ErrorStatus > 599) {
+		v.add(field+".error_status", "must be 0 (none) or between 100 and 599, got %d", w.ErrorStatus)
+	}
+	if p := w.ErrorProbability; math.IsNaN(p) || p < 0 || p > 1 {
+		v.add(field+".error_probability", "must be between 0 and 1, got %v", p)
+	}
+	if math.IsNaN(w.RateLimit) || w.RateLimit < 0 {
+		v.add(field+".rate_limit", "must not be negative (0 = no limit), got %v", w.RateLimit)
+	}
+	if w.MaxBodyBytes <= 0 {
+		v.add(field+".max_body_bytes", "must be greater than 0, got %d", w.MaxBodyBytes)
+	}
+}
+
+// rules validates one rule set: each rule, ids unique within the set, and
+// webhook names that exist.
+func (v *validator) rules(field string, rules []faults.Rule, webhooks map[string]Webhook) {
+	ids := map[string]int{}
+	for i := range rules {
+		r := &rules[i]
+		prefix := indexPath(field, i)
+		for _, fe := range faults.FieldErrors(r.Validate()) {
+			v.add(prefix+"."+fe.Field, "%s", fe.Msg)
+		}
+		if r.ID != "" {
+			if j, dup := ids[r.ID]; dup {
+				v.add(prefix+".id", "duplicate id %q (also %s)", r.ID, indexPath(field, j))
+			} else {
+				ids[r.ID] = i
+			}
+		}
+		if w := r.Match.Webhook; w != nil && w.Name != "" && faults.ValidName(w.Name) {
+			if _, ok := webhooks[w.Name]; !ok {
+				v.add(prefix+".match.webhook.name", "unknown webhook %q (have %s)", w.Name, orNone(sortedMapKeys(webhooks)))
+			}
+		}
+	}
+}
+
+// hostPort checks that addr is host:port with an IP address or "localhost"
+// as host and a port from 0 to 65535.
+func (v *validator) hostPort(field, addr string) (host string, port int, ok bool) {
+	h, p, err := net.SplitHostPort(addr)
+	if err == nil {
+		if _, aerr := netip.ParseAddr(h); aerr != nil && h != "localhost" {
+			err = aerr
+		}
+	}
+	if err == nil {
+		port, err = strconv.Atoi(p)
+		if err == nil && (port < 0 || port > 65535) {
+			err = strconv.ErrRange
+		}
+	}
+	if err != nil {
+		v.add(field, "invalid address %q (want host:port with an IP address or localhost, such as \"127.0.0.1:3478\" or \"[::1]:0\")", addr)
+		return "", 0, false
+	}
+	return h, port, true
+}
+
+// isLoopback reports whether host (an IP address or "localhost") is
+// loopback: 127.0.0.0/8, ::1 or localhost.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+func sortedMapKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}

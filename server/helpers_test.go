@@ -1,0 +1,120 @@
+package server_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v4"
+	"github.com/pion/turn/v5"
+
+	"github.com/stunfault/stunfault/config"
+	"github.com/stunfault/stunfault/server"
+)
+
+// testConfig is the embedded default moved onto free loopback ports.
+func testConfig() config.Config {
+	cfg := config.Default()
+	cfg.Listen = []config.Listener{
+		{Transport: "udp", Address: "127.0.0.1:0"},
+		{Transport: "tcp", Address: "127.0.0.1:0"},
+	}
+	cfg.HTTP.Address = "127.0.0.1:0"
+	return cfg
+}
+
+// startServer starts a server on cfg (testConfig when nil) and closes it when
+// the test ends.
+func startServer(t *testing.T, cfg *config.Config, opts ...server.Option) *server.Server {
+	t.Helper()
+	c := testConfig()
+	if cfg != nil {
+		c = *cfg
+	}
+	srv, err := server.New(c, opts...)
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return srv
+}
+
+func turnAddr(t *testing.T, srv *server.Server, transport string) string {
+	t.Helper()
+	a, ok := srv.TURNAddr(transport)
+	if !ok {
+		t.Fatalf("no %s listener", transport)
+	}
+	return a.String()
+}
+
+// dialClientConn returns the client side socket for transport: a UDP socket
+// on loopback, or a TCP connection to the server framed for pion's client.
+func dialClientConn(t *testing.T, srv *server.Server, transport string) net.PacketConn {
+	t.Helper()
+	switch transport {
+	case "udp":
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = pc.Close() })
+		return pc
+	case "tcp":
+		c, err := net.Dial("tcp", turnAddr(t, srv, "tcp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return turn.NewSTUNConn(c)
+	}
+	t.Fatalf("unknown transport %q", transport)
+	return nil
+}
+
+// newTURNClient returns a listening pion TURN client for transport with the
+// given credentials; it is closed when the test ends.
+func newTURNClient(t *testing.T, srv *server.Server, transport, user, pass string) *turn.Client {
+	t.Helper()
+	addr := turnAddr(t, srv, transport)
+	c, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: addr,
+		TURNServerAddr: addr,
+		Username:       user,
+		Password:       pass,
+		Realm:          srv.Config().Server.Realm,
+		Conn:           dialClientConn(t, srv, transport),
+		RTO:            100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("turn.NewClient: %v", err)
+	}
+	if err := c.Listen(); err != nil {
+		t.Fatalf("client Listen: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// errorCode returns the ERROR-CODE of an error response, or 0.
+func errorCode(t *testing.T, m *stun.Message) int {
+	t.Helper()
+	if m.Type.Class != stun.ClassErrorResponse {
+		return 0
+	}
+	var ec stun.ErrorCodeAttribute
+	if err := ec.GetFrom(m); err != nil {
+		t.Fatalf("error response without ERROR-CODE: %v", err)
+	}
+	return int(ec.Code)
+}

@@ -1,0 +1,180 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"syscall"
+
+	"github.com/stunfault/stunfault/config"
+)
+
+// Listener is one bound STUN/TURN listening socket, as read back after Start.
+type Listener struct {
+	// Transport is "udp" or "tcp".
+	Transport string `json:"transport"`
+	// Addr is the address the socket is bound to (the real port when the
+	// config said 0).
+	Addr netip.AddrPort `json:"address"`
+}
+
+// boundSockets are the sockets Start bound, in config order.
+type boundSockets struct {
+	packetConns []net.PacketConn
+	listeners   []net.Listener
+	addrs       []Listener
+}
+
+func (b *boundSockets) close() error {
+	var errs []error
+	for _, pc := range b.packetConns {
+		errs = append(errs, pc.Close())
+	}
+	for _, l := range b.listeners {
+		errs = append(errs, l.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// pairRetries bounds the attempts to find a port free for both UDP and TCP.
+const pairRetries = 10
+
+// bindListeners binds every [[listen]] entry, in config order. A udp and a
+// tcp entry with the same address and port 0 get the same port (TCP is bound
+// first, then UDP on its port, retried with a new port when that one is
+// taken, as coredns's dnstest does), so stun: and turn:?transport=tcp URLs
+// share host:port as they do on real servers.
+func bindListeners(ctx context.Context, listen []config.Listener) (*boundSockets, error) {
+	var lc net.ListenConfig
+	b := &boundSockets{}
+	pairs := map[string]*pair{}
+	for addr := range pairedZeroPorts(listen) {
+		p, err := bindPair(ctx, &lc, addr)
+		if err != nil {
+			for _, p := range pairs {
+				p.close()
+			}
+			return nil, fmt.Errorf("server: listen %s: %w", addr, err)
+		}
+		pairs[addr] = p
+	}
+	fail := func(err error) (*boundSockets, error) {
+		errs := []error{err, b.close()}
+		for _, p := range pairs {
+			p.close()
+		}
+		return nil, errors.Join(errs...)
+	}
+
+	for i, l := range listen {
+		p := pairs[l.Address]
+		switch l.Transport {
+		case "udp":
+			var pc net.PacketConn
+			if p != nil && p.udp != nil {
+				pc, p.udp = p.udp, nil
+			} else {
+				var err error
+				if pc, err = lc.ListenPacket(ctx, "udp", l.Address); err != nil {
+					return fail(fmt.Errorf("server: listen[%d]: %w", i, err))
+				}
+			}
+			b.packetConns = append(b.packetConns, pc)
+			b.addrs = append(b.addrs, Listener{Transport: "udp", Addr: addrPort(pc.LocalAddr())})
+		case "tcp":
+			var ln net.Listener
+			if p != nil && p.tcp != nil {
+				ln, p.tcp = p.tcp, nil
+			} else {
+				var err error
+				if ln, err = lc.Listen(ctx, "tcp", l.Address); err != nil {
+					return fail(fmt.Errorf("server: listen[%d]: %w", i, err))
+				}
+			}
+			b.listeners = append(b.listeners, ln)
+			b.addrs = append(b.addrs, Listener{Transport: "tcp", Addr: addrPort(ln.Addr())})
+		default:
+			return fail(fmt.Errorf("server: listen[%d].transport: unknown transport %q (want udp or tcp)", i, l.Transport))
+		}
+	}
+	return b, nil
+}
+
+// pair is a TCP listener and a UDP socket on the same port, until each is
+// handed to its [[listen]] entry.
+type pair struct {
+	tcp net.Listener
+	udp net.PacketConn
+}
+
+func (p *pair) close() {
+	if p.tcp != nil {
+		_ = p.tcp.Close()
+	}
+	if p.udp != nil {
+		_ = p.udp.Close()
+	}
+}
+
+// pairedZeroPorts returns the port-0 addresses that have both a udp and a tcp
+// entry.
+func pairedZeroPorts(listen []config.Listener) map[string]bool {
+	seen := map[string]map[string]bool{}
+	for _, l := range listen {
+		if _, port, err := net.SplitHostPort(l.Address); err != nil || port != "0" {
+			continue
+		}
+		if seen[l.Address] == nil {
+			seen[l.Address] = map[string]bool{}
+		}
+		seen[l.Address][l.Transport] = true
+	}
+	paired := map[string]bool{}
+	for addr, ts := range seen {
+		if ts["udp"] && ts["tcp"] {
+			paired[addr] = true
+		}
+	}
+	return paired
+}
+
+// bindPair binds TCP on a free port of address's host, then UDP on the same
+// port, retrying with another port while UDP finds that one taken.
+func bindPair(ctx context.Context, lc *net.ListenConfig, address string) (*pair, error) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for range pairRetries {
+		ln, err := lc.Listen(ctx, "tcp", address)
+		if err != nil {
+			return nil, err
+		}
+		port := addrPort(ln.Addr()).Port()
+		pc, err := lc.ListenPacket(ctx, "udp", net.JoinHostPort(host, strconv.Itoa(int(port))))
+		if err == nil {
+			return &pair{tcp: ln, udp: pc}, nil
+		}
+		_ = ln.Close()
+		lastErr = err
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("no port free for both udp and tcp: %w", lastErr)
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort()
+	case *net.TCPAddr:
+		return a.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}

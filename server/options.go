@@ -1,0 +1,37 @@
+package server
+
+import (
+	"log/slog"
+
+	"github.com/stunfault/stunfault/faults"
+)
+
+// Option sets a Go-only knob of a Server: values that TOML cannot express.
+// Everything that is data lives in config.Config.
+type Option func(*options)
+
+type options struct {
+	logger  *slog.Logger
+	clock   faults.Clock
+	seed    int64
+	seedSet bool
+}
+
+// WithLogger sends the server's logs, pion's included, to l. The default is
+// silent (slog.DiscardHandler).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// WithClock makes the server read time from c instead of the wall clock: REST
+// credential expiry today, and delays, rule lifetimes and webhook latency as
+// they land. It does not reach pion's internals (nonce age, allocation
+// lifetimes).
+func WithClock(c faults.Clock) Option {
+	return func(o *options) { o.clock = c }
+}
+
+// WithSeed seeds the server's random source, overriding [server].seed.
+func WithSeed(seed int64) Option {
+	return func(o *options) { o.seed, o.seedSet = seed, true }
+}

@@ -1,0 +1,280 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/turn/v5"
+
+	"github.com/stunfault/stunfault/config"
+	"github.com/stunfault/stunfault/faults"
+)
+
+// ErrServerClosed is returned by Start on a Server that was closed.
+var ErrServerClosed = errors.New("server: closed")
+
+// ErrStarted is returned by a second call to Start.
+var ErrStarted = errors.New("server: already started")
+
+// closeWait bounds how long Close waits for pion's read loops to notice their
+// sockets are closed. They exit within microseconds; the bound only keeps a
+// bug from turning into a hang.
+const closeWait = 5 * time.Second
+
+// Server is a running stunfault: pion's STUN/TURN server on the configured
+// listeners, plus the HTTP side. Create it with New, bind it with Start, and
+// release it with Close. Its methods are safe for concurrent use.
+type Server struct {
+	cfg  config.Config
+	log  *slog.Logger
+	clk  faults.Clock
+	seed int64
+	auth *authenticator
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	turn    *turn.Server
+	socks   *boundSockets
+	tcp     []*trackingListener
+	http    *http.Server
+	httpLn  net.Listener
+	loops   sync.WaitGroup // pion's read loops, see track.go
+	serving sync.WaitGroup // our own goroutines
+}
+
+// New checks cfg and returns a Server that is not yet listening. It binds
+// nothing: call Start. The caller should call Close when done.
+func New(cfg config.Config, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server: invalid config: %w", err)
+	}
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.clock == nil {
+		o.clock = faults.SystemClock{}
+	}
+	seed := cfg.Server.Seed
+	if o.seedSet {
+		seed = o.seed
+	}
+	if seed == 0 {
+		seed = rand.Int64N(1<<53) + 1 // non-zero, and exact in JSON
+	}
+	s := &Server{
+		cfg:  cfg,
+		log:  o.logger,
+		clk:  o.clock,
+		seed: seed,
+	}
+	s.auth = newAuthenticator(cfg, s.clk, s.log.With("component", "auth"))
+	return s, nil
+}
+
+// Start binds every configured socket (STUN/TURN over UDP and TCP, and the
+// HTTP side) before it returns, then serves in the background. When any
+// socket cannot be bound, Start releases the ones it bound and returns the
+// error (wrapping syscall.EADDRINUSE for "address in use"). ctx bounds the
+// start-up only; it is not kept. Start may be called once.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return ErrServerClosed
+	case s.started:
+		return ErrStarted
+	}
+
+	socks, err := bindListeners(ctx, s.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	var lc net.ListenConfig
+	httpLn, err := lc.Listen(ctx, "tcp", s.cfg.HTTP.Address)
+	if err != nil {
+		return errors.Join(fmt.Errorf("server: http.address: %w", err), socks.close())
+	}
+
+	turnSrv, err := s.startTURN(socks)
+	if err != nil {
+		return errors.Join(err, socks.close(), httpLn.Close())
+	}
+
+	s.turn, s.socks, s.httpLn = turnSrv, socks, httpLn
+	s.http = &http.Server{
+		Handler:           s.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.serving.Add(1)
+	go func() {
+		defer s.serving.Done()
+		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	s.started = true
+	for _, l := range socks.addrs {
+		s.log.Info("listening", "transport", l.Transport, "address", l.Addr.String())
+	}
+	s.log.Info("http listening", "address", httpLn.Addr().String(), "seed", s.seed)
+	return nil
+}
+
+// startTURN hands the bound sockets to pion.
+func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
+	relayLog := s.log.With("component", "relay")
+	var pcs []turn.PacketConnConfig
+	for _, pc := range socks.packetConns {
+		gen, err := newRelayGenerator(s.cfg.Relay)
+		if err != nil {
+			return nil, err
+		}
+		perm, err := newPermissionHandler(s.cfg.Relay.AllowPeers, relayLog)
+		if err != nil {
+			return nil, err
+		}
+		pcs = append(pcs, turn.PacketConnConfig{
+			PacketConn:            newLoopPacketConn(pc, &s.loops),
+			RelayAddressGenerator: gen,
+			PermissionHandler:     perm,
+		})
+	}
+	var lns []turn.ListenerConfig
+	for _, ln := range socks.listeners {
+		gen, err := newRelayGenerator(s.cfg.Relay)
+		if err != nil {
+			return nil, err
+		}
+		perm, err := newPermissionHandler(s.cfg.Relay.AllowPeers, relayLog)
+		if err != nil {
+			return nil, err
+		}
+		tl := newTrackingListener(ln, &s.loops)
+		s.tcp = append(s.tcp, tl)
+		lns = append(lns, turn.ListenerConfig{
+			Listener:              tl,
+			RelayAddressGenerator: gen,
+			PermissionHandler:     perm,
+		})
+	}
+	ts, err := turn.NewServer(turn.ServerConfig{
+		PacketConnConfigs:  pcs,
+		ListenerConfigs:    lns,
+		LoggerFactory:      pionLoggerFactory{log: s.log.With("component", "pion")},
+		Realm:              s.cfg.Server.Realm,
+		AuthHandler:        s.auth.handle,
+		AllocationLifetime: s.cfg.Relay.AllocationLifetime.D(),
+		PermissionTimeout:  s.cfg.Relay.PermissionLifetime.D(),
+		ChannelBindTimeout: s.cfg.Relay.ChannelLifetime.D(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: starting pion/turn: %w", err)
+	}
+	return ts, nil
+}
+
+// Close stops the server: it closes the HTTP side, pion's server, every
+// listening socket and every accepted TCP connection, and waits for the
+// goroutines serving them. It is idempotent; later calls return nil.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if !s.started {
+		return nil
+	}
+	var errs []error
+	if err := s.http.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("server: closing http: %w", err))
+	}
+	if err := s.turn.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("server: closing pion/turn: %w", err))
+	}
+	for _, tl := range s.tcp {
+		tl.closeConns()
+	}
+	s.serving.Wait()
+	done := make(chan struct{})
+	go func() { s.loops.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		errs = append(errs, errors.New("server: pion read loops did not exit"))
+	}
+	return errors.Join(errs...)
+}
+
+// Seed is the seed of the server's random source: [server].seed, the
+// WithSeed option, or the random one chosen when both were 0.
+func (s *Server) Seed() int64 { return s.seed }
+
+// Config returns the configuration the server was created with.
+func (s *Server) Config() config.Config { return s.cfg }
+
+// Listeners returns the bound STUN/TURN sockets in config order; nil before
+// Start.
+func (s *Server) Listeners() []Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.socks == nil {
+		return nil
+	}
+	return append([]Listener(nil), s.socks.addrs...)
+}
+
+// TURNAddr returns the address of the first listener of transport ("udp" or
+// "tcp"), and false when there is none or the server is not started.
+func (s *Server) TURNAddr(transport string) (netip.AddrPort, bool) {
+	for _, l := range s.Listeners() {
+		if l.Transport == transport {
+			return l.Addr, true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// STUNAddr returns the address of the first UDP listener (the zero AddrPort
+// when there is none): where a stun: URL points.
+func (s *Server) STUNAddr() netip.AddrPort {
+	a, _ := s.TURNAddr("udp")
+	return a
+}
+
+// HTTPAddr returns the address of the HTTP side; the zero AddrPort before
+// Start.
+func (s *Server) HTTPAddr() netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.httpLn == nil {
+		return netip.AddrPort{}
+	}
+	return addrPort(s.httpLn.Addr())
+}
+
+// HTTPURL returns the base URL of the HTTP side, such as
+// "http://127.0.0.1:8478"; empty before Start.
+func (s *Server) HTTPURL() string {
+	a := s.HTTPAddr()
+	if !a.IsValid() {
+		return ""
+	}
+	return "http://" + a.String()
+}
