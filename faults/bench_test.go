@@ -1,0 +1,95 @@
+package faults
+
+import (
+	"fmt"
+	"testing"
+)
+
+// BenchmarkDecide measures Decide on a signed Binding request that no rule
+// fires on: the packet path's cost when stunfault only watches. The rules
+// (benchMatches) are a deliberately hard mix: most pass the header check
+// and fail later, on sources, username, size, attributes or the webhook.
+func BenchmarkDecide(b *testing.B) {
+	pk := newTestPackets(b)
+	matches := benchMatches()
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			e := NewEngine(EngineOptions{Signals: &fakeSignals{}})
+			for i := range n {
+				mustAdd(b, e, dropRule(fmt.Sprint(i), matches[i%len(matches)]))
+			}
+			p := &Packet{}
+			b.ReportAllocs()
+			for b.Loop() {
+				*p = Packet{Data: pk.bindSigned.Data, Client: clientA}
+				if e.Decide(p).Fired() {
+					b.Fatal("fired")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecideByHeader is BenchmarkDecide with rules that differ from
+// the message in their header conditions only (method, class, direction,
+// transport): the common case of rules aimed at other traffic.
+func BenchmarkDecideByHeader(b *testing.B) {
+	pk := newTestPackets(b)
+	matches := []Match{
+		{Methods: []string{"allocate"}},
+		{Methods: []string{"refresh", "createpermission"}},
+		{Classes: []string{"indication"}},
+		{Direction: "out", Classes: []string{"success"}},
+		{Transports: []string{"tcp"}},
+		{Methods: []string{"channeldata"}},
+	}
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			e := NewEngine(EngineOptions{})
+			for i := range n {
+				mustAdd(b, e, dropRule(fmt.Sprint(i), matches[i%len(matches)]))
+			}
+			p := &Packet{}
+			b.ReportAllocs()
+			for b.Loop() {
+				*p = Packet{Data: pk.bindSigned.Data, Client: clientA}
+				if e.Decide(p).Fired() {
+					b.Fatal("fired")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecideFire measures a firing: counters, verdict and journal.
+func BenchmarkDecideFire(b *testing.B) {
+	pk := newTestPackets(b)
+	e := NewEngine(EngineOptions{JournalSize: 1000})
+	mustAdd(b, e, Rule{ID: "r", Match: Match{Methods: []string{"binding"}}, Action: Action{Type: "error", Code: 403}})
+	p := &Packet{}
+	b.ReportAllocs()
+	for b.Loop() {
+		*p = Packet{Data: pk.bind.Data, Client: clientA}
+		if !e.Decide(p).Fired() {
+			b.Fatal("did not fire")
+		}
+	}
+}
+
+// BenchmarkDecideParallel measures Decide from many goroutines at once.
+func BenchmarkDecideParallel(b *testing.B) {
+	pk := newTestPackets(b)
+	matches := benchMatches()
+	e := NewEngine(EngineOptions{Signals: &fakeSignals{}})
+	for i := range 100 {
+		mustAdd(b, e, dropRule(fmt.Sprint(i), matches[i%len(matches)]))
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		p := &Packet{}
+		for pb.Next() {
+			*p = Packet{Data: pk.bindSigned.Data, Client: clientA}
+			e.Decide(p)
+		}
+	})
+}

@@ -1,0 +1,320 @@
+package faults
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// compiledRule is a validated Rule turned into what Decide evaluates. It is
+// immutable once in a snapshot, except for st, which it shares with the other
+// snapshots the same rule appears in (counters survive SetEnabled and other
+// rules' changes, and are reset only when the rule itself is replaced).
+type compiledRule struct {
+	// Decide reads these for every rule whose header mask holds: they
+	// come first, to share cache lines.
+	m        matcher
+	expires  int64    // Unix nanoseconds on the engine's Clock; 0: never (set by the engine)
+	machine  *machine // nil: not part of a state machine (set by the engine)
+	requires *string  // nil: any state
+	sets     *string  // nil: leaves the state alone
+
+	prob                float64
+	times, after, every uint64
+	act                 compiledAction
+	st                  *ruleState
+
+	rule    *Rule  // a private deep copy, ID set; never modified once published
+	mask    uint32 // header conditions (see packetKey)
+	enabled bool
+	order   uint64 // insertion order (set by the engine)
+}
+
+// compiledAction is an Action with its parameters parsed.
+type compiledAction struct {
+	a      *Action // normalised copy: defaults filled in
+	kind   ActionKind
+	addr   netip.AddrPort
+	delay  time.Duration
+	jitter time.Duration
+
+	// ratelimit only: the token bucket's parameters and the action for the
+	// excess.
+	limited bool
+	rate    float64
+	burst   float64
+	then    *compiledAction
+}
+
+// ruleState is the mutable side of a rule: counters, and what the firing
+// decision serialises on.
+type ruleState struct {
+	matched    atomic.Uint64
+	fired      atomic.Uint64
+	letThrough atomic.Uint64
+
+	// mu serialises the firing decision of rules that need it (times,
+	// machines, ratelimit), so a cap or a transition is never overshot.
+	mu     sync.Mutex
+	tokens float64   // ratelimit bucket, under mu
+	last   time.Time // when tokens was last refilled, under mu
+	filled bool      // tokens initialised, under mu
+}
+
+// compile validates r and builds its matchers. The rule is deep-copied: the
+// caller may reuse r.
+func compile(r Rule) (*compiledRule, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	r = cloneRule(r)
+	c := &compiledRule{
+		rule:    &r,
+		enabled: r.IsEnabled(),
+		prob:    r.Chance(),
+		times:   uint64(r.Times),
+		after:   uint64(r.After),
+		every:   uint64(r.Every),
+		st:      new(ruleState),
+	}
+	if c.every == 0 {
+		c.every = 1
+	}
+	if r.Machine != "" {
+		if r.RequiresState != "" {
+			c.requires = &c.rule.RequiresState
+		}
+		if r.SetsState != "" {
+			c.sets = &c.rule.SetsState
+		}
+	}
+
+	m := &r.Match
+	var methods, classes, dirs, transports uint32
+	for _, s := range m.Methods {
+		methods |= methodBits[s]
+	}
+	if methods == 0 {
+		methods = maskSTUNMethods
+	}
+	for _, s := range m.Classes {
+		classes |= classBits[s]
+	}
+	if classes == 0 {
+		classes = maskClasses
+	}
+	classes |= bitNoClass
+	dirs = bitIn
+	if m.Direction == "out" {
+		dirs = bitOut
+	}
+	for _, s := range m.Transports {
+		switch s {
+		case "udp":
+			transports |= bitUDP
+		case "tcp":
+			transports |= bitTCP
+		}
+	}
+	if transports == 0 {
+		transports = bitUDP | bitTCP
+	}
+	signed := bitSigned | bitUnsigned
+	if m.Authenticated != nil {
+		signed = bitUnsigned
+		if *m.Authenticated {
+			signed = bitSigned
+		}
+	}
+	c.mask = methods | classes | dirs | transports | signed
+
+	var err error
+	if c.m, err = compileMatch(m); err != nil {
+		return nil, err
+	}
+	if c.act, err = compileAction(&c.rule.Action); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// compileMatch builds the non-header conditions. Validate has checked the
+// syntax; errors here are defensive.
+func compileMatch(m *Match) (matcher, error) {
+	var out matcher
+	out.minSize, out.maxSize = m.MinSize, m.MaxSize
+	out.transmission = m.Transmission
+	var sources []netip.Prefix
+	for i, s := range m.Sources {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return out, &FieldError{Field: fmt.Sprintf("match.sources[%d]", i), Msg: err.Error()}
+			}
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		sources = append(sources, p.Masked())
+	}
+	if sources != nil {
+		out.sources = newSourceSet(sources)
+	}
+	var err error
+	if m.Username != "" {
+		if out.username, err = compilePattern(m.Username); err != nil {
+			return out, &FieldError{Field: "match.username", Msg: err.Error()}
+		}
+	}
+	for i := range m.Attributes {
+		a := &m.Attributes[i]
+		field := fmt.Sprintf("match.attributes[%d]", i)
+		var am attrMatcher
+		if am.typ, err = ParseAttributeType(a.Type); err != nil {
+			return out, &FieldError{Field: field + ".type", Msg: err.Error()}
+		}
+		am.absent = a.Present != nil && !*a.Present
+		if a.Contains != "" {
+			am.contains = []byte(a.Contains)
+		}
+		if a.Regex != "" {
+			if am.regex, err = compilePattern(a.Regex); err != nil {
+				return out, &FieldError{Field: field + ".regex", Msg: err.Error()}
+			}
+		}
+		am.minLen, am.maxLen = a.MinLen, a.MaxLen
+		out.attrs = append(out.attrs, am)
+	}
+	if w := m.Webhook; w != nil {
+		wm := &webhookMatcher{
+			name:        w.Name,
+			minInflight: w.MinInflight,
+			minPending:  w.MinPending,
+			q: WebhookQuery{
+				MinBodyBytes:   w.MinBodyBytes,
+				MinHeaderBytes: w.MinHeaderBytes,
+				Window:         w.Window.D(),
+			},
+		}
+		if w.Body != "" {
+			if wm.q.Body, err = regexp.Compile(w.Body); err != nil {
+				return out, &FieldError{Field: "match.webhook.body", Msg: err.Error()}
+			}
+		}
+		// A webhook section with no count condition means "a request is
+		// held now (or ended within the window)".
+		wm.recent = wm.q.Body != nil || wm.q.MinBodyBytes > 0 || wm.q.MinHeaderBytes > 0 ||
+			wm.q.Window > 0 || (wm.minInflight == 0 && wm.minPending == 0)
+		out.webhook = wm
+	}
+	return out, nil
+}
+
+// compileAction parses a's parameters into a normalised copy.
+func compileAction(a *Action) (compiledAction, error) {
+	if a.Type == "ratelimit" {
+		if a.Then == nil {
+			return compiledAction{}, &FieldError{Field: "action.then", Msg: "required"}
+		}
+		then, err := compileAction(a.Then)
+		if err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				fe.Field = "action.then" + strings.TrimPrefix(fe.Field, "action")
+			}
+			return compiledAction{}, err
+		}
+		cp := *a
+		return compiledAction{
+			a:       &cp,
+			limited: true,
+			rate:    a.Rate,
+			burst:   float64(max(a.Burst, 1)),
+			then:    &then,
+		}, nil
+	}
+	kind, ok := actionKindOf(a.Type)
+	if !ok {
+		return compiledAction{}, &FieldError{Field: "action.type", Msg: fmt.Sprintf("unknown action type %q", a.Type)}
+	}
+	cp := *a
+	cp.Then = nil
+	out := compiledAction{a: &cp, kind: kind}
+	switch kind {
+	case Error:
+		if cp.Integrity == "" {
+			cp.Integrity = "auto"
+		}
+		if cp.Alternate != "" {
+			ap, err := netip.ParseAddrPort(cp.Alternate)
+			if err != nil {
+				return out, &FieldError{Field: "action.alternate", Msg: err.Error()}
+			}
+			out.addr = ap
+		}
+	case MappedAddress:
+		ap, err := netip.ParseAddrPort(cp.Address)
+		if err != nil {
+			return out, &FieldError{Field: "action.address", Msg: err.Error()}
+		}
+		out.addr = ap
+	case Delay:
+		out.delay, out.jitter = cp.Delay.D(), cp.Jitter.D()
+	case Duplicate:
+		if cp.Copies == 0 {
+			cp.Copies = 1
+		}
+	case Corrupt:
+		if cp.Count == 0 {
+			cp.Count = 1
+		}
+	}
+	return out, nil
+}
+
+// cloneRule deep-copies r, so the engine's copy shares nothing with the
+// caller's.
+func cloneRule(r Rule) Rule {
+	r.Labels = maps.Clone(r.Labels)
+	r.Enabled = clonePtr(r.Enabled)
+	r.Probability = clonePtr(r.Probability)
+	m := &r.Match
+	m.Methods = slices.Clone(m.Methods)
+	m.Classes = slices.Clone(m.Classes)
+	m.Transports = slices.Clone(m.Transports)
+	m.Sources = slices.Clone(m.Sources)
+	m.Authenticated = clonePtr(m.Authenticated)
+	m.Attributes = slices.Clone(m.Attributes)
+	for i := range m.Attributes {
+		m.Attributes[i].Present = clonePtr(m.Attributes[i].Present)
+	}
+	m.Webhook = clonePtr(m.Webhook)
+	r.Action = cloneAction(r.Action)
+	return r
+}
+
+func cloneAction(a Action) Action {
+	if a.Then != nil {
+		t := cloneAction(*a.Then)
+		a.Then = &t
+	}
+	return a
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}

@@ -1,0 +1,265 @@
+package faults
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"regexp"
+)
+
+// A packet's header facts, one bit per value in five groups (method, class,
+// direction, transport, signed), so that a rule's header conditions are
+// checked with one AND and one compare: a packet has one bit in each group,
+// and a rule's mask holds every value it accepts in each group. The packet
+// matches the header conditions when key&mask == key.
+//
+// The signed group costs an attribute walk, so Decide fills it in only when
+// some rule has an authenticated condition; otherwise it sets both bits,
+// which every rule without that condition accepts.
+const (
+	bitBinding uint32 = 1 << iota
+	bitAllocate
+	bitRefresh
+	bitSend
+	bitData
+	bitCreatePermission
+	bitChannelBind
+	bitChannelData
+	bitOtherMethod // a STUN method stunfault has no name for
+
+	bitRequest
+	bitIndication
+	bitSuccess
+	bitErrorClass
+	bitNoClass // ChannelData has no class: no class condition excludes it
+
+	bitIn
+	bitOut
+
+	bitUDP
+	bitTCP
+
+	bitSigned   // carries MESSAGE-INTEGRITY(-SHA256)
+	bitUnsigned // does not
+
+	maskSTUNMethods = bitBinding | bitAllocate | bitRefresh | bitSend | bitData |
+		bitCreatePermission | bitChannelBind | bitOtherMethod
+	maskClasses = bitRequest | bitIndication | bitSuccess | bitErrorClass | bitNoClass
+)
+
+// methodBits maps rule method names to key bits.
+var methodBits = map[string]uint32{
+	"binding":          bitBinding,
+	"allocate":         bitAllocate,
+	"refresh":          bitRefresh,
+	"send":             bitSend,
+	"data":             bitData,
+	"createpermission": bitCreatePermission,
+	"channelbind":      bitChannelBind,
+	"channeldata":      bitChannelData,
+}
+
+// classBits maps rule class names to key bits.
+var classBits = map[string]uint32{
+	"request":    bitRequest,
+	"indication": bitIndication,
+	"success":    bitSuccess,
+	"error":      bitErrorClass,
+}
+
+// packetKey returns p's header bits, or 0 when p is neither STUN nor
+// ChannelData (0 matches no rule: every rule mask needs one bit per group).
+// The signed group is left empty: Decide fills it in.
+func packetKey(p *Packet) uint32 {
+	var k uint32
+	switch {
+	case p.IsSTUN():
+		switch p.Method() {
+		case MethodBinding:
+			k = bitBinding
+		case MethodAllocate:
+			k = bitAllocate
+		case MethodRefresh:
+			k = bitRefresh
+		case MethodSend:
+			k = bitSend
+		case MethodData:
+			k = bitData
+		case MethodCreatePermission:
+			k = bitCreatePermission
+		case MethodChannelBind:
+			k = bitChannelBind
+		default:
+			k = bitOtherMethod
+		}
+		k |= bitRequest << p.Class()
+	case p.IsChannelData():
+		k = bitChannelData | bitNoClass
+	default:
+		return 0
+	}
+	if p.Dir == Out {
+		k |= bitOut
+	} else {
+		k |= bitIn
+	}
+	if p.Transport == TCP {
+		k |= bitTCP
+	} else {
+		k |= bitUDP
+	}
+	return k
+}
+
+// matcher is a compiled [Match] minus its header conditions (those are the
+// rule's key mask). Every field is optional; the zero matcher holds.
+type matcher struct {
+	minSize, maxSize int
+	transmission     int
+	sources          *sourceSet
+	username         *pattern
+	attrs            []attrMatcher
+	webhook          *webhookMatcher // nil: no webhook condition
+}
+
+// attrMatcher is a compiled [AttributeMatch].
+type attrMatcher struct {
+	typ            uint16
+	absent         bool // present = false
+	contains       []byte
+	regex          *pattern
+	minLen, maxLen int
+}
+
+// match reports whether p meets every condition. tx is p's transmission
+// number (0 when not tracked). It allocates nothing. The checks run cheapest
+// first; the webhook, which calls out, runs last.
+func (m *matcher) match(p *Packet, tx int, sig Signals) bool {
+	if m.minSize > 0 && len(p.Data) < m.minSize {
+		return false
+	}
+	if m.maxSize > 0 && len(p.Data) > m.maxSize {
+		return false
+	}
+	if m.transmission > 0 && tx != m.transmission {
+		return false
+	}
+	if m.sources != nil && !m.sources.contains(p) {
+		return false
+	}
+	if m.username != nil {
+		u, ok := p.Username()
+		if !ok || !m.username.match(u) {
+			return false
+		}
+	}
+	for i := range m.attrs {
+		if !m.attrs[i].match(p) {
+			return false
+		}
+	}
+	if m.webhook != nil && !m.webhook.match(sig) {
+		return false
+	}
+	return true
+}
+
+// sourceSet is a compiled Match.Sources: IPv4 networks as numbers (the
+// common case, checked with a mask), others as prefixes.
+type sourceSet struct {
+	v4    []ipv4Net
+	other []netip.Prefix
+}
+
+type ipv4Net struct{ addr, mask uint32 }
+
+func newSourceSet(ps []netip.Prefix) *sourceSet {
+	s := new(sourceSet)
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			mask := uint32(0)
+			if p.Bits() > 0 {
+				mask = ^uint32(0) << (32 - p.Bits())
+			}
+			a := p.Addr().As4()
+			s.v4 = append(s.v4, ipv4Net{addr: binary.BigEndian.Uint32(a[:]) & mask, mask: mask})
+		} else {
+			s.other = append(s.other, p)
+		}
+	}
+	return s
+}
+
+// contains reports whether p's client lies in the set. IPv4-mapped IPv6
+// clients count as IPv4.
+func (s *sourceSet) contains(p *Packet) bool {
+	a := p.clientAddr()
+	if a.Is4() {
+		for _, n := range s.v4 {
+			if p.addr4&n.mask == n.addr {
+				return true
+			}
+		}
+		return false
+	}
+	for _, n := range s.other {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *attrMatcher) match(p *Packet) bool {
+	if !p.mayHave(a.typ) {
+		return a.absent
+	}
+	v, ok := p.Attr(a.typ)
+	if a.absent {
+		return !ok
+	}
+	if !ok {
+		return false
+	}
+	if a.minLen > 0 && len(v) < a.minLen {
+		return false
+	}
+	if a.maxLen > 0 && len(v) > a.maxLen {
+		return false
+	}
+	if a.contains != nil && !bytes.Contains(v, a.contains) {
+		return false
+	}
+	if a.regex != nil && !a.regex.match(v) {
+		return false
+	}
+	return true
+}
+
+// pattern is a compiled regular expression that skips the regexp machine
+// when the expression's literal prefix rules a match out, or when the
+// expression is only a literal.
+type pattern struct {
+	re       *regexp.Regexp
+	lit      []byte // must occur in every match
+	complete bool   // the expression is exactly lit
+}
+
+func compilePattern(expr string) (*pattern, error) {
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, err
+	}
+	lit, complete := re.LiteralPrefix()
+	return &pattern{re: re, lit: []byte(lit), complete: complete}, nil
+}
+
+func (p *pattern) match(b []byte) bool {
+	if p.complete {
+		return bytes.Contains(b, p.lit)
+	}
+	if len(p.lit) > 0 && !bytes.Contains(b, p.lit) {
+		return false
+	}
+	return p.re.Match(b)
+}

@@ -1,0 +1,381 @@
+package faults
+
+import (
+	"encoding/binary"
+	"iter"
+	"net/netip"
+)
+
+// Direction is which way a message travels through stunfault.
+type Direction uint8
+
+// Directions.
+const (
+	// In is client to server: what stunfault reads before pion sees it.
+	In Direction = iota
+	// Out is server to client: what pion writes.
+	Out
+)
+
+// String returns "in" or "out".
+func (d Direction) String() string {
+	if d == Out {
+		return "out"
+	}
+	return "in"
+}
+
+// Transport is the transport a message came or goes over.
+type Transport uint8
+
+// Transports.
+const (
+	// UDP is a datagram listener.
+	UDP Transport = iota
+	// TCP is a stream listener; messages arrive framed.
+	TCP
+)
+
+// String returns "udp" or "tcp".
+func (t Transport) String() string {
+	if t == TCP {
+		return "tcp"
+	}
+	return "udp"
+}
+
+// Method is a STUN method number (RFC 8489 §5, RFC 8656 §17).
+type Method uint16
+
+// STUN and TURN methods stunfault knows by name.
+const (
+	MethodBinding          Method = 0x001
+	MethodAllocate         Method = 0x003
+	MethodRefresh          Method = 0x004
+	MethodSend             Method = 0x006
+	MethodData             Method = 0x007
+	MethodCreatePermission Method = 0x008
+	MethodChannelBind      Method = 0x009
+)
+
+// String returns the method's name as rules spell it ("binding",
+// "createpermission"), or "unknown" for a method stunfault has no name for.
+func (m Method) String() string {
+	switch m {
+	case MethodBinding:
+		return "binding"
+	case MethodAllocate:
+		return "allocate"
+	case MethodRefresh:
+		return "refresh"
+	case MethodSend:
+		return "send"
+	case MethodData:
+		return "data"
+	case MethodCreatePermission:
+		return "createpermission"
+	case MethodChannelBind:
+		return "channelbind"
+	}
+	return "unknown"
+}
+
+// Class is a STUN message class (RFC 8489 §5).
+type Class uint8
+
+// STUN message classes, numbered as on the wire (C1 C0).
+const (
+	ClassRequest    Class = 0
+	ClassIndication Class = 1
+	ClassSuccess    Class = 2
+	ClassError      Class = 3
+)
+
+// String returns "request", "indication", "success" or "error".
+func (c Class) String() string {
+	switch c {
+	case ClassRequest:
+		return "request"
+	case ClassIndication:
+		return "indication"
+	case ClassSuccess:
+		return "success"
+	}
+	return "error"
+}
+
+// STUN wire constants (RFC 8489 §5, §14).
+const (
+	stunHeaderSize  = 20
+	stunMagicCookie = 0x2112A442
+	attrUsername    = 0x0006
+	attrIntegrity   = 0x0008
+	attrIntegrity2  = 0x001C // MESSAGE-INTEGRITY-SHA256
+)
+
+// packetKind is what the header says a message is.
+type packetKind uint8
+
+const (
+	kindUnparsed packetKind = iota
+	kindOther               // neither STUN nor ChannelData: matches no rule
+	kindSTUN
+	kindChannelData
+)
+
+// Packet is the engine's view of one message: the bytes as they are on the
+// wire plus where they go. The header is parsed on first use and attributes
+// are read only when asked for; nothing is copied and no accessor allocates.
+//
+// Use one Packet per message: its accessors cache what they parse, so after
+// changing Data, reset the whole Packet (*p = Packet{Data: ...}). A Packet is
+// not safe for concurrent use; the engine does not retain it or its Data
+// after Decide returns.
+type Packet struct {
+	// Data is the whole message: a STUN message or a ChannelData message.
+	Data []byte
+	// Dir is the direction the message travels.
+	Dir Direction
+	// Transport is the transport it came or goes over.
+	Transport Transport
+	// Client is the client's address: the source of an In message, the
+	// destination of an Out message.
+	Client netip.AddrPort
+
+	kind   packetKind
+	typ    uint16 // STUN message type, or the channel number
+	length uint16 // the header's length field
+
+	// USERNAME and MESSAGE-INTEGRITY, found in one walk of the attributes
+	// the first time either is asked for (several rules may ask).
+	scanned   bool
+	hasUser   bool
+	integrity bool
+	user      []byte
+	types     uint64 // bit t%64 set for each attribute type t present
+
+	addr    netip.Addr // Client's address, IPv4-mapped IPv6 unmapped
+	addr4   uint32     // addr as a number, when it is IPv4
+	addrSet bool
+}
+
+// parse reads the header once.
+func (p *Packet) parse() {
+	if p.kind != kindUnparsed {
+		return
+	}
+	p.kind = kindOther
+	d := p.Data
+	switch {
+	case len(d) >= stunHeaderSize && d[0]&0xC0 == 0 &&
+		binary.BigEndian.Uint32(d[4:8]) == stunMagicCookie:
+		// RFC 8489 §5: the two most significant bits are zero, the length
+		// counts the attributes (a multiple of 4), and the cookie is fixed.
+		n := binary.BigEndian.Uint16(d[2:4])
+		if n%4 != 0 || int(n) > len(d)-stunHeaderSize {
+			return
+		}
+		p.kind, p.typ, p.length = kindSTUN, binary.BigEndian.Uint16(d[0:2]), n
+	case len(d) >= 4 && d[0]&0xC0 == 0x40:
+		// RFC 8656 §12.4: ChannelData starts with a channel number whose
+		// first two bits are 01, then a 16-bit length of the data.
+		n := binary.BigEndian.Uint16(d[2:4])
+		if int(n) > len(d)-4 {
+			return
+		}
+		p.kind, p.typ, p.length = kindChannelData, binary.BigEndian.Uint16(d[0:2]), n
+	}
+}
+
+// IsSTUN reports whether Data is a well-formed STUN header: leading bits
+// zero, the magic cookie, and a length that is a multiple of 4 and fits in
+// Data.
+func (p *Packet) IsSTUN() bool { p.parse(); return p.kind == kindSTUN }
+
+// IsChannelData reports whether Data is a TURN ChannelData message (RFC 8656
+// §12.4) whose length fits in Data.
+func (p *Packet) IsChannelData() bool { p.parse(); return p.kind == kindChannelData }
+
+// Method returns the STUN method (0 when Data is not STUN).
+func (p *Packet) Method() Method {
+	if !p.IsSTUN() {
+		return 0
+	}
+	t := p.typ
+	// RFC 8489 §5: M11..M7 C1 M6..M4 C0 M3..M0.
+	return Method(t&0x000F | (t&0x00E0)>>1 | (t&0x3E00)>>2)
+}
+
+// Class returns the STUN class (ClassRequest when Data is not STUN; check
+// IsSTUN first).
+func (p *Packet) Class() Class {
+	if !p.IsSTUN() {
+		return 0
+	}
+	return Class((p.typ&0x0010)>>4 | (p.typ&0x0100)>>7)
+}
+
+// Channel returns the channel number of a ChannelData message (0 otherwise).
+func (p *Packet) Channel() uint16 {
+	if !p.IsChannelData() {
+		return 0
+	}
+	return p.typ
+}
+
+// Length returns the header's length field: the attributes' size for STUN,
+// the application data's size for ChannelData, 0 for anything else.
+func (p *Packet) Length() int {
+	p.parse()
+	if p.kind == kindOther {
+		return 0
+	}
+	return int(p.length)
+}
+
+// TransactionID returns the STUN transaction ID (zero when Data is not STUN).
+func (p *Packet) TransactionID() [12]byte {
+	var id [12]byte
+	if p.IsSTUN() {
+		copy(id[:], p.Data[8:stunHeaderSize])
+	}
+	return id
+}
+
+// Attr returns the value of the first attribute of type typ, without its
+// padding. It reports false when the message is not STUN, lacks the
+// attribute, or its attributes are malformed before reaching it.
+func (p *Packet) Attr(typ uint16) ([]byte, bool) {
+	b := p.attrBytes()
+	for {
+		t, v, rest, ok := nextAttr(b)
+		if !ok {
+			return nil, false
+		}
+		if t == typ {
+			return v, true
+		}
+		b = rest
+	}
+}
+
+// Attrs iterates over the attributes of a STUN message in order, yielding each
+// type and value (without padding; values alias Data). It stops at the first
+// malformed attribute, so every value lies within Data.
+func (p *Packet) Attrs() iter.Seq2[uint16, []byte] {
+	return func(yield func(uint16, []byte) bool) {
+		b := p.attrBytes()
+		for {
+			t, v, rest, ok := nextAttr(b)
+			if !ok || !yield(t, v) {
+				return
+			}
+			b = rest
+		}
+	}
+}
+
+// attrBytes returns the attribute section of a STUN message (nil otherwise).
+func (p *Packet) attrBytes() []byte {
+	if !p.IsSTUN() {
+		return nil
+	}
+	return p.Data[stunHeaderSize : stunHeaderSize+int(p.length)]
+}
+
+// nextAttr splits the first attribute off b (RFC 8489 §14: type, length,
+// value, padding to a multiple of 4). ok is false when b is empty or the
+// attribute does not fit; a missing final padding is tolerated.
+func nextAttr(b []byte) (typ uint16, val, rest []byte, ok bool) {
+	if len(b) < 4 {
+		return 0, nil, nil, false
+	}
+	typ = binary.BigEndian.Uint16(b[0:2])
+	n := int(binary.BigEndian.Uint16(b[2:4]))
+	b = b[4:]
+	if n > len(b) {
+		return 0, nil, nil, false
+	}
+	val = b[:n:n]
+	if padded := (n + 3) &^ 3; padded <= len(b) {
+		rest = b[padded:]
+	}
+	return typ, val, rest, true
+}
+
+// Username returns the raw USERNAME attribute.
+func (p *Packet) Username() ([]byte, bool) {
+	p.scan()
+	return p.user, p.hasUser
+}
+
+// HasIntegrity reports whether the message carries MESSAGE-INTEGRITY or
+// MESSAGE-INTEGRITY-SHA256, that is, whether the client signed it.
+func (p *Packet) HasIntegrity() bool {
+	p.scan()
+	return p.integrity
+}
+
+// mayHave reports whether an attribute of type typ may be present: false
+// means it certainly is not.
+func (p *Packet) mayHave(typ uint16) bool {
+	p.scan()
+	return p.types&(1<<(typ%64)) != 0
+}
+
+// scan walks the attributes once for Username, HasIntegrity and mayHave.
+func (p *Packet) scan() {
+	if p.scanned {
+		return
+	}
+	p.scanned = true
+	b := p.attrBytes()
+	for {
+		t, v, rest, ok := nextAttr(b)
+		if !ok {
+			return
+		}
+		p.types |= 1 << (t % 64)
+		switch t {
+		case attrUsername:
+			if !p.hasUser {
+				p.user, p.hasUser = v, true
+			}
+		case attrIntegrity, attrIntegrity2:
+			p.integrity = true
+		}
+		b = rest
+	}
+}
+
+// clientAddr returns the client's address with an IPv4-mapped IPv6 address
+// unmapped, computed once.
+func (p *Packet) clientAddr() netip.Addr {
+	if !p.addrSet {
+		p.addr, p.addrSet = p.Client.Addr().Unmap(), true
+		if p.addr.Is4() {
+			p.addr4 = binary.BigEndian.Uint32(p.addr.AsSlice())
+		}
+	}
+	return p.addr
+}
+
+// methodName is the name of the message's method as rules and the journal
+// spell it: a STUN method, "channeldata", or "" for anything else.
+func (p *Packet) methodName() string {
+	switch {
+	case p.IsSTUN():
+		return p.Method().String()
+	case p.IsChannelData():
+		return "channeldata"
+	}
+	return ""
+}
+
+// className is the class name of a STUN message, "" otherwise.
+func (p *Packet) className() string {
+	if !p.IsSTUN() {
+		return ""
+	}
+	return p.Class().String()
+}
