@@ -74,3 +74,19 @@ func RESTPassword(secret, username string) string {
 	mac.Write([]byte(username))
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
+
+// keyFor returns the long-term key for username (a [[users]] name, or a REST
+// API username when [auth].secret is set, expired or not), to sign an
+// injected error response; nil when unknown.
+func (a *authenticator) keyFor(username string) []byte {
+	if key, ok := a.keys[username]; ok {
+		return key
+	}
+	if a.secret == "" {
+		return nil
+	}
+	if _, err := strconv.ParseInt(strings.SplitN(username, ":", 2)[0], 10, 64); err != nil {
+		return nil
+	}
+	return turn.GenerateAuthKey(username, a.realm, RESTPassword(a.secret, username))
+}

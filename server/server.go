@@ -38,6 +38,8 @@ type Server struct {
 	clk  faults.Clock
 	seed int64
 	auth *authenticator
+	eng  *faults.Engine
+	ic   *interceptor
 
 	mu      sync.Mutex
 	started bool
@@ -81,6 +83,26 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		seed: seed,
 	}
 	s.auth = newAuthenticator(cfg, s.clk, s.log.With("component", "auth"))
+	s.eng = faults.NewEngine(faults.EngineOptions{
+		Clock:       s.clk,
+		Seed:        uint64(seed), //nolint:gosec // any bit pattern is a fine seed
+		JournalSize: cfg.Server.JournalSize,
+	})
+	if err := s.eng.SetScenarios(scenarioRules(cfg.Scenarios)); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if err := s.eng.Replace(cfg.Rules); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.ic = &interceptor{
+		engine:   s.eng,
+		auth:     s.auth,
+		nonces:   &nonceSource{conn: newNonceConn()},
+		realm:    cfg.Server.Realm,
+		software: cfg.Server.Software,
+		clock:    s.clk,
+		log:      s.log.With("component", "intercept"),
+	}
 	return s, nil
 }
 
@@ -149,11 +171,14 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 			return nil, err
 		}
 		pcs = append(pcs, turn.PacketConnConfig{
-			PacketConn:            newLoopPacketConn(pc, &s.loops),
+			PacketConn:            newPacketConn(pc, s.ic, &s.loops),
 			RelayAddressGenerator: gen,
 			PermissionHandler:     perm,
 		})
 	}
+	// pion's nonces for injected 401 and 438 (see nonce.go).
+	pcs = append(pcs, turn.PacketConnConfig{PacketConn: newLoopPacketConn(s.ic.nonces.conn, &s.loops)})
+
 	var lns []turn.ListenerConfig
 	for _, ln := range socks.listeners {
 		gen, err := newRelayGenerator(s.cfg.Relay)
@@ -164,7 +189,7 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		tl := newTrackingListener(ln, &s.loops)
+		tl := newTrackingListener(ln, &s.loops, func(c net.Conn) net.Conn { return newTCPConn(c, s.ic) })
 		s.tcp = append(s.tcp, tl)
 		lns = append(lns, turn.ListenerConfig{
 			Listener:              tl,
@@ -277,4 +302,19 @@ func (s *Server) HTTPURL() string {
 		return ""
 	}
 	return "http://" + a.String()
+}
+
+// Faults returns the rule engine: add, replace and remove rules, switch
+// scenarios, read counters. Changes apply to the very next message.
+func (s *Server) Faults() *faults.Engine { return s.eng }
+
+// Journal returns the bounded record of every rule firing.
+func (s *Server) Journal() *faults.Journal { return s.eng.Journal() }
+
+func scenarioRules(sc map[string]config.Scenario) map[string][]faults.Rule {
+	out := make(map[string][]faults.Rule, len(sc))
+	for name, s := range sc {
+		out[name] = s.Rules
+	}
+	return out
 }

@@ -36,16 +36,18 @@ type trackingListener struct {
 	net.Listener
 	loops *sync.WaitGroup
 	done  func()
+	wrap  func(net.Conn) net.Conn // the interception beneath pion's framer
 
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
 	closed bool
 }
 
-func newTrackingListener(l net.Listener, loops *sync.WaitGroup) *trackingListener {
+func newTrackingListener(l net.Listener, loops *sync.WaitGroup, wrap func(net.Conn) net.Conn) *trackingListener {
 	loops.Add(1)
 	return &trackingListener{
 		Listener: l,
+		wrap:     wrap,
 		loops:    loops,
 		done:     sync.OnceFunc(loops.Done),
 		conns:    make(map[*trackedConn]struct{}),
@@ -65,7 +67,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 	l.loops.Add(1)
-	tc := &trackedConn{Conn: c, l: l, done: sync.OnceFunc(l.loops.Done)}
+	tc := &trackedConn{Conn: l.wrap(c), l: l, done: sync.OnceFunc(l.loops.Done)}
 	l.conns[tc] = struct{}{}
 	return tc, nil
 }

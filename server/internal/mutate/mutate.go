@@ -1,0 +1,117 @@
+// Package mutate makes the byte-level changes of stunfault's truncate,
+// corrupt and mapped_address actions. Every function returns a new slice and
+// never modifies its input: pion reuses its buffers, so the original must
+// stay intact.
+package mutate
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/pion/stun/v4"
+)
+
+const (
+	headerSize     = 20
+	cookieOffset   = 4
+	attrHeaderSize = 4
+	attrFingerprnt = 0x8028
+)
+
+// Corrupt targets.
+const (
+	// TargetHeader flips bytes from the magic cookie on (RFC 8489 §5), so a
+	// receiver no longer recognises the message as STUN.
+	TargetHeader = "header"
+	// TargetAttribute flips bytes at the start of the first attribute's
+	// value: the message still parses, with a wrong value.
+	TargetAttribute = "attribute"
+	// TargetFingerprint flips bytes of the FINGERPRINT value, so
+	// Fingerprint.Check fails while everything else parses.
+	TargetFingerprint = "fingerprint"
+)
+
+// Truncate returns the first n bytes of b (all of b when n >= len(b)).
+func Truncate(b []byte, n int) []byte {
+	n = max(0, min(n, len(b)))
+	return append([]byte(nil), b[:n]...)
+}
+
+// Corrupt returns a copy of b with count bytes (at least 1) inverted in
+// target. A message too short for the target, or without the attribute it
+// names, is corrupted in the header instead; ChannelData (not STUN) always in
+// its first bytes.
+func Corrupt(b []byte, target string, count int) []byte {
+	out := append([]byte(nil), b...)
+	count = max(1, count)
+	start := corruptStart(out, target)
+	for i := start; i < len(out) && i < start+count; i++ {
+		out[i] = ^out[i]
+	}
+	return out
+}
+
+func corruptStart(b []byte, target string) int {
+	if len(b) < headerSize || b[0]>>6 != 0 {
+		return 0
+	}
+	switch target {
+	case TargetAttribute:
+		if len(b) >= headerSize+attrHeaderSize+1 {
+			return headerSize + attrHeaderSize
+		}
+	case TargetFingerprint:
+		// FINGERPRINT is the last attribute when present (RFC 8489 §14.7).
+		if len(b) >= headerSize+8 && binary.BigEndian.Uint16(b[len(b)-8:]) == attrFingerprnt {
+			return len(b) - 4
+		}
+	}
+	return cookieOffset
+}
+
+// ErrNotBindingSuccess is returned by MappedAddress for other messages.
+var ErrNotBindingSuccess = errors.New("mutate: not a Binding success response")
+
+// MappedAddress returns a copy of the Binding success response b with its
+// XOR-MAPPED-ADDRESS (and MAPPED-ADDRESS, when present) set to addr, and a
+// fresh FINGERPRINT when b had one. Other attributes are kept in order.
+func MappedAddress(b []byte, addr netip.AddrPort) ([]byte, error) {
+	m := &stun.Message{Raw: append([]byte(nil), b...)}
+	if err := m.Decode(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotBindingSuccess, err)
+	}
+	if m.Type != stun.BindingSuccess {
+		return nil, fmt.Errorf("%w: %s", ErrNotBindingSuccess, m.Type)
+	}
+	ip := net.IP(addr.Addr().Unmap().AsSlice())
+	out := stun.New()
+	out.TransactionID = m.TransactionID
+	out.SetType(m.Type)
+	out.WriteHeader()
+	fingerprint := false
+	for _, a := range m.Attributes {
+		var err error
+		switch a.Type {
+		case stun.AttrXORMappedAddress:
+			err = (&stun.XORMappedAddress{IP: ip, Port: int(addr.Port())}).AddTo(out)
+		case stun.AttrMappedAddress:
+			err = (&stun.MappedAddress{IP: ip, Port: int(addr.Port())}).AddTo(out)
+		case stun.AttrFingerprint:
+			fingerprint = true
+		default:
+			out.Add(a.Type, a.Value)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("mutate: writing %s: %w", a.Type, err)
+		}
+	}
+	if fingerprint {
+		if err := stun.Fingerprint.AddTo(out); err != nil {
+			return nil, fmt.Errorf("mutate: fingerprint: %w", err)
+		}
+	}
+	return out.Raw, nil
+}
