@@ -18,6 +18,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	configPath := fs.String("config", "", "config `FILE` (TOML); the embedded default when empty")
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	scenario := fs.String("scenario", "", "start with the rules of scenario `NAME` ([scenarios.NAME] in the config)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: stunfault [serve] [flags]\n\nServes STUN/TURN and the HTTP side until interrupted.\n\nFlags:")
 		fs.PrintDefaults()
@@ -45,6 +46,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv, err := server.New(cfg, server.WithLogger(logger))
 	if err != nil {
 		return err
+	}
+	if *scenario != "" {
+		if err := srv.Faults().ActivateScenario(*scenario); err != nil {
+			return inputErrorf("-scenario: %v (the config has: %s)", err, strings.Join(srv.Faults().Scenarios(), ", "))
+		}
 	}
 	if err := srv.Start(ctx); err != nil {
 		return err
@@ -77,6 +83,15 @@ func printBanner(w io.Writer, srv *server.Server, source string) {
 	}
 	if cfg.Auth.Secret != "" {
 		fmt.Fprintln(w, "  REST  credentials accepted: username EXPIRY:NAME, password base64(HMAC-SHA1(secret, username))")
+	}
+	rules := srv.Faults().List()
+	switch sc := srv.Faults().Scenario(); {
+	case sc != "":
+		fmt.Fprintf(w, "  rules %d, from scenario %q\n", len(rules), sc)
+	case len(rules) > 0:
+		fmt.Fprintf(w, "  rules %d, from the config\n", len(rules))
+	default:
+		fmt.Fprintln(w, "  rules none: every message passes")
 	}
 	fmt.Fprintf(w, "  HTTP  %s (/healthz, /version)\n", srv.HTTPURL())
 }

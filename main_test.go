@@ -249,3 +249,45 @@ func TestDefaultConfigUsesWellKnownPorts(t *testing.T) {
 		t.Errorf("default http.address = %s, want 127.0.0.1:8478", cfg.HTTP.Address)
 	}
 }
+
+const scenarioConfig = portZeroConfig + `
+[scenarios.forbidden]
+description = "every Binding gets 403"
+[[scenarios.forbidden.rules]]
+id = "binding-403"
+[scenarios.forbidden.rules.match]
+methods = ["binding"]
+[scenarios.forbidden.rules.action]
+type = "error"
+code = 403
+reason = "Forbidden"
+`
+
+func TestServeScenarioFlag(t *testing.T) {
+	cfgPath := writeFile(t, "scenario.toml", scenarioConfig)
+	b := startRun(t, "-config", cfgPath, "-scenario", "forbidden", "-log-level", "warn")
+	if !strings.Contains(b.text, `scenario "forbidden"`) {
+		t.Errorf("banner does not name the scenario:\n%s", b.text)
+	}
+	c, err := stun.Dial("udp", b.stun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var got stun.ErrorCodeAttribute
+	if err := c.Do(stun.MustBuild(stun.TransactionID, stun.BindingRequest), func(e stun.Event) {
+		if e.Error == nil {
+			_ = got.GetFrom(e.Message)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Code != 403 {
+		t.Errorf("Binding under scenario forbidden: code %d, want 403", got.Code)
+	}
+
+	err = run(context.Background(), []string{"-config", cfgPath, "-scenario", "nope"}, io.Discard, io.Discard)
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "forbidden") {
+		t.Errorf("unknown scenario: got %v (status %d), want status 2 naming the known scenarios", err, exitCode(err))
+	}
+}
