@@ -26,7 +26,7 @@ func testConfig() config.Config {
 
 // startServer starts a server on cfg (testConfig when nil) and closes it when
 // the test ends.
-func startServer(t *testing.T, cfg *config.Config, opts ...server.Option) *server.Server {
+func startServer(t testing.TB, cfg *config.Config, opts ...server.Option) *server.Server {
 	t.Helper()
 	c := testConfig()
 	if cfg != nil {

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v4"
+
+	"github.com/stunfault/stunfault/faults"
+)
+
+// memPacketConn answers every ReadFrom at once with the same datagram and
+// discards writes: a socket with no kernel in it, to measure the wrapper.
+type memPacketConn struct {
+	data []byte
+	from *net.UDPAddr
+}
+
+func (m *memPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	return copy(p, m.data), m.from, nil
+}
+func (m *memPacketConn) WriteTo(p []byte, _ net.Addr) (int, error) { return len(p), nil }
+func (m *memPacketConn) Close() error                               { return nil }
+func (m *memPacketConn) LocalAddr() net.Addr                        { return m.from }
+func (m *memPacketConn) SetDeadline(time.Time) error                { return nil }
+func (m *memPacketConn) SetReadDeadline(time.Time) error            { return nil }
+func (m *memPacketConn) SetWriteDeadline(time.Time) error           { return nil }
+
+// BenchmarkPacketConnPassThrough measures what the interception adds to a
+// datagram that no rule matches, in and out: the target is 0 allocations.
+func BenchmarkPacketConnPassThrough(b *testing.B) {
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint).Raw
+	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
+	for _, n := range []int{0, 100} {
+		eng := faults.NewEngine(faults.EngineOptions{Seed: 1})
+		for i := range n {
+			if _, err := eng.Add(faults.Rule{
+				ID:     fmt.Sprintf("r%d", i),
+				Match:  faults.Match{Methods: []string{"binding"}, Sources: []string{fmt.Sprintf("10.0.%d.1/32", i)}},
+				Action: faults.Action{Type: "drop"},
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ic := &interceptor{engine: eng, clock: faults.SystemClock{}, log: slog.New(slog.DiscardHandler)}
+		mem := &memPacketConn{data: req, from: from}
+		var loops sync.WaitGroup
+		pc := newPacketConn(mem, ic, &loops)
+		buf := make([]byte, 1600)
+		b.Run(fmt.Sprintf("bare/rules=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				k, addr, _ := mem.ReadFrom(buf)
+				_, _ = mem.WriteTo(buf[:k], addr)
+			}
+		})
+		b.Run(fmt.Sprintf("wrapped/rules=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				k, addr, _ := pc.ReadFrom(buf)
+				_, _ = pc.WriteTo(buf[:k], addr)
+			}
+		})
+	}
+}
