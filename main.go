@@ -48,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCheck(rest, stdout, stderr)
 	case "version":
 		return runVersion(rest, stdout, stderr)
+	case "webhook":
+		return runWebhook(ctx, rest, stdout, stderr)
 	case "help":
 		printUsage(stdout)
 		return nil
@@ -63,6 +65,8 @@ func printUsage(w io.Writer) {
   stunfault check FILE
                      validate a config file and print every error with its line
   stunfault version  print the versions of stunfault and pion
+  stunfault webhook [-name NAME | -url URL] [-c N] [-n N] [-d DURATION] [-rate R] [-body S | -body-file FILE] [-H "Name: value"]
+                     send load to a webhook and print status counts and latencies
 
 Run "stunfault COMMAND -h" for a command's flags.
 `)

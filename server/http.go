@@ -5,12 +5,14 @@ import (
 	"net/http"
 )
 
-// handler returns the HTTP side's routes. The control socket, /api and the
-// webhooks join here as they land.
+// handler returns the HTTP side's routes. The control socket and /api join
+// here as they land.
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /version", handleVersion)
+	// No method in the pattern: the hub answers 405 and 404 itself.
+	mux.Handle("/webhook/", s.hub)
 	return mux
 }
 

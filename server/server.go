@@ -16,6 +16,7 @@ import (
 
 	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server/webhook"
 )
 
 // ErrServerClosed is returned by Start on a Server that was closed.
@@ -40,6 +41,7 @@ type Server struct {
 	auth *authenticator
 	eng  *faults.Engine
 	ic   *interceptor
+	hub  *webhook.Hub
 
 	mu      sync.Mutex
 	started bool
@@ -83,10 +85,16 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		seed: seed,
 	}
 	s.auth = newAuthenticator(cfg, s.clk, s.log.With("component", "auth"))
+	s.hub = webhook.New(cfg.Webhooks, webhook.Options{
+		Clock:  s.clk,
+		Seed:   uint64(seed), //nolint:gosec // any bit pattern is a fine seed
+		Logger: s.log.With("component", "webhook"),
+	})
 	s.eng = faults.NewEngine(faults.EngineOptions{
 		Clock:       s.clk,
 		Seed:        uint64(seed), //nolint:gosec // any bit pattern is a fine seed
 		JournalSize: cfg.Server.JournalSize,
+		Signals:     s.hub,
 	})
 	if err := s.eng.SetScenarios(scenarioRules(cfg.Scenarios)); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -224,9 +232,11 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	if !s.started {
+		s.hub.Close()
 		return nil
 	}
 	var errs []error
+	s.hub.Close() // held webhook requests get 503 now, not after their latency
 	if err := s.http.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: closing http: %w", err))
 	}
@@ -307,6 +317,10 @@ func (s *Server) HTTPURL() string {
 // Faults returns the rule engine: add, replace and remove rules, switch
 // scenarios, read counters. Changes apply to the very next message.
 func (s *Server) Faults() *faults.Engine { return s.eng }
+
+// Webhooks returns the simulated webhook endpoints (POST /webhook/NAME):
+// their records, their state as rules see it, and their settings.
+func (s *Server) Webhooks() *webhook.Hub { return s.hub }
 
 // Journal returns the bounded record of every rule firing.
 func (s *Server) Journal() *faults.Journal { return s.eng.Journal() }
