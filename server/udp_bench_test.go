@@ -24,11 +24,11 @@ func (m *memPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	return copy(p, m.data), m.from, nil
 }
 func (m *memPacketConn) WriteTo(p []byte, _ net.Addr) (int, error) { return len(p), nil }
-func (m *memPacketConn) Close() error                               { return nil }
-func (m *memPacketConn) LocalAddr() net.Addr                        { return m.from }
-func (m *memPacketConn) SetDeadline(time.Time) error                { return nil }
-func (m *memPacketConn) SetReadDeadline(time.Time) error            { return nil }
-func (m *memPacketConn) SetWriteDeadline(time.Time) error           { return nil }
+func (m *memPacketConn) Close() error                              { return nil }
+func (m *memPacketConn) LocalAddr() net.Addr                       { return m.from }
+func (m *memPacketConn) SetDeadline(time.Time) error               { return nil }
+func (m *memPacketConn) SetReadDeadline(time.Time) error           { return nil }
+func (m *memPacketConn) SetWriteDeadline(time.Time) error          { return nil }
 
 // BenchmarkPacketConnPassThrough measures what the interception adds to a
 // datagram that no rule matches, in and out: the target is 0 allocations.
