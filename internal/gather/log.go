@@ -1,0 +1,49 @@
+package gather
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/pion/logging"
+)
+
+// levelTrace is below slog.LevelDebug: pion's Trace logs.
+const levelTrace = slog.LevelDebug - 4
+
+// loggerFactory routes pion's leveled loggers into a slog.Logger, one "scope"
+// attribute per pion component.
+type loggerFactory struct{ log *slog.Logger }
+
+func (f loggerFactory) NewLogger(scope string) logging.LeveledLogger {
+	return logger{log: f.log.With("scope", scope)}
+}
+
+type logger struct{ log *slog.Logger }
+
+// logf formats only when the level is enabled, so pion's per-packet Debug
+// and Trace calls cost nothing when they are off.
+func (l logger) logf(level slog.Level, format string, args ...any) {
+	ctx := context.Background()
+	if l.log.Enabled(ctx, level) {
+		l.log.Log(ctx, level, fmt.Sprintf(format, args...))
+	}
+}
+
+func (l logger) write(level slog.Level, msg string) {
+	ctx := context.Background()
+	if l.log.Enabled(ctx, level) {
+		l.log.Log(ctx, level, msg)
+	}
+}
+
+func (l logger) Trace(msg string)                  { l.write(levelTrace, msg) }
+func (l logger) Tracef(format string, args ...any) { l.logf(levelTrace, format, args...) }
+func (l logger) Debug(msg string)                  { l.write(slog.LevelDebug, msg) }
+func (l logger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
+func (l logger) Info(msg string)                   { l.write(slog.LevelInfo, msg) }
+func (l logger) Infof(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
+func (l logger) Warn(msg string)                   { l.write(slog.LevelWarn, msg) }
+func (l logger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
+func (l logger) Error(msg string)                  { l.write(slog.LevelError, msg) }
+func (l logger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
