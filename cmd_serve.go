@@ -93,7 +93,8 @@ func printBanner(w io.Writer, srv *server.Server, source string) {
 	default:
 		fmt.Fprintln(w, "  rules none: every message passes")
 	}
-	fmt.Fprintf(w, "  HTTP  %s (/healthz, /version)\n", srv.HTTPURL())
+	fmt.Fprintf(w, "  HTTP  %s (/healthz, /version, /webhook/NAME, /api/OP)\n", srv.HTTPURL())
+	fmt.Fprintf(w, "  control %s (stunfault rules|scenario|events|journal|stats)\n", srv.ControlURL())
 }
 
 // newLogger builds the slog logger for -log-level and -log-format.

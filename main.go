@@ -3,14 +3,21 @@
 //
 // Usage:
 //
-//	stunfault [serve] [-config FILE] [-log-level LEVEL] [-log-format text|json]
+//	stunfault [serve] [-config FILE] [-scenario NAME] [-log-level LEVEL] [-log-format text|json]
 //	stunfault check FILE
 //	stunfault version
+//	stunfault webhook [-name NAME | -url URL] [-c N] [-n N | -d DURATION] ...
+//	stunfault rules list|get|add|update|remove|enable|disable|replace|clear ...
+//	stunfault scenario [NAME]
+//	stunfault events [-json]
+//	stunfault journal [query|count|verify] ...
+//	stunfault stats
 //
 // With no arguments it serves the embedded default config: STUN and TURN on
 // udp and tcp 127.0.0.1:3478 (user "user", password "pass") and the HTTP side
-// on 127.0.0.1:8478. Exit status: 0 on success, 2 on usage or config errors,
-// 1 on runtime failures.
+// on 127.0.0.1:8478, where the control socket (ws://127.0.0.1:8478/control)
+// lets the other commands change its rules while it runs. Exit status: 0 on
+// success, 2 on usage or config errors, 1 on runtime failures.
 package main
 
 import (
@@ -50,6 +57,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runVersion(rest, stdout, stderr)
 	case "webhook":
 		return runWebhook(ctx, rest, stdout, stderr)
+	case "rules":
+		return runRules(ctx, rest, stdout, stderr)
+	case "scenario":
+		return runScenario(ctx, rest, stdout, stderr)
+	case "events":
+		return runEvents(ctx, rest, stdout, stderr)
+	case "journal":
+		return runJournal(ctx, rest, stdout, stderr)
+	case "stats":
+		return runStats(ctx, rest, stdout, stderr)
 	case "help":
 		printUsage(stdout)
 		return nil
@@ -67,6 +84,18 @@ func printUsage(w io.Writer) {
   stunfault version  print the versions of stunfault and pion
   stunfault webhook [-name NAME | -url URL] [-c N] [-n N] [-d DURATION] [-rate R] [-body S | -body-file FILE] [-H "Name: value"]
                      send load to a webhook and print status counts and latencies
+  stunfault rules list|get|add|update|remove|enable|disable|replace|clear [ARGS]
+                     change the rules of a running stunfault (rules from TOML or JSON)
+  stunfault scenario [NAME]
+                     list the scenarios, or activate one
+  stunfault events [-json] [-rule ID] [-since SEQ] [-n N]
+                     follow the rule firings as they happen
+  stunfault journal [query|count|verify] [-rule ID] [-method M] [-json] ...
+                     query the journal of firings
+  stunfault stats [-json]
+                     print the server's counters
+The commands that drive a running stunfault take -control URL (default
+ws://127.0.0.1:8478/control) and -token TOKEN.
 
 Run "stunfault COMMAND -h" for a command's flags.
 `)

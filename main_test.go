@@ -291,3 +291,57 @@ func TestServeScenarioFlag(t *testing.T) {
 		t.Errorf("unknown scenario: got %v (status %d), want status 2 naming the known scenarios", err, exitCode(err))
 	}
 }
+
+// The CLI drives a real running stunfault: a rule added with
+// `stunfault rules add` makes the next Binding fail, `rules list` shows it
+// with its counters, and `rules clear` disarms it.
+func TestCLIDrivesARunningServer(t *testing.T) {
+	b := startRun(t, "-config", writeFile(t, "cli.toml", portZeroConfig), "-log-level", "warn")
+	control := "ws://" + b.http + "/control"
+	rules := writeFile(t, "rules.toml", `
+[[rules]]
+id = "cli-403"
+match = { methods = ["binding"] }
+action = { type = "error", code = 403, reason = "Forbidden" }
+`)
+	cli := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), append(args, "-control", control), &out, &errOut); err != nil {
+			t.Fatalf("stunfault %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+		}
+		return out.String()
+	}
+	binding := func() uint16 {
+		t.Helper()
+		c, err := stun.Dial("udp", b.stun)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var code stun.ErrorCodeAttribute
+		if err := c.Do(stun.MustBuild(stun.TransactionID, stun.BindingRequest), func(e stun.Event) {
+			if e.Error == nil {
+				_ = code.GetFrom(e.Message)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return uint16(code.Code)
+	}
+
+	cli("rules", "add", rules)
+	if got := binding(); got != 403 {
+		t.Errorf("after `rules add`: Binding code %d, want 403", got)
+	}
+	if out := cli("rules", "list"); !strings.Contains(out, "cli-403") {
+		t.Errorf("`rules list` does not show the rule:\n%s", out)
+	}
+	if out := cli("journal", "count", "-rule", "cli-403"); !strings.Contains(out, "1") {
+		t.Errorf("`journal count` = %q, want 1", out)
+	}
+	cli("rules", "clear")
+	if got := binding(); got != 0 {
+		t.Errorf("after `rules clear`: Binding code %d, want success", got)
+	}
+}

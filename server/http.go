@@ -5,14 +5,16 @@ import (
 	"net/http"
 )
 
-// handler returns the HTTP side's routes. The control socket and /api join
-// here as they land.
+// handler returns the HTTP side's routes: health, version, the simulated
+// webhooks, and the control socket with its plain-HTTP twin /api/{op}.
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /version", handleVersion)
 	// No method in the pattern: the hub answers 405 and 404 itself.
 	mux.Handle("/webhook/", s.hub)
+	mux.Handle("/control", s.ctl)
+	mux.Handle("/api/", s.ctl)
 	return mux
 }
 

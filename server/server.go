@@ -16,6 +16,7 @@ import (
 
 	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server/control"
 	"github.com/stunfault/stunfault/server/webhook"
 )
 
@@ -42,6 +43,7 @@ type Server struct {
 	eng  *faults.Engine
 	ic   *interceptor
 	hub  *webhook.Hub
+	ctl  *control.Handler
 
 	mu      sync.Mutex
 	started bool
@@ -102,6 +104,11 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	if err := s.eng.Replace(cfg.Rules); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	s.ctl = control.NewHandler(controlBackend{s}, control.HandlerOptions{
+		Token:          cfg.HTTP.Token,
+		AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		Logger:         s.log.With("component", "control"),
+	})
 	s.ic = &interceptor{
 		engine:   s.eng,
 		auth:     s.auth,
@@ -233,10 +240,12 @@ func (s *Server) Close() error {
 	s.closed = true
 	if !s.started {
 		s.hub.Close()
+		s.ctl.Close()
 		return nil
 	}
 	var errs []error
 	s.hub.Close() // held webhook requests get 503 now, not after their latency
+	s.ctl.Close() // net/http does not close hijacked WebSockets
 	if err := s.http.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: closing http: %w", err))
 	}
@@ -302,6 +311,17 @@ func (s *Server) HTTPAddr() netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return addrPort(s.httpLn.Addr())
+}
+
+// ControlURL returns the URL of the control WebSocket, such as
+// "ws://127.0.0.1:8478/control"; empty before Start. The same ops answer as
+// plain HTTP at HTTPURL()+"/api/{op}".
+func (s *Server) ControlURL() string {
+	a := s.HTTPAddr()
+	if !a.IsValid() {
+		return ""
+	}
+	return "ws://" + a.String() + "/control"
 }
 
 // HTTPURL returns the base URL of the HTTP side, such as

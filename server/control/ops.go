@@ -1,0 +1,785 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/stunfault/stunfault/faults"
+)
+
+// request is one decoded request on its way through an op.
+type request struct {
+	ctx    context.Context
+	c      *conn                      // nil over /api
+	params map[string]json.RawMessage // the message minus id and op
+	after  func()                     // run once the reply is queued
+}
+
+// opSpec describes one op.
+type opSpec struct {
+	run func(h *Handler, r *request) (any, *Error)
+	// mutating ops carry the revision in their reply and run one at a
+	// time, so read-modify-write ops (update, replace) stay consistent.
+	mutating bool
+	// socketOnly ops need a WebSocket connection.
+	socketOnly bool
+	// unlocked mutating ops do not take the handler's mutex (they do not
+	// touch rules and may block on the backend).
+	unlocked bool
+}
+
+var ops = map[string]opSpec{
+	OpHello:             {run: (*Handler).opHello},
+	OpRulesList:         {run: (*Handler).opRulesList},
+	OpRulesGet:          {run: (*Handler).opRulesGet},
+	OpRulesAdd:          {run: (*Handler).opRulesAdd, mutating: true},
+	OpRulesUpdate:       {run: (*Handler).opRulesUpdate, mutating: true},
+	OpRulesRemove:       {run: (*Handler).opRulesRemove, mutating: true},
+	OpRulesEnable:       {run: (*Handler).opRulesEnable, mutating: true},
+	OpRulesDisable:      {run: (*Handler).opRulesDisable, mutating: true},
+	OpRulesReplace:      {run: (*Handler).opRulesReplace, mutating: true},
+	OpRulesClear:        {run: (*Handler).opRulesClear, mutating: true},
+	OpScenariosList:     {run: (*Handler).opScenariosList},
+	OpScenariosActivate: {run: (*Handler).opScenariosActivate, mutating: true},
+	OpMachinesList:      {run: (*Handler).opMachinesList},
+	OpMachinesSetState:  {run: (*Handler).opMachinesSetState, mutating: true},
+	OpJournalQuery:      {run: (*Handler).opJournalQuery},
+	OpJournalCount:      {run: (*Handler).opJournalCount},
+	OpJournalVerify:     {run: (*Handler).opJournalVerify},
+	OpJournalClear:      {run: (*Handler).opJournalClear, mutating: true},
+	OpStatsGet:          {run: (*Handler).opStatsGet},
+	OpReset:             {run: (*Handler).opReset, mutating: true},
+	OpWebhookSet:        {run: (*Handler).opWebhookSet, mutating: true, unlocked: true},
+	OpSubscribe:         {run: (*Handler).opSubscribe, socketOnly: true},
+	OpUnsubscribe:       {run: (*Handler).opUnsubscribe, socketOnly: true},
+}
+
+// handle runs one request message. c is nil for POST /api/{op}, where
+// urlOp is the op and the id is optional. It returns the reply and, for
+// subscribe, what to run once the reply is queued.
+func (h *Handler) handle(ctx context.Context, c *conn, data []byte, urlOp string) (Reply, func()) {
+	var msg map[string]json.RawMessage
+	if err := json.Unmarshal(data, &msg); err != nil || msg == nil {
+		msg := "message is not a JSON object"
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			msg = "message is not JSON: " + se.Error()
+		}
+		return Reply{Error: &Error{Code: CodeBadJSON, Message: msg}}, nil
+	}
+	var rep Reply
+	rawID, hasID := msg["id"]
+	switch {
+	case hasID:
+		id, err := strconv.ParseUint(string(rawID), 10, 64)
+		if err != nil {
+			return Reply{Error: &Error{Code: CodeBadRequest, Field: "id",
+				Message: "id must be a non-negative integer, got " + clip(rawID)}}, nil
+		}
+		rep.ID = &id
+	case c != nil:
+		return Reply{Error: &Error{Code: CodeMissingID, Field: "id", Message: "request has no id"}}, nil
+	}
+	fail := func(e *Error) (Reply, func()) {
+		rep.Error = e
+		return rep, nil
+	}
+
+	op := urlOp
+	if raw, ok := msg["op"]; ok {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fail(&Error{Code: CodeBadRequest, Field: "op", Message: "op must be a string, got " + clip(raw)})
+		}
+		if urlOp != "" && s != urlOp {
+			return fail(&Error{Code: CodeBadRequest, Field: "op", Message: fmt.Sprintf("op %q in the body does not match /api/%s", s, urlOp)})
+		}
+		op = s
+	}
+	if op == "" {
+		return fail(&Error{Code: CodeBadRequest, Field: "op", Message: "request has no op"})
+	}
+	spec, ok := ops[op]
+	if !ok {
+		return fail(&Error{Code: CodeUnknownOp, Field: "op", Message: fmt.Sprintf("unknown op %q", op)})
+	}
+	if spec.socketOnly && c == nil {
+		return fail(&Error{Code: CodeBadRequest, Field: "op", Message: op + " needs the WebSocket at /control"})
+	}
+	delete(msg, "id")
+	delete(msg, "op")
+	r := &request{ctx: ctx, c: c, params: msg}
+	locked := spec.mutating && !spec.unlocked
+	if locked {
+		h.mu.Lock()
+	}
+	res, e := spec.run(h, r)
+	// Read under the lock: the revision of this change, not of a later one
+	// made over another connection. The engine swapped its snapshot before
+	// returning, so the packet path already reads it.
+	rev := h.b.Engine().Revision()
+	if locked {
+		h.mu.Unlock()
+	}
+	if e != nil {
+		return fail(e)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return fail(&Error{Code: CodeInternal, Message: "encoding result: " + err.Error()})
+	}
+	rep.OK, rep.Result = true, b
+	if spec.mutating {
+		rep.Revision = &rev
+	}
+	return rep, r.after
+}
+
+// clip returns a short rendering of raw JSON for error messages.
+func clip(raw json.RawMessage) string {
+	const n = 40
+	s := string(raw)
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// decode decodes r's parameters into v strictly: unknown fields and wrong
+// types are bad_request errors naming the field. Each name in need must be
+// present.
+func (r *request) decode(v any, need ...string) *Error {
+	for _, k := range need {
+		if _, ok := r.params[k]; !ok {
+			return &Error{Code: CodeBadRequest, Field: k, Message: "missing " + k}
+		}
+	}
+	b, err := json.Marshal(r.params)
+	if err != nil {
+		return &Error{Code: CodeBadJSON, Message: err.Error()}
+	}
+	return decodeStrict(b, v, "")
+}
+
+// ruleError turns an engine error about rules into invalid_rule.
+func ruleError(err error) *Error {
+	fes := faults.FieldErrors(err)
+	if len(fes) == 0 {
+		if errors.Is(err, faults.ErrNotFound) {
+			return &Error{Code: CodeNotFound, Field: "rule_id", Message: err.Error()}
+		}
+		return &Error{Code: CodeInvalidRule, Message: strings.TrimPrefix(err.Error(), "faults: ")}
+	}
+	e := &Error{Code: CodeInvalidRule, Field: fes[0].Field, Message: fes[0].Error()}
+	if len(fes) > 1 {
+		for _, fe := range fes {
+			e.Details = append(e.Details, ErrorDetail{Field: fe.Field, Message: fe.Msg})
+		}
+		e.Message = fmt.Sprintf("%s (and %d more)", e.Message, len(fes)-1)
+	}
+	return e
+}
+
+// notFound answers a rule ID the engine does not know.
+func notFound(id string) *Error {
+	return &Error{Code: CodeNotFound, Field: "rule_id", Message: fmt.Sprintf("no rule %q", id)}
+}
+
+// ruleID decodes a rule_id parameter that must not be empty.
+func (r *request) ruleID() (string, *Error) {
+	var req RuleIDRequest
+	if e := r.decode(&req, "rule_id"); e != nil {
+		return "", e
+	}
+	if req.RuleID == "" {
+		return "", &Error{Code: CodeBadRequest, Field: "rule_id", Message: "rule_id must not be empty"}
+	}
+	return req.RuleID, nil
+}
+
+func (h *Handler) opHello(r *request) (any, *Error) {
+	if e := r.decode(&struct{}{}); e != nil {
+		return nil, e
+	}
+	eng := h.b.Engine()
+	hello := h.b.Hello()
+	hello.Protocol = ProtocolVersion
+	hello.Ops = Ops()
+	hello.Revision = eng.Revision()
+	hello.Scenario = eng.Scenario()
+	if hello.Seed == 0 {
+		hello.Seed = eng.Seed()
+	}
+	return hello, nil
+}
+
+func (h *Handler) opRulesList(r *request) (any, *Error) {
+	var req ListRulesRequest
+	if e := r.decode(&req); e != nil {
+		return nil, e
+	}
+	return RulesResult{Rules: h.b.Engine().ListByLabels(req.Labels)}, nil
+}
+
+func (h *Handler) opRulesGet(r *request) (any, *Error) {
+	id, e := r.ruleID()
+	if e != nil {
+		return nil, e
+	}
+	st, err := h.b.Engine().Get(id)
+	if err != nil {
+		return nil, notFound(id)
+	}
+	return st, nil
+}
+
+func (h *Handler) opRulesAdd(r *request) (any, *Error) {
+	var req AddRuleRequest
+	if e := r.decode(&req, "rule"); e != nil {
+		return nil, e
+	}
+	eng := h.b.Engine()
+	replaced := false
+	if req.Rule.ID != "" {
+		_, err := eng.Get(req.Rule.ID)
+		replaced = err == nil
+	}
+	rule, err := eng.Add(req.Rule)
+	if err != nil {
+		return nil, ruleError(err)
+	}
+	return RuleResult{Rule: rule, Replaced: replaced}, nil
+}
+
+func (h *Handler) opRulesUpdate(r *request) (any, *Error) {
+	var req UpdateRuleRequest
+	if e := r.decode(&req, "rule_id", "patch"); e != nil {
+		return nil, e
+	}
+	eng := h.b.Engine()
+	cur, err := eng.Get(req.RuleID)
+	if err != nil {
+		return nil, notFound(req.RuleID)
+	}
+	rule, e := applyPatch(cur.Rule, req.Patch)
+	if e != nil {
+		return nil, e
+	}
+	stored, err := eng.Add(rule)
+	if err != nil {
+		return nil, ruleError(err)
+	}
+	return RuleResult{Rule: stored, Replaced: true}, nil
+}
+
+// applyPatch applies a JSON merge patch (RFC 7396) to rule's JSON and
+// decodes the result strictly. It does not validate the rule.
+func applyPatch(rule faults.Rule, patch json.RawMessage) (faults.Rule, *Error) {
+	var p any
+	if err := unmarshalNumber(patch, &p); err != nil {
+		return faults.Rule{}, &Error{Code: CodeBadRequest, Field: "patch", Message: "patch is not JSON: " + err.Error()}
+	}
+	if _, ok := p.(map[string]any); !ok {
+		return faults.Rule{}, &Error{Code: CodeBadRequest, Field: "patch", Message: "patch must be a JSON object (RFC 7396 merge patch)"}
+	}
+	cur, err := json.Marshal(rule)
+	if err != nil {
+		return faults.Rule{}, &Error{Code: CodeInternal, Message: err.Error()}
+	}
+	var doc any
+	if err := unmarshalNumber(cur, &doc); err != nil {
+		return faults.Rule{}, &Error{Code: CodeInternal, Message: err.Error()}
+	}
+	merged, err := json.Marshal(mergePatch(doc, p))
+	if err != nil {
+		return faults.Rule{}, &Error{Code: CodeInternal, Message: err.Error()}
+	}
+	var out faults.Rule
+	if e := decodeStrict(merged, &out, "patch"); e != nil {
+		return faults.Rule{}, e
+	}
+	if out.ID != rule.ID {
+		return faults.Rule{}, &Error{Code: CodeBadRequest, Field: "patch.id", Message: "a patch cannot change the rule id (add a new rule and remove this one)"}
+	}
+	return out, nil
+}
+
+func unmarshalNumber(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// mergePatch applies patch to target as RFC 7396 §2 describes: objects
+// merge key by key, null deletes a key, anything else replaces.
+func mergePatch(target, patch any) any {
+	p, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	t, ok := target.(map[string]any)
+	if !ok {
+		t = make(map[string]any)
+	}
+	for k, v := range p {
+		if v == nil {
+			delete(t, k)
+		} else {
+			t[k] = mergePatch(t[k], v)
+		}
+	}
+	return t
+}
+
+func (h *Handler) opRulesRemove(r *request) (any, *Error) {
+	var req RemoveRulesRequest
+	if e := r.decode(&req); e != nil {
+		return nil, e
+	}
+	eng := h.b.Engine()
+	switch {
+	case req.RuleID != "" && len(req.Labels) > 0:
+		return nil, &Error{Code: CodeBadRequest, Field: "labels", Message: "give rule_id or labels, not both"}
+	case req.RuleID != "":
+		if err := eng.Remove(req.RuleID); err != nil {
+			return nil, notFound(req.RuleID)
+		}
+		return RemovedResult{Removed: 1}, nil
+	case len(req.Labels) > 0:
+		return RemovedResult{Removed: eng.RemoveByLabels(req.Labels)}, nil
+	}
+	return nil, &Error{Code: CodeBadRequest, Field: "rule_id", Message: "missing rule_id or labels (use rules.clear to remove every rule)"}
+}
+
+func (h *Handler) opRulesEnable(r *request) (any, *Error)  { return h.setEnabled(r, true) }
+func (h *Handler) opRulesDisable(r *request) (any, *Error) { return h.setEnabled(r, false) }
+
+func (h *Handler) setEnabled(r *request, on bool) (any, *Error) {
+	id, e := r.ruleID()
+	if e != nil {
+		return nil, e
+	}
+	eng := h.b.Engine()
+	if err := eng.SetEnabled(id, on); err != nil {
+		return nil, notFound(id)
+	}
+	st, err := eng.Get(id)
+	if err != nil {
+		return nil, notFound(id)
+	}
+	return st, nil
+}
+
+func (h *Handler) opRulesReplace(r *request) (any, *Error) {
+	var req ReplaceRulesRequest
+	if e := r.decode(&req, "rules"); e != nil {
+		return nil, e
+	}
+	eng := h.b.Engine()
+	before := ruleIDs(eng.List())
+	if err := eng.Replace(req.Rules); err != nil {
+		return nil, ruleError(err)
+	}
+	after := ruleIDs(eng.List())
+	res := ReplaceResult{Added: []string{}, Removed: []string{}, Replaced: []string{}}
+	for _, id := range after {
+		if slices.Contains(before, id) {
+			res.Replaced = append(res.Replaced, id)
+		} else {
+			res.Added = append(res.Added, id)
+		}
+	}
+	for _, id := range before {
+		if !slices.Contains(after, id) {
+			res.Removed = append(res.Removed, id)
+		}
+	}
+	return res, nil
+}
+
+func ruleIDs(sts []faults.RuleStatus) []string {
+	ids := make([]string, len(sts))
+	for i, st := range sts {
+		ids[i] = st.Rule.ID
+	}
+	return ids
+}
+
+func (h *Handler) opRulesClear(r *request) (any, *Error) {
+	if e := r.decode(&struct{}{}); e != nil {
+		return nil, e
+	}
+	eng := h.b.Engine()
+	n := len(eng.List())
+	eng.Clear()
+	return RemovedResult{Removed: n}, nil
+}
+
+func (h *Handler) opScenariosList(r *request) (any, *Error) {
+	if e := r.decode(&struct{}{}); e != nil {
+		return nil, e
+	}
+	eng := h.b.Engine()
+	return ScenariosResult{Scenarios: eng.Scenarios(), Active: eng.Scenario()}, nil
+}
+
+func (h *Handler) opScenariosActivate(r *request) (any, *Error) {
+	var req ScenarioRequest
+	if e := r.decode(&req, "name"); e != nil {
+		return nil, e
+	}
+	eng := h.b.Engine()
+	if err := eng.ActivateScenario(req.Name); err != nil {
+		if errors.Is(err, faults.ErrNotFound) {
+			return nil, &Error{Code: CodeUnknownScenario, Field: "name",
+				Message: fmt.Sprintf("no scenario %q (have %s)", req.Name, strings.Join(eng.Scenarios(), ", "))}
+		}
+		return nil, ruleError(err)
+	}
+	return ScenariosResult{Scenarios: eng.Scenarios(), Active: eng.Scenario()}, nil
+}
+
+func (h *Handler) opMachinesList(r *request) (any, *Error) {
+	if e := r.decode(&struct{}{}); e != nil {
+		return nil, e
+	}
+	return MachinesResult{Machines: h.b.Engine().MachineStates()}, nil
+}
+
+func (h *Handler) opMachinesSetState(r *request) (any, *Error) {
+	var req MachineStateRequest
+	if e := r.decode(&req, "machine", "state"); e != nil {
+		return nil, e
+	}
+	switch {
+	case req.Machine == "":
+		return nil, &Error{Code: CodeBadRequest, Field: "machine", Message: "machine must not be empty"}
+	case req.State == "":
+		return nil, &Error{Code: CodeBadRequest, Field: "state", Message: "state must not be empty"}
+	}
+	eng := h.b.Engine()
+	if err := eng.SetMachineState(req.Machine, req.State); err != nil {
+		return nil, &Error{Code: CodeBadRequest, Message: err.Error()}
+	}
+	return MachinesResult{Machines: eng.MachineStates()}, nil
+}
+
+// checkQuery rejects query values that could never select anything (a
+// typo'd method, an unparsable client), naming the field under prefix.
+func checkQuery(prefix string, q faults.Query) *Error {
+	bad := func(field, msg string) *Error {
+		return &Error{Code: CodeBadRequest, Field: prefix + "." + field, Message: prefix + "." + field + ": " + msg}
+	}
+	oneOf := func(field, v string, allowed []string) *Error {
+		if v == "" || slices.Contains(allowed, v) {
+			return nil
+		}
+		return bad(field, fmt.Sprintf("unknown value %q (want one of %s)", v, strings.Join(allowed, ", ")))
+	}
+	for _, e := range []*Error{
+		oneOf("method", q.Method, faults.Methods()),
+		oneOf("class", q.Class, faults.Classes()),
+		oneOf("transport", q.Transport, []string{"udp", "tcp"}),
+		oneOf("direction", q.Direction, []string{"in", "out"}),
+	} {
+		if e != nil {
+			return e
+		}
+	}
+	if q.Client != "" {
+		if _, ok := parseClient(q.Client); !ok {
+			return bad("client", fmt.Sprintf("%q is not an address, address:port or CIDR prefix", q.Client))
+		}
+	}
+	if q.Limit < 0 {
+		return bad("limit", "must not be negative")
+	}
+	return nil
+}
+
+// clientFilter is Query.Client parsed, with the engine's semantics.
+type clientFilter struct {
+	addr   netip.AddrPort
+	prefix netip.Prefix
+}
+
+func parseClient(s string) (clientFilter, bool) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return clientFilter{addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, true
+	}
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return clientFilter{prefix: p.Masked()}, err == nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return clientFilter{prefix: netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())}, true
+	}
+	return clientFilter{}, false
+}
+
+func (f clientFilter) match(ap netip.AddrPort) bool {
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	if f.addr.IsValid() {
+		return ap == f.addr
+	}
+	return f.prefix.Contains(ap.Addr())
+}
+
+func (h *Handler) opJournalQuery(r *request) (any, *Error) {
+	var req JournalRequest
+	if e := r.decode(&req); e != nil {
+		return nil, e
+	}
+	if e := checkQuery("query", req.Query); e != nil {
+		return nil, e
+	}
+	j := h.b.Engine().Journal()
+	entries := j.Query(req.Query)
+	if entries == nil {
+		entries = []faults.Entry{}
+	}
+	return EntriesResult{Entries: entries, LastSeq: j.LastSeq()}, nil
+}
+
+func (h *Handler) opJournalCount(r *request) (any, *Error) {
+	var req JournalRequest
+	if e := r.decode(&req); e != nil {
+		return nil, e
+	}
+	if e := checkQuery("query", req.Query); e != nil {
+		return nil, e
+	}
+	return CountResult{Count: h.b.Engine().Journal().Count(req.Query)}, nil
+}
+
+// maxNearMisses is how many near misses journal.verify returns.
+const maxNearMisses = 5
+
+func (h *Handler) opJournalVerify(r *request) (any, *Error) {
+	var req VerifyRequest
+	if e := r.decode(&req, "expected"); e != nil {
+		return nil, e
+	}
+	if e := checkQuery("query", req.Query); e != nil {
+		return nil, e
+	}
+	if req.Expected < 0 {
+		return nil, &Error{Code: CodeBadRequest, Field: "expected", Message: "expected must not be negative"}
+	}
+	j := h.b.Engine().Journal()
+	res := VerifyResult{Expected: req.Expected, Actual: j.Count(req.Query)}
+	res.Match = res.Actual == res.Expected
+	if !res.Match {
+		res.NearMisses = nearMisses(j.Query(faults.Query{}), req.Query)
+	}
+	return res, nil
+}
+
+// nearMisses returns the entries q does not select that fail the fewest of
+// its fields, latest first among equals, at most maxNearMisses.
+func nearMisses(entries []faults.Entry, q faults.Query) []NearMiss {
+	var out []NearMiss
+	for i := len(entries) - 1; i >= 0; i-- { // latest first
+		if failed := failedFields(q, &entries[i]); len(failed) > 0 {
+			out = append(out, NearMiss{Entry: entries[i], Failed: failed})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b NearMiss) int { return len(a.Failed) - len(b.Failed) })
+	return out[:min(len(out), maxNearMisses)]
+}
+
+// failedFields lists the fields of q that e fails (nil when q selects e).
+func failedFields(q faults.Query, e *faults.Entry) []string {
+	var failed []string
+	check := func(name, want, got string) {
+		if want != "" && want != got {
+			failed = append(failed, name)
+		}
+	}
+	check("rule", q.Rule, e.Rule)
+	check("method", q.Method, e.Method)
+	check("class", q.Class, e.Class)
+	check("transport", q.Transport, e.Transport)
+	check("direction", q.Direction, e.Direction)
+	if q.Client != "" {
+		if f, ok := parseClient(q.Client); !ok || !f.match(e.Client) {
+			failed = append(failed, "client")
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(q.Labels)) {
+		if v, ok := e.Labels[k]; !ok || v != q.Labels[k] {
+			failed = append(failed, "labels."+k)
+		}
+	}
+	if e.Seq <= q.SinceSeq {
+		failed = append(failed, "since_seq")
+	}
+	return failed
+}
+
+func (h *Handler) opJournalClear(r *request) (any, *Error) {
+	if e := r.decode(&struct{}{}); e != nil {
+		return nil, e
+	}
+	j := h.b.Engine().Journal()
+	n := j.Len()
+	j.Clear()
+	return CountResult{Count: n}, nil
+}
+
+func (h *Handler) opStatsGet(r *request) (any, *Error) {
+	if e := r.decode(&struct{}{}); e != nil {
+		return nil, e
+	}
+	eng := h.b.Engine()
+	st := h.b.Stats()
+	st.Revision = eng.Revision()
+	st.Scenario = eng.Scenario()
+	st.Machines = eng.MachineStates()
+	st.Rules = []RuleCounters{}
+	for _, rs := range eng.List() {
+		st.Rules = append(st.Rules, RuleCounters{
+			ID: rs.Rule.ID, Enabled: rs.Rule.IsEnabled(),
+			Matched: rs.Matched, Fired: rs.Fired, LetThrough: rs.LetThrough,
+		})
+	}
+	j := eng.Journal()
+	st.Journal = JournalStats{Len: j.Len(), LastSeq: j.LastSeq()}
+	return st, nil
+}
+
+// allScopes is every reset scope, in the order reset applies them.
+var allScopes = []string{ScopeRules, ScopeCounters, ScopeMachines, ScopeJournal}
+
+func (h *Handler) opReset(r *request) (any, *Error) {
+	var req ResetRequest
+	if e := r.decode(&req); e != nil {
+		return nil, e
+	}
+	scopes := req.Scope
+	if len(scopes) == 0 {
+		scopes = allScopes
+	}
+	for i, s := range scopes {
+		if !slices.Contains(allScopes, s) {
+			f := fmt.Sprintf("scope[%d]", i)
+			return nil, &Error{Code: CodeBadRequest, Field: f,
+				Message: fmt.Sprintf("%s: unknown scope %q (want any of %s)", f, s, strings.Join(allScopes, ", "))}
+		}
+	}
+	eng := h.b.Engine()
+	res := ResetResult{Reset: []string{}}
+	for _, s := range allScopes {
+		if !slices.Contains(scopes, s) {
+			continue
+		}
+		switch s {
+		case ScopeRules:
+			eng.Clear()
+		case ScopeCounters:
+			eng.ResetCounters()
+		case ScopeMachines:
+			eng.ResetMachines()
+		case ScopeJournal:
+			eng.Journal().Clear()
+		}
+		res.Reset = append(res.Reset, s)
+	}
+	return res, nil
+}
+
+func (h *Handler) opWebhookSet(r *request) (any, *Error) {
+	var req WebhookRequest
+	if e := r.decode(&req, "name"); e != nil {
+		return nil, e
+	}
+	s := req.WebhookSettings
+	switch {
+	case req.Name == "":
+		return nil, &Error{Code: CodeBadRequest, Field: "name", Message: "name must not be empty"}
+	case s.Mode != nil && *s.Mode != "sync" && *s.Mode != "async":
+		return nil, &Error{Code: CodeBadRequest, Field: "mode", Message: fmt.Sprintf("mode: unknown value %q (want sync or async)", *s.Mode)}
+	case s.Status != nil && (*s.Status < 100 || *s.Status > 599):
+		return nil, &Error{Code: CodeBadRequest, Field: "status", Message: fmt.Sprintf("status: %d is not an HTTP status (100-599)", *s.Status)}
+	case s.SyntheticPending != nil && *s.SyntheticPending < 0:
+		return nil, &Error{Code: CodeBadRequest, Field: "synthetic_pending", Message: "synthetic_pending must not be negative"}
+	}
+	if err := h.b.SetWebhook(r.ctx, req.Name, s); err != nil {
+		if errors.Is(err, ErrUnknownWebhook) {
+			return nil, &Error{Code: CodeUnknownWebhook, Field: "name", Message: fmt.Sprintf("no webhook %q", req.Name)}
+		}
+		if fes := faults.FieldErrors(err); len(fes) > 0 {
+			return nil, &Error{Code: CodeBadRequest, Field: fes[0].Field, Message: fes[0].Error()}
+		}
+		return nil, &Error{Code: CodeBadRequest, Message: err.Error()}
+	}
+	return WebhookResult(req), nil
+}
+
+func (h *Handler) opSubscribe(r *request) (any, *Error) {
+	var req SubscribeRequest
+	if e := r.decode(&req); e != nil {
+		return nil, e
+	}
+	if e := checkQuery("filter", req.Filter); e != nil {
+		return nil, e
+	}
+	switch {
+	case req.Filter.SinceSeq != 0:
+		return nil, &Error{Code: CodeBadRequest, Field: "filter.since_seq", Message: "filter.since_seq: put since_seq next to filter, not in it"}
+	case req.Filter.Limit != 0:
+		return nil, &Error{Code: CodeBadRequest, Field: "filter.limit", Message: "filter.limit: a subscription has no limit"}
+	case req.Buffer < 0 || req.Buffer > MaxEventBuffer:
+		return nil, &Error{Code: CodeBadRequest, Field: "buffer", Message: fmt.Sprintf("buffer must be 0..%d", MaxEventBuffer)}
+	}
+	buffer := req.Buffer
+	if buffer == 0 {
+		buffer = DefaultEventBuffer
+	}
+	eng := h.b.Engine()
+	j := eng.Journal()
+	// Subscribe before reading the journal: a firing in between is in
+	// both, and the forwarder skips it live. The other order would lose it.
+	fs := eng.Subscribe(buffer, req.Filter)
+	last := j.LastSeq()
+	var replay []faults.Entry
+	truncated := false
+	if req.SinceSeq != nil {
+		since := *req.SinceSeq
+		q := req.Filter
+		q.SinceSeq = since
+		replay = j.Query(q)
+		if last > since {
+			oldest := j.Query(faults.Query{Limit: 1})
+			truncated = len(oldest) == 0 || oldest[0].Seq > since+1
+		}
+	}
+	s, start := r.c.subscribe(fs, replay)
+	r.after = start
+	return SubscribeResult{Subscription: s.id, Replayed: len(replay), Truncated: truncated, LastSeq: last}, nil
+}
+
+func (h *Handler) opUnsubscribe(r *request) (any, *Error) {
+	var req UnsubscribeRequest
+	if e := r.decode(&req, "subscription"); e != nil {
+		return nil, e
+	}
+	if !r.c.unsubscribe(req.Subscription) {
+		return nil, &Error{Code: CodeNotFound, Field: "subscription", Message: fmt.Sprintf("no subscription %d on this connection", req.Subscription)}
+	}
+	return struct{}{}, nil
+}

@@ -1,0 +1,455 @@
+package control
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/stunfault/stunfault/faults"
+)
+
+// ProtocolVersion is the version of the control protocol, sent in the reply
+// to hello. It grows when an op changes in a way old clients would misread;
+// new ops and new optional fields do not change it.
+const ProtocolVersion = 1
+
+// The ops of the control protocol: the "op" of a request, or the {op} of
+// POST /api/{op}. docs/control.md has a request and a reply for each.
+const (
+	OpHello             = "hello"
+	OpRulesList         = "rules.list"
+	OpRulesGet          = "rules.get"
+	OpRulesAdd          = "rules.add"
+	OpRulesUpdate       = "rules.update"
+	OpRulesRemove       = "rules.remove"
+	OpRulesEnable       = "rules.enable"
+	OpRulesDisable      = "rules.disable"
+	OpRulesReplace      = "rules.replace"
+	OpRulesClear        = "rules.clear"
+	OpScenariosList     = "scenarios.list"
+	OpScenariosActivate = "scenarios.activate"
+	OpMachinesList      = "machines.list"
+	OpMachinesSetState  = "machines.set_state"
+	OpJournalQuery      = "journal.query"
+	OpJournalCount      = "journal.count"
+	OpJournalVerify     = "journal.verify"
+	OpJournalClear      = "journal.clear"
+	OpStatsGet          = "stats.get"
+	OpReset             = "reset"
+	OpWebhookSet        = "webhook.set"
+	OpSubscribe         = "subscribe"
+	OpUnsubscribe       = "unsubscribe"
+)
+
+// Ops returns every op the handler serves, in the order docs/control.md
+// lists them.
+func Ops() []string {
+	return []string{
+		OpHello, OpRulesList, OpRulesGet, OpRulesAdd, OpRulesUpdate, OpRulesRemove,
+		OpRulesEnable, OpRulesDisable, OpRulesReplace, OpRulesClear,
+		OpScenariosList, OpScenariosActivate, OpMachinesList, OpMachinesSetState,
+		OpJournalQuery, OpJournalCount, OpJournalVerify, OpJournalClear,
+		OpStatsGet, OpReset, OpWebhookSet, OpSubscribe, OpUnsubscribe,
+	}
+}
+
+// The reset scopes: what the reset op clears. An empty scope means all four.
+const (
+	ScopeRules    = "rules"
+	ScopeJournal  = "journal"
+	ScopeCounters = "counters"
+	ScopeMachines = "machines"
+)
+
+// Error codes: the stable, machine-readable Code of an [Error]. Clients
+// branch on these, never on the message.
+const (
+	// CodeBadJSON means the message is not JSON, or not a JSON object.
+	CodeBadJSON = "bad_json"
+	// CodeUnknownOp means the op is not one of [Ops].
+	CodeUnknownOp = "unknown_op"
+	// CodeMissingID means a WebSocket request had no id.
+	CodeMissingID = "missing_id"
+	// CodeBadRequest means a parameter is missing, of the wrong type, unknown or
+	// out of range; Field names it.
+	CodeBadRequest = "bad_request"
+	// CodeNotFound means there is no rule (or subscription) with that id.
+	CodeNotFound = "not_found"
+	// CodeInvalidRule means a rule failed validation; Field is the rule field
+	// ("match.methods[0]", or "rules[2].action.code" for rules.replace).
+	CodeInvalidRule = "invalid_rule"
+	// CodeUnknownScenario means there is no scenario of that name.
+	CodeUnknownScenario = "unknown_scenario"
+	// CodeUnknownWebhook means there is no webhook of that name.
+	CodeUnknownWebhook = "unknown_webhook"
+	// CodeUnauthorized means the token is missing or wrong.
+	CodeUnauthorized = "unauthorized"
+	// CodeForbiddenOrigin means a browser page of another origin tried to use
+	// the control socket or /api.
+	CodeForbiddenOrigin = "forbidden_origin"
+	// CodeTooLarge means the request is larger than the handler accepts.
+	CodeTooLarge = "too_large"
+	// CodeUnsupportedMediaType means a POST /api request's Content-Type was
+	// not application/json.
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	// CodeInternal means the server failed; the request may be retried.
+	CodeInternal = "internal"
+)
+
+// ErrUnknownWebhook is wrapped by a Backend's SetWebhook error for a webhook
+// name it does not know; the handler answers it with unknown_webhook.
+var ErrUnknownWebhook = errors.New("control: unknown webhook")
+
+// ErrorDetail is one of several problems reported by one [Error], such as
+// one bad rule among those given to rules.replace.
+type ErrorDetail struct {
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// Error is the error envelope of a failed reply, and the error the [Client]
+// returns for it (use errors.As). Code is one of the Code constants, Field
+// the request field at fault ("" when none is), and Details every problem
+// when there are several (Field and Message are then the first's).
+type Error struct {
+	Code    string        `json:"code"`
+	Message string        `json:"message"`
+	Field   string        `json:"field,omitempty"`
+	Details []ErrorDetail `json:"details,omitempty"`
+}
+
+// Error returns "control: CODE: MESSAGE".
+func (e *Error) Error() string {
+	return "control: " + e.Code + ": " + e.Message
+}
+
+// HTTPStatus returns the HTTP status POST /api/{op} answers a reply with
+// this error with.
+func (e *Error) HTTPStatus() int {
+	switch e.Code {
+	case CodeUnknownOp, CodeNotFound, CodeUnknownScenario, CodeUnknownWebhook:
+		return http.StatusNotFound
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
+	case CodeForbiddenOrigin:
+		return http.StatusForbidden
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
+	case CodeInvalidRule:
+		return http.StatusUnprocessableEntity
+	case CodeInternal:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+// Reply is one answer to one request. ID echoes the request's id (absent
+// when the request had none, or one that was not an integer). OK tells
+// whether Result or Error is set. Revision is the engine revision after a
+// mutating op: the packet path already reads it when the reply is sent.
+type Reply struct {
+	ID       *uint64         `json:"id,omitempty"`
+	OK       bool            `json:"ok"`
+	Revision *uint64         `json:"revision,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	Error    *Error          `json:"error,omitempty"`
+}
+
+// The kinds of [Event].
+const (
+	// EventDecision is the kind of an event that is one rule firing, as the journal records it.
+	EventDecision = "decision"
+	// EventLost says Count events matching the subscription were dropped
+	// because the subscriber did not keep up.
+	EventLost = "lost"
+)
+
+// Event is a message the server pushes to a subscriber, unasked. A decision
+// event carries the journal entry's fields at the top level (seq, time,
+// rule, action, code, method, class, transport, direction, src, size,
+// labels, seed); a lost event carries Count. Subscription is the id the
+// subscribe reply gave.
+type Event struct {
+	Event        string `json:"event"`
+	Subscription uint64 `json:"subscription"`
+	// Entry is set for decision events. Its fields are flattened into the
+	// event's JSON object.
+	*faults.Entry
+	// Count is how many events were lost (lost events only).
+	Count uint64 `json:"count,omitempty"`
+}
+
+// Hello is the result of hello: who the server is and what it can do. A
+// Backend fills in Version, Seed and Capabilities; the handler adds
+// Protocol, Ops, Revision and Scenario.
+type Hello struct {
+	Protocol int    `json:"protocol"`
+	Version  string `json:"version"`
+	// Seed is the server's RNG seed, so a run can be replayed.
+	Seed     uint64 `json:"seed"`
+	Revision uint64 `json:"revision"`
+	Scenario string `json:"scenario,omitempty"`
+	// Ops are the ops the server answers.
+	Ops []string `json:"ops"`
+	// Capabilities are optional features of this server ("webhooks",
+	// "tcp", ...), free-form.
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// ListenerStats is one STUN/TURN listening socket, in [Stats].
+type ListenerStats struct {
+	Transport string `json:"transport"`
+	Address   string `json:"address"`
+}
+
+// WebhookStats is the load on one simulated webhook, in [Stats].
+type WebhookStats struct {
+	// Inflight counts HTTP requests held open now.
+	Inflight int `json:"inflight"`
+	// Pending counts held requests plus async work in progress.
+	Pending int `json:"pending"`
+}
+
+// RuleCounters are one rule's counters, in [Stats].
+type RuleCounters struct {
+	ID         string `json:"id"`
+	Enabled    bool   `json:"enabled"`
+	Matched    uint64 `json:"matched"`
+	Fired      uint64 `json:"fired"`
+	LetThrough uint64 `json:"let_through"`
+}
+
+// JournalStats describes the journal, in [Stats].
+type JournalStats struct {
+	// Len is how many entries it holds.
+	Len int `json:"len"`
+	// LastSeq is the sequence number of the latest firing.
+	LastSeq uint64 `json:"last_seq"`
+}
+
+// Stats is the result of stats.get. A Backend fills in what only the server
+// knows (Listeners, Allocations, Webhooks); the handler fills in the rest
+// from the engine.
+type Stats struct {
+	Listeners []ListenerStats `json:"listeners,omitempty"`
+	// Allocations is the number of live TURN allocations, when known.
+	Allocations *int                    `json:"allocations,omitempty"`
+	Webhooks    map[string]WebhookStats `json:"webhooks,omitempty"`
+	Revision    uint64                  `json:"revision"`
+	Scenario    string                  `json:"scenario,omitempty"`
+	Rules       []RuleCounters          `json:"rules"`
+	Machines    map[string]string       `json:"machines,omitempty"`
+	Journal     JournalStats            `json:"journal"`
+}
+
+// WebhookSettings are the runtime changes webhook.set makes to a simulated
+// webhook. A nil field is left as it is.
+type WebhookSettings struct {
+	// Latency is how long a request is held (sync) or its work stays
+	// pending (async).
+	Latency *faults.Duration `json:"latency,omitempty"`
+	// Mode is "sync" or "async".
+	Mode *string `json:"mode,omitempty"`
+	// Status is the HTTP status the webhook answers (100-599).
+	Status *int `json:"status,omitempty"`
+	// SyntheticPending adds this many pending requests that count for
+	// min_pending without any HTTP call (0 removes them).
+	SyntheticPending *int `json:"synthetic_pending,omitempty"`
+}
+
+// Requests. Each is the body of one op's request: over the WebSocket, its
+// fields sit next to "id" and "op" in one JSON object; over POST /api/{op}
+// it is the whole body. Ops not listed here (hello, rules.clear,
+// scenarios.list, machines.list, journal.clear, stats.get) take no
+// parameters.
+
+// ListRulesRequest is the request of rules.list: only rules with all these
+// labels (every rule when empty).
+type ListRulesRequest struct {
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// RuleIDRequest is the request of rules.get, rules.enable and
+// rules.disable.
+type RuleIDRequest struct {
+	RuleID string `json:"rule_id"`
+}
+
+// AddRuleRequest is the request of rules.add: add Rule, or replace the rule
+// with its ID (resetting its counters).
+type AddRuleRequest struct {
+	Rule faults.Rule `json:"rule"`
+}
+
+// UpdateRuleRequest is the request of rules.update: Patch is a JSON merge
+// patch (RFC 7396) applied to the rule's JSON; the result is validated and
+// replaces the rule (resetting its counters). Patch may not change the id.
+type UpdateRuleRequest struct {
+	RuleID string          `json:"rule_id"`
+	Patch  json.RawMessage `json:"patch"`
+}
+
+// RemoveRulesRequest is the request of rules.remove: give exactly one of
+// RuleID (an unknown one is not_found) and Labels (every rule with all of
+// them; none matching is not an error).
+type RemoveRulesRequest struct {
+	RuleID string            `json:"rule_id,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// ReplaceRulesRequest is the request of rules.replace: the new rule set,
+// validated as a whole before anything changes.
+type ReplaceRulesRequest struct {
+	Rules []faults.Rule `json:"rules"`
+}
+
+// ScenarioRequest is the request of scenarios.activate.
+type ScenarioRequest struct {
+	Name string `json:"name"`
+}
+
+// MachineStateRequest is the request of machines.set_state.
+type MachineStateRequest struct {
+	Machine string `json:"machine"`
+	State   string `json:"state"`
+}
+
+// JournalRequest is the request of journal.query and journal.count. Query
+// selects the entries (its limit applies to journal.query only).
+type JournalRequest struct {
+	Query faults.Query `json:"query"`
+}
+
+// VerifyRequest is the request of journal.verify: do exactly Expected
+// entries match Query?
+type VerifyRequest struct {
+	Query    faults.Query `json:"query"`
+	Expected int          `json:"expected"`
+}
+
+// ResetRequest is the request of reset: any of the Scope constants; all of
+// them when empty.
+type ResetRequest struct {
+	Scope []string `json:"scope,omitempty"`
+}
+
+// WebhookRequest is the request of webhook.set: the settings sit next to the
+// webhook's name.
+type WebhookRequest struct {
+	Name string `json:"name"`
+	WebhookSettings
+}
+
+// SubscribeRequest is the request of subscribe. Filter selects the events
+// (its since_seq and limit must be 0). SinceSeq, when set, first replays
+// the matching journal entries with a greater seq, then goes on live, with
+// no gap and no duplicate. Buffer is how many events the server queues for
+// this subscriber before it drops (and counts) them: 0 means
+// [DefaultEventBuffer].
+type SubscribeRequest struct {
+	Filter   faults.Query `json:"filter"`
+	SinceSeq *uint64      `json:"since_seq,omitempty"`
+	Buffer   int          `json:"buffer,omitempty"`
+}
+
+// UnsubscribeRequest is the request of unsubscribe.
+type UnsubscribeRequest struct {
+	Subscription uint64 `json:"subscription"`
+}
+
+// Results. Each is the "result" of one op's successful reply.
+
+// RulesResult is the result of rules.list.
+type RulesResult struct {
+	Rules []faults.RuleStatus `json:"rules"`
+}
+
+// RuleResult is the result of rules.add and rules.update: the rule as
+// stored (its ID filled in). Replaced tells whether a rule with that ID
+// existed before.
+type RuleResult struct {
+	Rule     faults.Rule `json:"rule"`
+	Replaced bool        `json:"replaced,omitempty"`
+}
+
+// RemovedResult is the result of rules.remove and rules.clear: how many
+// rules went.
+type RemovedResult struct {
+	Removed int `json:"removed"`
+}
+
+// ReplaceResult is the result of rules.replace: the IDs that are new, gone,
+// and kept (kept rules start with fresh counters too).
+type ReplaceResult struct {
+	Added    []string `json:"added"`
+	Removed  []string `json:"removed"`
+	Replaced []string `json:"replaced"`
+}
+
+// ScenariosResult is the result of scenarios.list (and, with only Active
+// set, of scenarios.activate).
+type ScenariosResult struct {
+	Scenarios []string `json:"scenarios,omitempty"`
+	// Active is the scenario activated last, unless rules changed since.
+	Active string `json:"active,omitempty"`
+}
+
+// MachinesResult is the result of machines.list and machines.set_state:
+// every machine's state.
+type MachinesResult struct {
+	Machines map[string]string `json:"machines"`
+}
+
+// EntriesResult is the result of journal.query. LastSeq is the journal's
+// latest seq, for paging with since_seq.
+type EntriesResult struct {
+	Entries []faults.Entry `json:"entries"`
+	LastSeq uint64         `json:"last_seq"`
+}
+
+// CountResult is the result of journal.count and journal.clear (how many
+// entries were dropped).
+type CountResult struct {
+	Count int `json:"count"`
+}
+
+// NearMiss is a journal entry that a query almost selected: Failed lists
+// the query fields it failed ("method", "labels.test", ...).
+type NearMiss struct {
+	Entry  faults.Entry `json:"entry"`
+	Failed []string     `json:"failed"`
+}
+
+// VerifyResult is the result of journal.verify. Match is Expected ==
+// Actual. On a mismatch NearMisses holds up to five entries the query did
+// not select, those failing the fewest query fields first (latest first
+// among equals).
+type VerifyResult struct {
+	Match      bool       `json:"match"`
+	Expected   int        `json:"expected"`
+	Actual     int        `json:"actual"`
+	NearMisses []NearMiss `json:"near_misses,omitempty"`
+}
+
+// ResetResult is the result of reset: the scopes cleared.
+type ResetResult struct {
+	Reset []string `json:"reset"`
+}
+
+// WebhookResult is the result of webhook.set: the request, echoed.
+type WebhookResult = WebhookRequest
+
+// SubscribeResult is the result of subscribe. Subscription tags this
+// subscription's events. Replayed is how many journal entries follow the
+// reply before live events. Truncated tells that the journal no longer
+// holds every firing after since_seq (it is bounded, or was cleared), so
+// some may be missing from the replay. LastSeq is the journal's latest seq
+// when the subscription started.
+type SubscribeResult struct {
+	Subscription uint64 `json:"subscription"`
+	Replayed     int    `json:"replayed"`
+	Truncated    bool   `json:"truncated,omitempty"`
+	LastSeq      uint64 `json:"last_seq"`
+}

@@ -1,0 +1,58 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server/control"
+	"github.com/stunfault/stunfault/server/webhook"
+)
+
+// controlBackend is what the control socket (package control) drives: the
+// engine, the webhooks and the server's numbers.
+type controlBackend struct{ s *Server }
+
+var _ control.Backend = controlBackend{}
+
+func (b controlBackend) Engine() *faults.Engine { return b.s.eng }
+
+func (b controlBackend) Hello() control.Hello {
+	return control.Hello{
+		Version:      BuildVersion().Version,
+		Seed:         uint64(b.s.seed), //nolint:gosec // the seed's bits, as the engine has them
+		Capabilities: []string{"udp", "tcp", "turn", "webhooks", "scenarios", "machines"},
+	}
+}
+
+func (b controlBackend) Stats() control.Stats {
+	var st control.Stats
+	for _, l := range b.s.Listeners() {
+		st.Listeners = append(st.Listeners, control.ListenerStats{Transport: l.Transport, Address: l.Addr.String()})
+	}
+	b.s.mu.Lock()
+	if b.s.turn != nil {
+		n := b.s.turn.AllocationCount()
+		st.Allocations = &n
+	}
+	b.s.mu.Unlock()
+	st.Webhooks = map[string]control.WebhookStats{}
+	for name, hs := range b.s.hub.Stats() {
+		st.Webhooks[name] = control.WebhookStats{Inflight: hs.Inflight, Pending: hs.Pending}
+	}
+	return st
+}
+
+func (b controlBackend) SetWebhook(_ context.Context, name string, s control.WebhookSettings) error {
+	err := b.s.hub.Set(name, webhook.Settings{
+		Latency:          s.Latency,
+		Mode:             s.Mode,
+		Status:           s.Status,
+		SyntheticPending: s.SyntheticPending,
+	})
+	if errors.Is(err, webhook.ErrUnknownWebhook) {
+		return fmt.Errorf("%w: %w", control.ErrUnknownWebhook, err)
+	}
+	return err
+}
