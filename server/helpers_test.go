@@ -86,6 +86,12 @@ func dialClientConn(t *testing.T, srv *server.Server, transport string) net.Pack
 // given credentials; it is closed when the test ends.
 func newTURNClient(t *testing.T, srv *server.Server, transport, user, pass string) *turn.Client {
 	t.Helper()
+	return newTURNClientRTO(t, srv, transport, user, pass, 100*time.Millisecond)
+}
+
+// newTURNClientRTO is newTURNClient with the client's retransmission timeout.
+func newTURNClientRTO(t *testing.T, srv *server.Server, transport, user, pass string, rto time.Duration) *turn.Client {
+	t.Helper()
 	addr := turnAddr(t, srv, transport)
 	c, err := turn.NewClient(&turn.ClientConfig{
 		STUNServerAddr: addr,
@@ -94,7 +100,7 @@ func newTURNClient(t *testing.T, srv *server.Server, transport, user, pass strin
 		Password:       pass,
 		Realm:          srv.Config().Server.Realm,
 		Conn:           dialClientConn(t, srv, transport),
-		RTO:            100 * time.Millisecond,
+		RTO:            rto,
 	})
 	if err != nil {
 		t.Fatalf("turn.NewClient: %v", err)
@@ -117,4 +123,46 @@ func errorCode(t *testing.T, m *stun.Message) int {
 		t.Fatalf("error response without ERROR-CODE: %v", err)
 	}
 	return int(ec.Code)
+}
+
+// newSTUNClient returns a pion/stun client connected to srv over transport
+// with a 10 ms RTO, so a dropped request times out, after its
+// retransmissions, within about 300 ms. It is closed when the test ends.
+func newSTUNClient(t *testing.T, srv *server.Server, transport string) *stun.Client {
+	t.Helper()
+	conn, err := net.Dial(transport, turnAddr(t, srv, transport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := stun.NewClient(conn, stun.WithRTO(10*time.Millisecond))
+	if err != nil {
+		_ = conn.Close()
+		t.Fatalf("stun.NewClient: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// stunBinding performs one Binding transaction with c and returns a copy of
+// the response, or the transaction's error.
+func stunBinding(t *testing.T, c *stun.Client) (*stun.Message, error) {
+	t.Helper()
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	var (
+		res    *stun.Message
+		resErr error
+	)
+	err := c.Do(req, func(e stun.Event) {
+		resErr = e.Error
+		if e.Error == nil {
+			res = new(stun.Message) // e.Message is the client's reused buffer
+			if err := e.Message.CloneTo(res); err != nil {
+				resErr = err
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, resErr
 }

@@ -27,7 +27,11 @@ const (
 	// receiver no longer recognises the message as STUN.
 	TargetHeader = "header"
 	// TargetAttribute flips bytes at the start of the first attribute's
-	// value: the message still parses, with a wrong value.
+	// value: the message still parses, with a wrong value. In an address
+	// attribute (XOR-MAPPED-ADDRESS and the like) the flipping starts at the
+	// port, past the reserved byte and the family: a receiver ignores the
+	// first (RFC 8489 §14.1), and a bad family makes the attribute
+	// undecodable rather than wrong.
 	TargetAttribute = "attribute"
 	// TargetFingerprint flips bytes of the FINGERPRINT value, so
 	// Fingerprint.Check fails while everything else parses.
@@ -61,7 +65,11 @@ func corruptStart(b []byte, target string) int {
 	switch target {
 	case TargetAttribute:
 		if len(b) >= headerSize+attrHeaderSize+1 {
-			return headerSize + attrHeaderSize
+			start := headerSize + attrHeaderSize
+			if addressAttrs[binary.BigEndian.Uint16(b[headerSize:])] && len(b) > start+addrPortOffset {
+				start += addrPortOffset
+			}
+			return start
 		}
 	case TargetFingerprint:
 		// FINGERPRINT is the last attribute when present (RFC 8489 §14.7).
@@ -70,6 +78,19 @@ func corruptStart(b []byte, target string) int {
 		}
 	}
 	return cookieOffset
+}
+
+// addrPortOffset is where the port starts in the value of an address
+// attribute, after a reserved byte and the family (RFC 8489 §14.1, §14.2).
+const addrPortOffset = 2
+
+// addressAttrs are the attributes whose value is an address in the format
+// of RFC 8489 §14.1: MAPPED-ADDRESS, XOR-MAPPED-ADDRESS, ALTERNATE-SERVER,
+// RESPONSE-ORIGIN, OTHER-ADDRESS (RFC 5780) and TURN's XOR-PEER-ADDRESS and
+// XOR-RELAYED-ADDRESS (RFC 8656).
+var addressAttrs = map[uint16]bool{
+	0x0001: true, 0x0012: true, 0x0016: true, 0x0020: true,
+	0x8023: true, 0x802B: true, 0x802C: true,
 }
 
 // ErrNotBindingSuccess is returned by MappedAddress for other messages.
