@@ -29,11 +29,12 @@ type interceptor struct {
 	replyErrors    atomic.Uint64
 }
 
-// errorReply builds the error response a verdict of kind Error sends in
-// place of pion's answer to req (the packet p). It returns nil when no
+// appendErrorReply appends to dst the error response a verdict of kind Error
+// sends in place of pion's answer to the packet p. It appends nothing when no
 // response can be built (the message is not a request: validation rejects
-// such rules, so this only guards against malformed input).
-func (ic *interceptor) errorReply(p *faults.Packet, v faults.Verdict) []byte {
+// such rules, so this only guards against malformed input). Callers reuse
+// dst, so an injected error allocates nothing once warm.
+func (ic *interceptor) appendErrorReply(dst []byte, p *faults.Packet, v faults.Verdict) []byte {
 	a := v.Action
 	spec := stunerror.Spec{
 		Code:      a.Code,
@@ -53,11 +54,11 @@ func (ic *interceptor) errorReply(p *faults.Packet, v faults.Verdict) []byte {
 		}
 		spec.Nonce = n
 	}
-	resp, err := stunerror.Build(p.Data, spec)
+	resp, err := stunerror.Append(dst, p.Data, spec)
 	if err != nil {
 		ic.replyErrors.Add(1)
 		ic.log.Debug("cannot build injected error response", "rule", v.Rule, "err", err)
-		return nil
+		return dst
 	}
 	return resp
 }

@@ -34,6 +34,7 @@ type tcpConn struct {
 	// Read side: only pion's per-connection read loop reads.
 	out    []byte // bytes decided on and due to pion
 	raw    bool   // the stream could not be framed: pass bytes through
+	reply  []byte // scratch for injected errors
 	eof    bool   // the stream ends after out
 	readMu sync.Mutex
 	ready  [][]byte // delayed frames now due, oldest first
@@ -99,8 +100,8 @@ func (c *tcpConn) decideIn(frame []byte) []byte {
 	case faults.Drop:
 		return nil
 	case faults.Error:
-		if resp := c.ic.errorReply(&pkt, v); resp != nil {
-			_, _ = c.Conn.Write(resp)
+		if c.reply = c.ic.appendErrorReply(c.reply[:0], &pkt, v); len(c.reply) > 0 {
+			_, _ = c.Conn.Write(c.reply)
 		}
 		return nil
 	case faults.Delay:

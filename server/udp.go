@@ -28,6 +28,8 @@ type packetConn struct {
 	done   func() // releases the server's count of read loops
 	timers *timerSet
 
+	reply []byte // scratch for injected errors; used by the reader only
+
 	busy  atomic.Bool // ready is not empty or wake is set: the reader must look
 	mu    sync.Mutex
 	ready []datagram // due for pion, oldest first
@@ -76,8 +78,8 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		case faults.Drop:
 			continue
 		case faults.Error:
-			if resp := c.ic.errorReply(&pkt, v); resp != nil {
-				_, _ = c.PacketConn.WriteTo(resp, addr)
+			if c.reply = c.ic.appendErrorReply(c.reply[:0], &pkt, v); len(c.reply) > 0 {
+				_, _ = c.PacketConn.WriteTo(c.reply, addr)
 			}
 			continue
 		case faults.Delay:

@@ -6,10 +6,12 @@
 package stunerror
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/pion/stun/v4"
 )
@@ -55,76 +57,107 @@ type Spec struct {
 	Key []byte
 }
 
+// msgPool recycles the messages Append decodes into and builds in, so that
+// an injected error costs no allocation once warm (signing aside).
+var msgPool = sync.Pool{New: func() any { return &stun.Message{Raw: make([]byte, 0, 512)} }}
+
 // Build returns the error response to req (a whole STUN request) described
-// by s. It never panics on malformed input: bytes that are not a decodable
-// STUN request get ErrNotRequest.
+// by s, in a new slice. See Append.
 func Build(req []byte, s Spec) ([]byte, error) {
+	return Append(nil, req, s)
+}
+
+// Append appends to dst the error response to req (a whole STUN request)
+// described by s, and returns the extended slice. It never panics on
+// malformed input: bytes that are not a decodable STUN request get
+// ErrNotRequest. req is not modified or retained.
+func Append(dst, req []byte, s Spec) ([]byte, error) {
 	if !stun.IsMessage(req) {
-		return nil, ErrNotRequest
-	}
-	m := &stun.Message{Raw: append([]byte(nil), req...)}
-	if err := m.Decode(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotRequest, err)
-	}
-	if m.Type.Class != stun.ClassRequest {
-		return nil, fmt.Errorf("%w: class is %s", ErrNotRequest, m.Type.Class)
+		return dst, ErrNotRequest
 	}
 	if s.Code < 300 || s.Code > 699 {
-		return nil, fmt.Errorf("stunerror: code %d outside 300-699", s.Code)
+		return dst, fmt.Errorf("stunerror: code %d outside 300-699", s.Code)
+	}
+	m := msgPool.Get().(*stun.Message)
+	defer msgPool.Put(m)
+	m.Reset()
+	m.Raw = append(m.Raw, req...)
+	if err := m.Decode(); err != nil {
+		return dst, fmt.Errorf("%w: %w", ErrNotRequest, err)
+	}
+	if m.Type.Class != stun.ClassRequest {
+		return dst, fmt.Errorf("%w: class is %s", ErrNotRequest, m.Type.Class)
 	}
 
-	reason := s.Reason
-	if reason == "" {
-		reason = defaultReason(s.Code)
-	}
-	setters := []stun.Setter{
-		stun.NewTransactionIDSetter(m.TransactionID),
-		stun.NewType(m.Type.Method, stun.ClassErrorResponse),
-		&stun.ErrorCodeAttribute{Code: stun.ErrorCode(s.Code), Reason: []byte(reason)},
-	}
+	out := msgPool.Get().(*stun.Message)
+	defer msgPool.Put(out)
+	out.Reset()
+	out.TransactionID = m.TransactionID
+	out.SetType(stun.NewType(m.Type.Method, stun.ClassErrorResponse))
+	out.WriteHeader()
+	addErrorCode(out, s.Code, s.Reason)
 	switch s.Code {
 	case 300:
 		if s.Alternate.IsValid() {
-			setters = append(setters, &stun.AlternateServer{
-				IP:   net.IP(s.Alternate.Addr().Unmap().AsSlice()),
-				Port: int(s.Alternate.Port()),
-			})
+			a := stun.AlternateServer{IP: net.IP(s.Alternate.Addr().Unmap().AsSlice()), Port: int(s.Alternate.Port())}
+			if err := a.AddTo(out); err != nil {
+				return dst, fmt.Errorf("stunerror: ALTERNATE-SERVER: %w", err)
+			}
 		}
 	case 401, 438:
 		if s.Realm != "" {
-			setters = append(setters, stun.NewRealm(s.Realm))
+			out.Add(stun.AttrRealm, []byte(s.Realm))
 		}
 		if s.Nonce != "" {
-			setters = append(setters, stun.NewNonce(s.Nonce))
+			out.Add(stun.AttrNonce, []byte(s.Nonce))
 		}
 	case 420:
 		unknown := s.Unknown
 		if len(unknown) == 0 {
 			unknown = unknownRequired(m)
 		}
-		attrs := make(stun.UnknownAttributes, len(unknown))
+		var v [2 * 16]byte
+		b := v[:0]
 		for i, u := range unknown {
-			attrs[i] = stun.AttrType(u)
+			if i == 16 {
+				break // a handful is plenty; the attribute stays small
+			}
+			b = binary.BigEndian.AppendUint16(b, u)
 		}
-		setters = append(setters, attrs)
+		out.Add(stun.AttrUnknownAttributes, b)
 	}
 	if s.Software != "" {
-		setters = append(setters, stun.NewSoftware(s.Software))
+		out.Add(stun.AttrSoftware, []byte(s.Software))
 	}
 	if mi := integrity(m, s); mi != nil {
-		setters = append(setters, mi)
+		if err := mi.AddTo(out); err != nil {
+			return dst, fmt.Errorf("stunerror: MESSAGE-INTEGRITY: %w", err)
+		}
 	}
-	setters = append(setters, stun.Fingerprint)
+	if err := stun.Fingerprint.AddTo(out); err != nil {
+		return dst, fmt.Errorf("stunerror: FINGERPRINT: %w", err)
+	}
+	return append(dst, out.Raw...), nil
+}
 
-	resp, err := stun.Build(setters...)
-	if err != nil {
-		return nil, fmt.Errorf("stunerror: building %d response: %w", s.Code, err)
+// addErrorCode adds ERROR-CODE (RFC 8489 §14.8) without allocating. An
+// empty reason uses the RFC's phrase for the code; reasons are cut at 127
+// bytes (the RFC's limit is 128 characters).
+func addErrorCode(m *stun.Message, code int, reason string) {
+	if reason == "" {
+		reason = defaultReason(code)
 	}
-	return resp.Raw, nil
+	var v [4 + 127]byte
+	v[2], v[3] = byte(code/100), byte(code%100)
+	n := copy(v[4:], reason)
+	m.Add(stun.AttrErrorCode, v[:4+n])
 }
 
 // integrity returns the MESSAGE-INTEGRITY setter for s, or nil.
 func integrity(req *stun.Message, s Spec) stun.Setter {
+	if s.Key == nil && s.Integrity != IntegrityBad {
+		return nil
+	}
 	switch s.Integrity {
 	case IntegrityNone:
 		return nil

@@ -218,3 +218,21 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAppend measures building an injected 403 for an unsigned Binding
+// and a signed Allocate into a reused buffer.
+func BenchmarkAppend(b *testing.B) {
+	for name, req := range map[string][]byte{"binding": bindingRequest().Raw, "signed": signedAllocate().Raw} {
+		b.Run(name, func(b *testing.B) {
+			spec := stunerror.Spec{Code: 403, Reason: "Forbidden", Software: "stunfault", Key: key}
+			var buf []byte
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if buf, err = stunerror.Append(buf[:0], req, spec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
