@@ -873,6 +873,13 @@ func TestPattern(t *testing.T) {
 		{"", "anything", true},
 		{"^$", "", true},
 		{"^$", "x", false},
+		{"^carol", "carol:1", true},
+		{"^carol", "x:carol", false},
+		{"^ab+c", "abbbc-d", true},
+		{"^ab+c", "ab-c", false},
+		{"(?i)^ABC", "abcd", true},
+		{"(?m)^b", "a\nb", true},
+		{"^a|b", "xb", true},
 	}
 	for _, tt := range tests {
 		p, err := compilePattern(tt.expr)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"regexp"
+	"regexp/syntax"
 )
 
 // A packet's header facts, one bit per value in five groups (method, class,
@@ -238,11 +239,14 @@ func (a *attrMatcher) match(p *Packet) bool {
 
 // pattern is a compiled regular expression that skips the regexp machine
 // when the expression's literal prefix rules a match out, or when the
-// expression is only a literal.
+// expression is only a literal. For an expression anchored at the start
+// ("^carol"), the literal must be a prefix: a cheap HasPrefix instead of a
+// search (usernames are matched this way on every message).
 type pattern struct {
 	re       *regexp.Regexp
-	lit      []byte // must occur in every match
-	complete bool   // the expression is exactly lit
+	lit      []byte // must occur in every match (at the start when anchored)
+	complete bool   // the expression is exactly lit (or ^lit when anchored)
+	anchored bool   // the expression starts with ^ (not in multi-line mode)
 }
 
 func compilePattern(expr string) (*pattern, error) {
@@ -251,10 +255,22 @@ func compilePattern(expr string) (*pattern, error) {
 		return nil, err
 	}
 	lit, complete := re.LiteralPrefix()
-	return &pattern{re: re, lit: []byte(lit), complete: complete}, nil
+	p := &pattern{re: re, lit: []byte(lit), complete: complete}
+	if tree, err := syntax.Parse(expr, syntax.Perl); err == nil && tree.Op == syntax.OpConcat &&
+		len(tree.Sub) > 0 && tree.Sub[0].Op == syntax.OpBeginText && lit != "" {
+		p.anchored = true
+		p.complete = len(tree.Sub) == 2 && tree.Sub[1].Op == syntax.OpLiteral && tree.Sub[1].Flags&syntax.FoldCase == 0
+	}
+	return p, nil
 }
 
 func (p *pattern) match(b []byte) bool {
+	if p.anchored {
+		if !bytes.HasPrefix(b, p.lit) {
+			return false
+		}
+		return p.complete || p.re.Match(b)
+	}
 	if p.complete {
 		return bytes.Contains(b, p.lit)
 	}
