@@ -1,8 +1,17 @@
 // Package faults is stunfault's rule engine: rules as data, how they are
-// validated, and (as the engine grows) how a rule decides what happens to a
-// STUN or TURN message.
+// validated and compiled, and how a compiled rule set decides what happens
+// to one STUN, TURN or ChannelData message.
 //
 // A [Rule] is one struct that TOML (package config) and JSON (the control
-// socket) both carry. The package knows nothing of sockets, HTTP or TOML files:
-// it must not import net/http, the toml decoder or anything under server.
+// socket) both carry. An [Engine] holds the active rules in an immutable
+// snapshot behind an atomic pointer: [Engine.Decide] reads it without
+// locking and returns a [Verdict] value; changes swap in a new snapshot and
+// bump the revision. Every firing goes to a bounded [Journal] and to
+// subscribers ([Engine.Subscribe]). Time comes from a [Clock] and chance from
+// one seeded RNG, so tests are reproducible.
+//
+// The package does no I/O. It knows nothing of sockets, HTTP or TOML files:
+// it must not import net, net/http, the toml decoder or anything under
+// server. The server acts on verdicts; the simulated webhook side is read
+// through [Signals].
 package faults
