@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -184,7 +186,8 @@ func (h *Handler) authorized(r *http.Request) bool {
 }
 
 // originAllowed reports whether r may act: no Origin (not a browser), an
-// Origin naming the host the request was sent to, or an allowed one.
+// allowed Origin, or one naming the host the request was sent to (an IP
+// literal or localhost unless a token is required).
 func (h *Handler) originAllowed(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o == "" {
@@ -194,7 +197,28 @@ func (h *Handler) originAllowed(r *http.Request) bool {
 	if err != nil || u.Host == "" {
 		return false // "null" (sandboxed frames, file:) included
 	}
-	return strings.EqualFold(u.Host, r.Host) || h.allowed[normalizeOrigin(o)]
+	if h.allowed[normalizeOrigin(o)] {
+		return true
+	}
+	// Same host. Without a token, only when the host is an IP literal or
+	// localhost: a page on a DNS-rebinding name (evil.example resolving to
+	// 127.0.0.1) would otherwise pass as same-origin.
+	return strings.EqualFold(u.Host, r.Host) && (h.opts.Token != "" || literalHost(r.Host))
+}
+
+// literalHost reports whether a Host header names an IP address or
+// localhost, with or without a port.
+func literalHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 // normalizeOrigin lowercases an origin and drops a trailing slash.

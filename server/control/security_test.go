@@ -63,6 +63,14 @@ func TestOriginCheck(t *testing.T) {
 		})
 	}
 
+	// DNS rebinding: a page on a name that resolves to loopback sends its
+	// own name as Origin and Host. Without a token, that is refused.
+	h := http.Header{"Origin": {"http://rebind.example:8478"}}
+	h.Set("Host", "rebind.example:8478")
+	if status, code := upgradeStatus(t, ts.wsURL, h); status != http.StatusForbidden || code != control.CodeForbiddenOrigin {
+		t.Errorf("rebinding page: got %d %q, want 403 forbidden_origin", status, code)
+	}
+
 	// The client reports the refusal as a *control.Error.
 	_, err := control.Dial(ctx(t), ts.wsURL, &control.DialOptions{Header: http.Header{"Origin": {"http://evil.example"}}})
 	var ce *control.Error
