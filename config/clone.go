@@ -33,42 +33,7 @@ func cloneRules(rules []faults.Rule) []faults.Rule {
 	}
 	out := make([]faults.Rule, len(rules))
 	for i, r := range rules {
-		out[i] = cloneRule(r)
+		out[i] = r.Clone()
 	}
 	return out
-}
-
-func cloneRule(r faults.Rule) faults.Rule {
-	r.Labels = maps.Clone(r.Labels)
-	r.Enabled = clonePtr(r.Enabled)
-	r.Probability = clonePtr(r.Probability)
-	m := &r.Match
-	m.Methods = slices.Clone(m.Methods)
-	m.Classes = slices.Clone(m.Classes)
-	m.Transports = slices.Clone(m.Transports)
-	m.Sources = slices.Clone(m.Sources)
-	m.Authenticated = clonePtr(m.Authenticated)
-	m.Attributes = slices.Clone(m.Attributes)
-	for i := range m.Attributes {
-		m.Attributes[i].Present = clonePtr(m.Attributes[i].Present)
-	}
-	m.Webhook = clonePtr(m.Webhook)
-	r.Action = cloneAction(r.Action)
-	return r
-}
-
-func cloneAction(a faults.Action) faults.Action {
-	if a.Then != nil {
-		then := cloneAction(*a.Then)
-		a.Then = &then
-	}
-	return a
-}
-
-func clonePtr[T any](p *T) *T {
-	if p == nil {
-		return nil
-	}
-	v := *p
-	return &v
 }

@@ -3,10 +3,8 @@ package faults
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,7 +72,7 @@ func compile(r Rule) (*compiledRule, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	r = cloneRule(r)
+	r = r.Clone()
 	c := &compiledRule{
 		rule:    &r,
 		enabled: r.IsEnabled(),
@@ -280,27 +278,6 @@ func compileAction(a *Action) (compiledAction, error) {
 		}
 	}
 	return out, nil
-}
-
-// cloneRule deep-copies r, so the engine's copy shares nothing with the
-// caller's.
-func cloneRule(r Rule) Rule {
-	r.Labels = maps.Clone(r.Labels)
-	r.Enabled = clonePtr(r.Enabled)
-	r.Probability = clonePtr(r.Probability)
-	m := &r.Match
-	m.Methods = slices.Clone(m.Methods)
-	m.Classes = slices.Clone(m.Classes)
-	m.Transports = slices.Clone(m.Transports)
-	m.Sources = slices.Clone(m.Sources)
-	m.Authenticated = clonePtr(m.Authenticated)
-	m.Attributes = slices.Clone(m.Attributes)
-	for i := range m.Attributes {
-		m.Attributes[i].Present = clonePtr(m.Attributes[i].Present)
-	}
-	m.Webhook = clonePtr(m.Webhook)
-	r.Action = cloneAction(r.Action)
-	return r
 }
 
 func cloneAction(a Action) Action {

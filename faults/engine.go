@@ -314,7 +314,7 @@ func (e *Engine) Add(r Rule) (Rule, error) {
 	}
 	e.prepare(c, e.clock.Now())
 	e.commit(rules, s.scenario)
-	return cloneRule(*c.rule), nil
+	return c.rule.Clone(), nil
 }
 
 // Replace swaps the whole rule set for rules, in one revision. Every rule is
@@ -465,7 +465,7 @@ func (e *Engine) status(c *compiledRule, now time.Time) RuleStatus {
 		expires = time.Unix(0, c.expires).In(now.Location())
 	}
 	return RuleStatus{
-		Rule:       cloneRule(*c.rule),
+		Rule:       c.rule.Clone(),
 		Matched:    c.st.matched.Load(),
 		Fired:      c.st.fired.Load(),
 		LetThrough: c.st.letThrough.Load(),
@@ -509,7 +509,7 @@ func (e *Engine) SetScenarios(scenarios map[string][]Rule) error {
 		}
 		cp := make([]Rule, len(rules))
 		for i, r := range rules {
-			cp[i] = cloneRule(r)
+			cp[i] = r.Clone()
 		}
 		stored[name] = cp
 	}

@@ -1,5 +1,10 @@
 package faults
 
+import (
+	"maps"
+	"slices"
+)
+
 // Rule says which STUN/TURN messages it matches and what happens to them.
 // The same struct is read from TOML ([[rules]] in the config) and carried as
 // JSON over the control socket. A Rule is plain data: Validate checks it, and
@@ -156,4 +161,24 @@ type Action struct {
 	Rate  float64 `toml:"rate" json:"rate,omitempty"`
 	Burst int     `toml:"burst" json:"burst,omitempty"`
 	Then  *Action `toml:"then" json:"then,omitempty"`
+}
+
+// Clone returns a deep copy of r: it shares no slice, map or pointer with r.
+func (r Rule) Clone() Rule {
+	r.Labels = maps.Clone(r.Labels)
+	r.Enabled = clonePtr(r.Enabled)
+	r.Probability = clonePtr(r.Probability)
+	m := &r.Match
+	m.Methods = slices.Clone(m.Methods)
+	m.Classes = slices.Clone(m.Classes)
+	m.Transports = slices.Clone(m.Transports)
+	m.Sources = slices.Clone(m.Sources)
+	m.Authenticated = clonePtr(m.Authenticated)
+	m.Attributes = slices.Clone(m.Attributes)
+	for i := range m.Attributes {
+		m.Attributes[i].Present = clonePtr(m.Attributes[i].Present)
+	}
+	m.Webhook = clonePtr(m.Webhook)
+	r.Action = cloneAction(r.Action)
+	return r
 }
