@@ -174,14 +174,15 @@ func (s *Server) Start(ctx context.Context) error {
 
 // startTURN hands the bound sockets to pion.
 func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
-	relayLog := s.log.With("component", "relay")
+	// Each listener gets its own relay generator (it holds state); the
+	// permission handler only reads its prefixes, so one serves them all.
+	perm, err := newPermissionHandler(s.cfg.Relay.AllowPeers, s.log.With("component", "relay"))
+	if err != nil {
+		return nil, err
+	}
 	var pcs []turn.PacketConnConfig
 	for _, pc := range socks.packetConns {
 		gen, err := newRelayGenerator(s.cfg.Relay)
-		if err != nil {
-			return nil, err
-		}
-		perm, err := newPermissionHandler(s.cfg.Relay.AllowPeers, relayLog)
 		if err != nil {
 			return nil, err
 		}
@@ -197,10 +198,6 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 	var lns []turn.ListenerConfig
 	for _, ln := range socks.listeners {
 		gen, err := newRelayGenerator(s.cfg.Relay)
-		if err != nil {
-			return nil, err
-		}
-		perm, err := newPermissionHandler(s.cfg.Relay.AllowPeers, relayLog)
 		if err != nil {
 			return nil, err
 		}
