@@ -40,3 +40,19 @@ action.type = "drop"
 	// stunfault.toml:3: relay.min_port: must be between 1 and 65535, got 0
 	// stunfault.toml:6: rules[0].match.methods[0]: unknown method "bindng" (want one of binding, allocate, refresh, createpermission, channelbind, send, data, channeldata)
 }
+
+// Load reads a file over the built-in default: what `stunfault -config FILE`
+// runs. Here a test fixture moves the listeners to free ports and keeps the
+// default's users and webhooks.
+func ExampleLoad() {
+	cfg, err := config.Load("testdata/good/minimal.toml")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(cfg.Listen, cfg.HTTP.Address)
+	fmt.Println(cfg.Users[0].Name, cfg.Server.Realm, len(cfg.Rules))
+	// Output:
+	// [{udp 127.0.0.1:0}] 127.0.0.1:0
+	// user stunfault.test 0
+}

@@ -1,0 +1,229 @@
+package servertest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stunfault/stunfault/config"
+	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server"
+)
+
+// startTimeout bounds Start: binding loopback sockets takes microseconds, so
+// only a broken machine reaches it.
+const startTimeout = 10 * time.Second
+
+// Server is a started stunfault closed by the cleanup of the test that made
+// it. It embeds *server.Server, so every method of a running server is
+// there (ICEServers, Faults, Journal, Webhooks, ControlURL, HTTPURL,
+// STUNAddr, Credentials, ...); TURNAddr is replaced by one that fails the
+// test instead of returning ok. Its methods are safe for concurrent use.
+type Server struct {
+	*server.Server
+	tb testing.TB
+}
+
+// Option changes how New starts the server.
+type Option func(*options)
+
+type options struct {
+	toml       string
+	tomlSet    bool
+	cfg        *config.Config
+	logs       bool
+	serverOpts []server.Option
+}
+
+// WithConfig starts the server from a TOML config parsed over the built-in
+// default, as `stunfault -config` reads a file. The addresses are then moved
+// to loopback port 0 whatever the TOML says: each [[listen]] entry keeps its
+// transport and gets 127.0.0.1:0 ([::1]:0 when its host is an IPv6 address),
+// and [http].address gets 127.0.0.1:0, so a config written for
+// 127.0.0.1:3478 runs beside other tests. A TOML that does not parse or
+// validate fails the test. The last of WithConfig and WithConfigValue wins.
+func WithConfig(toml string) Option {
+	return func(o *options) { o.toml, o.tomlSet, o.cfg = toml, true, nil }
+}
+
+// WithConfigValue starts the server from cfg (start from config.Default),
+// with its addresses moved to loopback port 0 as WithConfig does. The last
+// of WithConfig and WithConfigValue wins.
+func WithConfigValue(cfg config.Config) Option {
+	return func(o *options) { c := cfg.Clone(); o.cfg, o.tomlSet = &c, false }
+}
+
+// WithLogs sends the server's logs (Debug and above, pion's included) to the
+// test's log through tb.Logf, where `go test` shows them for a failed test
+// or with -v. Logging stops when the test's cleanup closes the server:
+// a record arriving after that is dropped, never written to a finished test.
+func WithLogs() Option {
+	return func(o *options) { o.logs = true }
+}
+
+// WithClock makes the server read time from c (server.WithClock): delays,
+// rule lifetimes, rate limits and webhook latency move when c does.
+func WithClock(c faults.Clock) Option {
+	return func(o *options) { o.serverOpts = append(o.serverOpts, server.WithClock(c)) }
+}
+
+// WithSeed seeds the server's random source (server.WithSeed), so
+// probabilistic rules decide the same way on every run.
+func WithSeed(seed int64) Option {
+	return func(o *options) { o.serverOpts = append(o.serverOpts, server.WithSeed(seed)) }
+}
+
+// WithServerOptions passes opts to server.New after the ones New sets
+// itself (a server.WithLogger here replaces WithLogs).
+func WithServerOptions(opts ...server.Option) Option {
+	return func(o *options) { o.serverOpts = append(o.serverOpts, opts...) }
+}
+
+// New starts a stunfault for the test tb: the built-in default config (users
+// user/pass, no rules) unless WithConfig or WithConfigValue says otherwise,
+// with STUN/TURN over UDP and TCP on one free port of 127.0.0.1 and the HTTP
+// side on another. Every socket is bound when New returns. It fails the test
+// through tb.Fatalf when the config is wrong or a socket cannot be bound,
+// and registers tb.Cleanup to close the server (a Close error fails the
+// test).
+func New(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg := config.Default()
+	switch {
+	case o.tomlSet:
+		c, err := config.Parse([]byte(o.toml), "servertest.WithConfig")
+		if err != nil {
+			tb.Fatalf("servertest: %v", err)
+			return nil
+		}
+		cfg = c
+	case o.cfg != nil:
+		cfg = *o.cfg
+	}
+	loopbackPorts(&cfg)
+
+	var sopts []server.Option
+	var tl *testLog
+	if o.logs {
+		tl = &testLog{tb: tb}
+		sopts = append(sopts, server.WithLogger(slog.New(slog.NewTextHandler(tl, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
+	sopts = append(sopts, o.serverOpts...)
+
+	srv, err := server.New(cfg, sopts...)
+	if err != nil {
+		tb.Fatalf("servertest: %v", err)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := srv.Start(ctx); err != nil {
+		_ = srv.Close()
+		tl.stop()
+		tb.Fatalf("servertest: %v", err)
+		return nil
+	}
+	tb.Cleanup(func() {
+		err := srv.Close()
+		// Close has waited for every goroutine of the server; nothing
+		// logs after it, and the flag makes sure of it.
+		tl.stop()
+		if err != nil {
+			tb.Errorf("servertest: %v", err)
+		}
+	})
+	return &Server{Server: srv, tb: tb}
+}
+
+// loopbackPorts moves every address of cfg to loopback port 0. Listeners
+// that shared an address still share one, so a udp and a tcp entry end up
+// on the same port as in the default config.
+func loopbackPorts(cfg *config.Config) {
+	listen := make([]config.Listener, len(cfg.Listen))
+	for i, l := range cfg.Listen {
+		addr := "127.0.0.1:0"
+		if host, _, err := net.SplitHostPort(l.Address); err == nil {
+			if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
+				addr = "[::1]:0"
+			}
+		}
+		listen[i] = config.Listener{Transport: l.Transport, Address: addr}
+	}
+	cfg.Listen = listen
+	cfg.HTTP.Address = "127.0.0.1:0"
+}
+
+// TURNAddr returns the address of the first listener of transport ("udp"
+// or "tcp"), failing the test when the server has none.
+func (s *Server) TURNAddr(transport string) netip.AddrPort {
+	s.tb.Helper()
+	a, ok := s.Server.TURNAddr(transport)
+	if !ok {
+		s.tb.Fatalf("servertest: no %s listener", transport)
+	}
+	return a
+}
+
+// AddRule adds r to the server's rules for the rest of tb (the test that
+// made the server or one of its subtests) and returns it as added (with its
+// generated ID when r had none). tb's cleanup removes it again, unless it
+// is already gone (removed, expired or replaced by a scenario switch). A
+// rule the engine rejects fails tb.
+//
+// Adding a rule with the ID of an active one replaces that one, and the
+// cleanup then removes it by that ID: give rules of concurrent subtests
+// distinct IDs, or none.
+func (s *Server) AddRule(tb testing.TB, r faults.Rule) faults.Rule {
+	tb.Helper()
+	added, err := s.Faults().Add(r)
+	if err != nil {
+		tb.Fatalf("servertest: AddRule: %v", err)
+		return added
+	}
+	tb.Cleanup(func() {
+		if err := s.Faults().Remove(added.ID); err != nil && !errors.Is(err, faults.ErrNotFound) {
+			tb.Errorf("servertest: removing the rule at cleanup: %v", err)
+		}
+	})
+	return added
+}
+
+// testLog is the io.Writer under the slog handler of WithLogs. slog's
+// handlers write each record with one Write call, so one Write is one
+// tb.Logf line.
+type testLog struct {
+	mu      sync.Mutex
+	tb      testing.TB
+	stopped bool
+}
+
+// Write logs p through tb.Logf, or drops it once stop was called: a
+// testing.T panics when it is logged to after its test has finished.
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped {
+		l.tb.Logf("stunfault: %s", strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// stop makes every later Write a no-op. A nil testLog (no WithLogs) is fine.
+func (l *testLog) stop() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
+}
