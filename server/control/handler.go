@@ -264,7 +264,11 @@ func (h *Handler) serveSocket(w http.ResponseWriter, r *http.Request) {
 	c := newConn(h, ws)
 	h.connsMu.Lock()
 	if h.closed {
+		// Close ran between the upgrade and here: say goodbye as it would.
 		h.connsMu.Unlock()
+		_ = ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server closing"),
+			time.Now().Add(closeGrace))
 		_ = ws.Close()
 		return
 	}
