@@ -839,3 +839,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestListenOnFreePorts(t *testing.T) {
+	cfg := Default()
+	cfg.Listen = append(cfg.Listen, Listener{Transport: "udp", Address: "[::1]:3479"})
+	if err := cfg.ListenOnFreePorts(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"127.0.0.1:0", "127.0.0.1:0", "[::1]:0"}
+	for i, l := range cfg.Listen {
+		if l.Address != want[i] {
+			t.Errorf("listen[%d] = %s, want %s", i, l.Address, want[i])
+		}
+	}
+	if cfg.HTTP.Address != "127.0.0.1:0" {
+		t.Errorf("http.address = %s, want 127.0.0.1:0", cfg.HTTP.Address)
+	}
+	cfg.HTTP.Address = "no-port"
+	if err := cfg.ListenOnFreePorts(); err == nil {
+		t.Error("an address without a port was accepted")
+	}
+}

@@ -271,18 +271,4 @@ func run(ctx context.Context, w io.Writer, opts options, ready func(pageURL stri
 
 // freePorts moves every listener and the HTTP side to port 0 on its host, so
 // the example never collides with a running stunfault.
-func freePorts(cfg *config.Config) error {
-	for i, l := range cfg.Listen {
-		host, _, err := net.SplitHostPort(l.Address)
-		if err != nil {
-			return fmt.Errorf("listen[%d].address: %w", i, err)
-		}
-		cfg.Listen[i].Address = net.JoinHostPort(host, "0")
-	}
-	host, _, err := net.SplitHostPort(cfg.HTTP.Address)
-	if err != nil {
-		return fmt.Errorf("http.address: %w", err)
-	}
-	cfg.HTTP.Address = net.JoinHostPort(host, "0")
-	return nil
-}
+func freePorts(cfg *config.Config) error { return cfg.ListenOnFreePorts() }

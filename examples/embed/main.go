@@ -30,11 +30,9 @@ func main() {
 func run(ctx context.Context, w io.Writer) error {
 	cfg := config.Default()
 	// Free ports instead of 3478/8478, so this runs beside anything else.
-	cfg.Listen = []config.Listener{
-		{Transport: "udp", Address: "127.0.0.1:0"},
-		{Transport: "tcp", Address: "127.0.0.1:0"},
+	if err := cfg.ListenOnFreePorts(); err != nil {
+		return err
 	}
-	cfg.HTTP.Address = "127.0.0.1:0"
 
 	srv, err := server.New(cfg)
 	if err != nil {

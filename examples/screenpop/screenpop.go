@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -111,7 +110,7 @@ func run(ctx context.Context, w io.Writer, opts options) (steps []Step, err erro
 	if err != nil {
 		return nil, err
 	}
-	if err := freePorts(&cfg); err != nil {
+	if err := cfg.ListenOnFreePorts(); err != nil {
 		return nil, err
 	}
 	hook, ok := cfg.Webhooks[hookName]
@@ -167,24 +166,6 @@ func printSummary(w io.Writer, steps []Step) {
 		fmt.Fprintf(w, "  %-32s %-9s %-5s held %2d  %s  403s %d  rules %s\n",
 			st.Name, st.Scenario, st.Mode, st.Held, srflx, st.Forbidden, strings.Join(st.Rules, ","))
 	}
-}
-
-// freePorts moves every listener and the HTTP side to port 0 on its host, so
-// the example never collides with a running stunfault.
-func freePorts(cfg *config.Config) error {
-	for i, l := range cfg.Listen {
-		host, _, err := net.SplitHostPort(l.Address)
-		if err != nil {
-			return fmt.Errorf("listen[%d].address: %w", i, err)
-		}
-		cfg.Listen[i].Address = net.JoinHostPort(host, "0")
-	}
-	host, _, err := net.SplitHostPort(cfg.HTTP.Address)
-	if err != nil {
-		return fmt.Errorf("http.address: %w", err)
-	}
-	cfg.HTTP.Address = net.JoinHostPort(host, "0")
-	return nil
 }
 
 // storyPlans returns the story's steps. The header and load steps read their
