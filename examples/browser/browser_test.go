@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,11 @@ var chromiumFlags = []string{
 	"--disable-background-networking",
 	"--disable-component-update",
 	"--disable-sync",
+	// Even so it resolves a few Google host names at start (accounts,
+	// clients2, update): answer every name NOTFOUND without a DNS query,
+	// so the tests send nothing beyond the machine. The page and the ICE
+	// servers are IP literals.
+	"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 	// WebRTC: gather on loopback, keep IP addresses in candidates instead
 	// of mDNS names, and grant the page's getUserMedia with a fake device
 	// (without a media permission Chromium gathers from one wildcard
@@ -443,13 +449,20 @@ const ticketPayload = `{"short_description":"Inbound call from +15551230001","ca
 	`"conversation_id":"5f0c2a8e-1d3b-4c9a-9e2f-7a6b1c0d4e31","queue":"Support",` +
 	`"custom_attributes":{"ticket_id":"INC0012345","u_category":"billing"}}`
 
-// A 300 with ALTERNATE-SERVER on the first (unauthenticated) Allocate would
-// send Chromium to a second stunfault, but Chromium refuses a redirect to a
-// loopback address (libwebrtc's TurnPort::SetAlternateServer), and these
-// tests send traffic to loopback only. So the test checks what Chromium
-// reports for the loopback redirect: errorCode 300, and the second server
-// never sees an Allocate. Following a redirect needs the second server on
-// a non-loopback test host (a network namespace of the test's own).
+// A 300 with ALTERNATE-SERVER on the first (unauthenticated) Allocate sends
+// Chromium to a second stunfault, except on loopback:
+//
+//   - "loopback refused": with the second server on 127.0.0.1, Chromium
+//     refuses the redirect (libwebrtc's TurnPort::SetAlternateServer blocks
+//     loopback alternates) and reports errorCode 300; the second server
+//     never sees an Allocate.
+//   - "followed": the second server runs in a network namespace of the
+//     test's own, reached over a veth pair on a private /30 (Linux, as root,
+//     with iproute2; see netns_linux_test.go). The redirect, scoped to the
+//     Allocate from Chromium's socket on the pair's root side, is followed:
+//     Chromium gets its relay candidate from the second server, reported
+//     with the first server's url. Traffic goes to 127.0.0.1 and to the
+//     namespace's address only.
 func TestChromiumAlternateServer(t *testing.T) {
 	t.Parallel()
 	// The second server relays from its own port range, so its relay
@@ -460,12 +473,12 @@ func TestChromiumAlternateServer(t *testing.T) {
 		Match:  faults.Match{Direction: "out", Methods: []string{"allocate"}, Classes: []string{"success"}},
 		Action: faults.Action{Type: "pass"},
 	}
-	redirectTo := func(b *server.Server) faults.Rule {
+	redirectTo := func(alternate string, sources ...string) faults.Rule {
 		return faults.Rule{
 			ID:     "try-alternate",
 			Times:  1,
-			Match:  faults.Match{Methods: []string{"allocate"}, Authenticated: new(false)},
-			Action: faults.Action{Type: "error", Code: 300, Reason: "Try Alternate", Alternate: b.STUNAddr().String()},
+			Match:  faults.Match{Methods: []string{"allocate"}, Authenticated: new(false), Sources: sources},
+			Action: faults.Action{Type: "error", Code: 300, Reason: "Try Alternate", Alternate: alternate},
 		}
 	}
 	startSecond := func(t *testing.T, host string) *server.Server {
@@ -478,7 +491,7 @@ func TestChromiumAlternateServer(t *testing.T) {
 	t.Run("loopback refused", func(t *testing.T) {
 		t.Parallel()
 		b := startSecond(t, "127.0.0.1")
-		a := startStunfault(t, nil, redirectTo(b))
+		a := startStunfault(t, nil, redirectTo(b.STUNAddr().String()))
 		_, turnUDP, _ := urls(t, a)
 		evs := gatherInChromium(t, a.ICEServers(), "?only=turn-udp", browserTimeout, func(evs events) bool {
 			return evs.errorFor(turnUDP, 300)
@@ -487,6 +500,44 @@ func TestChromiumAlternateServer(t *testing.T) {
 		if n := b.Journal().Count(faults.Query{Rule: allocated.ID}); n != 0 {
 			t.Errorf("second server: %d Allocate successes, want 0 (Chromium should not follow a loopback redirect)", n)
 		}
+	})
+
+	t.Run("followed", func(t *testing.T) {
+		t.Parallel()
+		chromium(t) // skip before building the namespace when there is no browser
+		ns := newNetnsHost(t)
+		b := ns.startServer(t, minPort, maxPort, allocated)
+		// Only the Allocate Chromium sends from its socket on the root side
+		// of the veth pair is redirected: that socket reaches the
+		// namespace's address, the loopback one (and those on the machine's
+		// own addresses) could not, and get their relay from the first
+		// server.
+		rule := redirectTo(b.UDPAddr.String(), netip.PrefixFrom(ns.HostAddr, 32).String())
+		a := startStunfault(t, nil, rule)
+		_, turnUDP, _ := urls(t, a)
+		fromSecond := func(e Event) bool {
+			return e.Address == ns.NSAddr.String() && e.Port >= minPort && e.Port <= maxPort
+		}
+		evs := gatherInChromium(t, a.ICEServers(), "?only=turn-udp", browserTimeout, func(evs events) bool {
+			return len(evs.candidates("relay", fromSecond)) > 0
+		})
+		for _, c := range evs.candidates("relay", fromSecond) {
+			report(t, fmt.Sprintf("chromium gathered: %s from %s", c, c.URL))
+		}
+		logErrors(t, evs)
+		for _, c := range evs.candidates("relay", nil) {
+			if c.URL != turnUDP {
+				t.Errorf("relay candidate %s: url %s, want the first server's %s", c, c.URL, turnUDP)
+			}
+		}
+		if n := a.Journal().Count(faults.Query{Rule: rule.ID}); n != 1 {
+			t.Errorf("first server: try-alternate fired %d times, want 1", n)
+		}
+		counts := b.stop(t)
+		if counts[allocated.ID] == 0 {
+			t.Errorf("second server: no Allocate success (counts %v)", counts)
+		}
+		t.Logf("second server: %d Allocate successes", counts[allocated.ID])
 	})
 }
 
