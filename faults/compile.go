@@ -19,6 +19,10 @@ type compiledRule struct {
 	// Decide reads these for every rule whose header mask holds: they
 	// come first, to share cache lines.
 	m        matcher
+	need     uint8   // which of m's conditions are set (need* bits), for Decide's inline checks
+	src4     ipv4Net // m.sources when it is one IPv4 prefix (src4ok)
+	src4ok   bool
+	gated    bool     // expires or requires is set: Decide checks them
 	expires  int64    // Unix nanoseconds on the engine's Clock; 0: never (set by the engine)
 	machine  *machine // nil: not part of a state machine (set by the engine)
 	requires *string  // nil: any state
@@ -137,6 +141,11 @@ func compile(r Rule) (*compiledRule, error) {
 	if c.m, err = compileMatch(m); err != nil {
 		return nil, err
 	}
+	c.need = c.m.needs()
+	if c.m.sources != nil {
+		c.src4, c.src4ok = c.m.sources.one4()
+	}
+	c.gated = c.requires != nil
 	if c.act, err = compileAction(&c.rule.Action); err != nil {
 		return nil, err
 	}

@@ -132,35 +132,46 @@ type attrMatcher struct {
 	minLen, maxLen int
 }
 
-// match reports whether p meets every condition. tx is p's transmission
-// number (0 when not tracked). It allocates nothing. The checks run cheapest
-// first; the webhook, which calls out, runs last.
-func (m *matcher) match(p *Packet, tx int, sig Signals) bool {
-	if m.minSize > 0 && len(p.Data) < m.minSize {
-		return false
+// Bits of compiledRule.need: which non-header conditions a rule has.
+const (
+	needSize uint8 = 1 << iota
+	needTx
+	needSources
+	needUsername
+	needAttrs
+	needWebhook
+)
+
+// needs returns the need* bits of m's conditions.
+func (m *matcher) needs() uint8 {
+	var n uint8
+	if m.minSize > 0 || m.maxSize > 0 {
+		n |= needSize
 	}
-	if m.maxSize > 0 && len(p.Data) > m.maxSize {
-		return false
+	if m.transmission > 0 {
+		n |= needTx
 	}
-	if m.transmission > 0 && tx != m.transmission {
-		return false
-	}
-	if m.sources != nil && !m.sources.contains(p) {
-		return false
+	if m.sources != nil {
+		n |= needSources
 	}
 	if m.username != nil {
-		u, ok := p.Username()
-		if !ok || !m.username.match(u) {
-			return false
-		}
+		n |= needUsername
 	}
+	if len(m.attrs) > 0 {
+		n |= needAttrs
+	}
+	if m.webhook != nil {
+		n |= needWebhook
+	}
+	return n
+}
+
+// attrsMatch reports whether every attribute condition holds.
+func (m *matcher) attrsMatch(p *Packet) bool {
 	for i := range m.attrs {
 		if !m.attrs[i].match(p) {
 			return false
 		}
-	}
-	if m.webhook != nil && !m.webhook.match(sig) {
-		return false
 	}
 	return true
 }
@@ -189,6 +200,15 @@ func newSourceSet(ps []netip.Prefix) *sourceSet {
 		}
 	}
 	return s
+}
+
+// one4 returns the set's only network when it is a single IPv4 prefix (the
+// common case), for Decide's inline check.
+func (s *sourceSet) one4() (ipv4Net, bool) {
+	if len(s.v4) == 1 && len(s.other) == 0 {
+		return s.v4[0], true
+	}
+	return ipv4Net{}, false
 }
 
 // contains reports whether p's client lies in the set. IPv4-mapped IPv6

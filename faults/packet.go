@@ -156,6 +156,7 @@ type Packet struct {
 
 	addr    netip.Addr // Client's address, IPv4-mapped IPv6 unmapped
 	addr4   uint32     // addr as a number, when it is IPv4
+	is4     bool       // addr is IPv4 (IPv4-mapped IPv6 included)
 	addrSet bool
 }
 
@@ -354,6 +355,7 @@ func (p *Packet) clientAddr() netip.Addr {
 	if !p.addrSet {
 		p.addr, p.addrSet = p.Client.Addr().Unmap(), true
 		if p.addr.Is4() {
+			p.is4 = true
 			p.addr4 = binary.BigEndian.Uint32(p.addr.AsSlice())
 		}
 	}
