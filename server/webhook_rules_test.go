@@ -162,19 +162,15 @@ func (c *whCall) answered(t *testing.T, want int) {
 	}
 }
 
-// waitInflight polls the Hub every millisecond until it holds want requests,
-// for at most whWait. Only a cancellation needs it: the client learns of no
-// event when the server lets go of a request whose client went away.
+// waitInflight waits, woken by the Hub's own changes, until it holds want
+// requests, for at most whWait.
 func (e *whEnv) waitInflight(t *testing.T, want int) {
 	t.Helper()
-	deadline := time.Now().Add(whWait)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for e.srv.Webhooks().Inflight(whHook) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("webhook holds %d requests after %v, want %d", e.srv.Webhooks().Inflight(whHook), whWait, want)
-		}
-		<-tick.C
+	ctx, cancel := context.WithTimeout(context.Background(), whWait)
+	defer cancel()
+	hub := e.srv.Webhooks()
+	if err := hub.Wait(ctx, func() bool { return hub.Inflight(whHook) == want }); err != nil {
+		t.Fatalf("webhook holds %d requests after %v, want %d", hub.Inflight(whHook), whWait, want)
 	}
 }
 

@@ -424,12 +424,10 @@ func TestChromiumScreenpop(t *testing.T) {
 	})
 	defer wg.Wait()
 	defer cancel()
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Webhooks().Inflight(hook) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the webhook call was not held open within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
+	heldCtx, heldCancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer heldCancel()
+	if err := srv.Webhooks().Wait(heldCtx, func() bool { return srv.Webhooks().Inflight(hook) > 0 }); err != nil {
+		t.Fatal("the webhook call was not held open within 5s")
 	}
 	evs = gatherInChromium(t, srv.ICEServers(), "?only=stun", browserTimeout, func(evs events) bool {
 		return evs.errorFor(stunURL, 3)

@@ -13,15 +13,21 @@ import (
 	"time"
 )
 
-// syncBuffer is a bytes.Buffer safe for run's writes and the test's reads.
+// syncBuffer is a bytes.Buffer safe for run's writes and the test's reads,
+// which can wait for what they expect instead of polling.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	wrote chan struct{} // closed and replaced by every Write
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.wrote != nil {
+		close(b.wrote)
+	}
+	b.wrote = make(chan struct{})
 	return b.buf.Write(p)
 }
 
@@ -29,6 +35,26 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// waitFor waits until the buffer contains want, or ctx ends.
+func (b *syncBuffer) waitFor(ctx context.Context, want string) bool {
+	for {
+		b.mu.Lock()
+		if b.wrote == nil {
+			b.wrote = make(chan struct{})
+		}
+		ch, has := b.wrote, strings.Contains(b.buf.String(), want)
+		b.mu.Unlock()
+		if has {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // run serves the page, its /config filtered by the query string, and prints
@@ -122,10 +148,7 @@ func TestRunServesPage(t *testing.T) {
 		t.Errorf("POST /event: got %d, want %d", res.StatusCode, http.StatusNoContent)
 	}
 	want := `page: icecandidateerror 3 "Forbidden" stun:127.0.0.1:3478 (local 127.0.0.x:5000)`
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(out.String(), want) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	out.waitFor(ctx, want)
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("run: got %v, want context.Canceled", err)

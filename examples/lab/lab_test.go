@@ -304,15 +304,14 @@ func allocate(user, pass, realm, nonce string) *stun.Message {
 	return stun.MustBuild(append(s, stun.Fingerprint)...)
 }
 
-// waitInflight polls the webhook until it holds want requests: the client
-// learns of no event when the server lets go of a cancelled one.
+// waitInflight waits, woken by the webhook's own changes, until it holds
+// want requests.
 func waitInflight(t *testing.T, srv *servertest.Server, want int) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for srv.Webhooks().Inflight("servicenow") != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("webhook holds %d requests, want %d", srv.Webhooks().Inflight("servicenow"), want)
-		}
-		time.Sleep(time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	hub := srv.Webhooks()
+	if err := hub.Wait(ctx, func() bool { return hub.Inflight("servicenow") == want }); err != nil {
+		t.Fatalf("webhook holds %d requests, want %d", hub.Inflight("servicenow"), want)
 	}
 }

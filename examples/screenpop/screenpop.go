@@ -40,12 +40,11 @@ const (
 		`"custom_attributes":{"ticket_id":"INC0012345","u_category":"billing"}}`
 )
 
-// The bounded waits between a step's moves. The Hub has no event for "a
-// request is now held", so run polls its counts: every pollEvery, for at
-// most waitLimit (loopback requests are held within milliseconds; the limit
-// only turns a bug into an error instead of a hang).
+// The bounded waits between a step's moves: run waits on the Hub's own
+// changes (webhook.Hub.Wait) for at most waitLimit (loopback requests are
+// held within milliseconds; the limit only turns a bug into an error
+// instead of a hang).
 const (
-	pollEvery = 2 * time.Millisecond
 	waitLimit = 5 * time.Second
 	// gatherLimit bounds one ICE gathering. pion ends a Binding on the first
 	// error response and stunfault answers on loopback at once, so a
@@ -288,7 +287,7 @@ func (s *story) step(ctx context.Context, p plan) (Step, error) {
 
 	// Every call is either held open by the webhook or settled (answered,
 	// or failed).
-	if err := waitFor(ctx, "webhook calls to be held or answered", func() bool {
+	if err := waitFor(ctx, hub, fc, "webhook calls to be held or answered", func() bool {
 		return hub.Inflight(hookName)+fc.settled() >= p.calls
 	}); err != nil {
 		return Step{}, err
@@ -334,7 +333,7 @@ func (s *story) step(ctx context.Context, p plan) (Step, error) {
 	if err := fc.stop(cancel); err != nil {
 		return Step{}, err
 	}
-	if err := waitFor(ctx, "the webhook to hold no call", func() bool { return hub.Inflight(hookName) == 0 }); err != nil {
+	if err := waitFor(ctx, hub, nil, "the webhook to hold no call", func() bool { return hub.Inflight(hookName) == 0 }); err != nil {
 		return Step{}, err
 	}
 	return st, nil
@@ -344,16 +343,17 @@ func (s *story) step(ctx context.Context, p plan) (Step, error) {
 type flowCalls struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
-	status   []int // answers received so far
-	failed   int   // calls that failed other than by the step's cancellation
-	err      error // the first of those failures
+	settle   chan struct{} // closed and replaced when a call settles
+	status   []int         // answers received so far
+	failed   int           // calls that failed other than by the step's cancellation
+	err      error         // the first of those failures
 	stopOnce sync.Once
 }
 
 // call starts p.calls POSTs to the webhook, each in its own goroutine, until
 // each is answered or ctx ends.
 func (s *story) call(ctx context.Context, p plan) *flowCalls {
-	c := &flowCalls{}
+	c := &flowCalls{settle: make(chan struct{})}
 	url := s.srv.HTTPURL() + "/webhook/" + hookName
 	for range p.calls {
 		c.wg.Add(1)
@@ -362,6 +362,8 @@ func (s *story) call(ctx context.Context, p plan) *flowCalls {
 			status, err := s.post(ctx, url, p)
 			c.mu.Lock()
 			defer c.mu.Unlock()
+			close(c.settle)
+			c.settle = make(chan struct{})
 			switch {
 			case err == nil:
 				c.status = append(c.status, status)
@@ -395,6 +397,13 @@ func (s *story) post(ctx context.Context, url string, p plan) (int, error) {
 	defer res.Body.Close()
 	_, err = io.Copy(io.Discard, res.Body)
 	return res.StatusCode, err
+}
+
+// changed returns a channel closed when the next call settles.
+func (c *flowCalls) changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.settle
 }
 
 // settled returns how many calls have been answered or have failed.
@@ -431,23 +440,31 @@ func (c *flowCalls) stop(cancel context.CancelFunc) error {
 	return c.err
 }
 
-// waitFor polls cond every pollEvery until it holds. It gives up with an
-// error naming what it waited for after waitLimit, or when ctx ends.
-func waitFor(ctx context.Context, what string, cond func() bool) error {
+// waitFor waits until cond holds, woken by every change of hub's counts
+// and, when calls is not nil, by every call of the step that settles. It
+// gives up with an error naming what it waited for after waitLimit, or when
+// ctx ends.
+func waitFor(ctx context.Context, hub *webhook.Hub, calls *flowCalls, what string, cond func() bool) error {
 	deadline := time.NewTimer(waitLimit)
 	defer deadline.Stop()
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for !cond() {
+	for {
+		var settled <-chan struct{} // nil: never ready
+		if calls != nil {
+			settled = calls.changed()
+		}
+		changed := hub.Changed()
+		if cond() {
+			return nil
+		}
 		select {
+		case <-changed:
+		case <-settled:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
 			return fmt.Errorf("waited %v for %s", waitLimit, what)
-		case <-tick.C:
 		}
 	}
-	return nil
 }
 
 // lastRecordID returns the ID of the webhook's newest request (0 for none).

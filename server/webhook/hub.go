@@ -59,6 +59,8 @@ type Hub struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
+	changes *changes // wakes Wait
+
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close: held requests answer 503
 	closeOnce sync.Once
@@ -68,7 +70,8 @@ var _ faults.Signals = (*Hub)(nil)
 
 // hook is one webhook's settings, counters and records.
 type hook struct {
-	name string
+	changes *changes // the Hub's: notified after every count change
+	name    string
 	// inflight counts held sync requests, pending held ones plus async work
 	// in progress; synthetic is webhook.set's synthetic load and syncMode
 	// the current mode. Atomics, so the Signals read them without locking.
@@ -97,6 +100,7 @@ func New(hooks map[string]config.Webhook, opts Options) *Hub {
 		history: opts.History,
 		rng:     rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		done:    make(chan struct{}),
+		changes: newChanges(),
 	}
 	if h.clock == nil {
 		h.clock = faults.SystemClock{}
@@ -110,6 +114,7 @@ func New(hooks map[string]config.Webhook, opts Options) *Hub {
 	for name, cfg := range hooks {
 		cfg = fill(cfg)
 		hk := &hook{
+			changes:  h.changes,
 			name:     name,
 			cfg:      cfg,
 			bucket:   newBucket(cfg.RateLimit),

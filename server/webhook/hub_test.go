@@ -758,3 +758,27 @@ func TestJitterAddsUpToJitter(t *testing.T) {
 		}
 	}
 }
+
+// Wait wakes on the Hub's own changes: a request being held, and ending.
+func TestWaitWakesOnCountChanges(t *testing.T) {
+	f := newFixture(t, map[string]config.Webhook{"crm": {Latency: faults.Duration(time.Second), Mode: "sync", Status: 201}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	held := func() bool { return f.hub.Inflight("crm") == 1 }
+	res := f.postAsync(context.Background(), "crm", "{}")
+	if err := f.hub.Wait(ctx, held); err != nil {
+		t.Fatalf("Wait for the held request: %v", err)
+	}
+	f.clock.Advance(time.Second)
+	if err := f.hub.Wait(ctx, func() bool { return f.hub.Inflight("crm") == 0 }); err != nil {
+		t.Fatalf("Wait for the end of the request: %v", err)
+	}
+	if r := <-res; r.status != 201 {
+		t.Errorf("status %d, want 201", r.status)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel2()
+	if err := f.hub.Wait(short, held); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Wait on a condition that never holds: %v, want DeadlineExceeded", err)
+	}
+}

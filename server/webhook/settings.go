@@ -65,6 +65,7 @@ func (h *Hub) Set(name string, s Settings) error {
 	if s.SyntheticPending != nil {
 		hk.synthetic.Store(int64(*s.SyntheticPending))
 	}
+	hk.changes.notify()
 	h.log.Debug("webhook set", "webhook", name, "mode", hk.cfg.Mode, "latency", hk.cfg.Latency,
 		"status", hk.cfg.Status, "synthetic", hk.synthetic.Load())
 	return nil

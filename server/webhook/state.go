@@ -32,6 +32,7 @@ func (hk *hook) begin(h *Hub, e *entry) bool {
 	}
 	hk.activate(e)
 	hk.inflight.Add(1)
+	hk.changes.notify()
 	return true
 }
 
@@ -55,6 +56,7 @@ func (hk *hook) beginAsync(h *Hub, e *entry, delay time.Duration) bool {
 	// The timer is set under the lock, so Close, which takes it, either
 	// sees e with its timer or runs before e is active.
 	e.timer = h.clock.AfterFunc(delay, func() { hk.finish(h.clock, e, http.StatusAccepted) })
+	hk.changes.notify()
 	return true
 }
 
@@ -89,6 +91,7 @@ func (hk *hook) finish(clock faults.Clock, e *entry, status int) bool {
 	hk.pending.Add(-1)
 	e.Status = status
 	hk.end(clock, e)
+	hk.changes.notify()
 	return true
 }
 
@@ -101,6 +104,7 @@ func (hk *hook) record(clock faults.Clock, e *entry, status int) {
 	e.Status = status
 	hk.records.push(e)
 	hk.end(clock, e)
+	hk.changes.notify()
 }
 
 // end stamps e's End and appends it to the ended ring. hk.mu is held, so
