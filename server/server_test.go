@@ -177,10 +177,3 @@ func TestICEServersUseBoundAddresses(t *testing.T) {
 		t.Errorf("turn entry = %+v, want %v with user/pass", ice[1], wantTURN)
 	}
 }
-
-// waitCtx is a context for one bounded client exchange.
-func waitCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}

@@ -24,8 +24,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // binding performs one Binding over transport to addr with a 10 ms RTO and
 // returns the error code of the answer (0 for a success) and the
 // XOR-MAPPED-ADDRESS of a success.
