@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"net"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/server"
+	"github.com/stunfault/stunfault/server/servertest"
 )
 
 // testConfig is the embedded default moved onto free loopback ports.
@@ -24,29 +24,15 @@ func testConfig() config.Config {
 	return cfg
 }
 
-// startServer starts a server on cfg (testConfig when nil) and closes it when
-// the test ends.
+// startServer starts a server on cfg (testConfig when nil) through
+// servertest, on free loopback ports, and closes it when the test ends.
 func startServer(t testing.TB, cfg *config.Config, opts ...server.Option) *server.Server {
 	t.Helper()
 	c := testConfig()
 	if cfg != nil {
 		c = *cfg
 	}
-	srv, err := server.New(c, opts...)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return srv
+	return servertest.New(t, servertest.WithConfigValue(c), servertest.WithServerOptions(opts...)).Server
 }
 
 func turnAddr(t *testing.T, srv *server.Server, transport string) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server"
+	"github.com/stunfault/stunfault/server/servertest"
 )
 
 // These tests point Debian's Chromium, headless, at stunfault through the
@@ -84,29 +85,13 @@ func startStunfault(t *testing.T, cfg *config.Config, rules ...faults.Rule) *ser
 	if cfg != nil {
 		c = *cfg
 	}
-	if err := freePorts(&c); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(c)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	srv := servertest.New(t, servertest.WithConfigValue(c))
 	for _, r := range rules {
 		if _, err := srv.Faults().Add(r); err != nil {
 			t.Fatalf("add rule %s: %v", r.ID, err)
 		}
 	}
-	return srv
+	return srv.Server
 }
 
 // events is what the page reported so far, in its own order.

@@ -11,9 +11,9 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
-	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/internal/gather"
 	"github.com/stunfault/stunfault/server"
+	"github.com/stunfault/stunfault/server/servertest"
 )
 
 // TestMain fails the package when a gathering leaves a goroutine behind:
@@ -26,27 +26,7 @@ func TestMain(m *testing.M) {
 // the test ends.
 func startServer(t *testing.T) *server.Server {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = []config.Listener{
-		{Transport: "udp", Address: "127.0.0.1:0"},
-		{Transport: "tcp", Address: "127.0.0.1:0"},
-	}
-	cfg.HTTP.Address = "127.0.0.1:0"
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return srv
+	return servertest.New(t).Server
 }
 
 func gatherOK(t *testing.T, servers []server.ICEServer, opts gather.Options) gather.Result {
