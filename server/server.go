@@ -267,8 +267,9 @@ func (s *Server) Close() error {
 // WithSeed option, or the random one chosen when both were 0.
 func (s *Server) Seed() int64 { return s.seed }
 
-// Config returns the configuration the server was created with.
-func (s *Server) Config() config.Config { return s.cfg }
+// Config returns a deep copy of the configuration the server was created
+// with: changing it changes nothing in the server.
+func (s *Server) Config() config.Config { return s.cfg.Clone() }
 
 // Listeners returns the bound STUN/TURN sockets in config order; nil before
 // Start.
