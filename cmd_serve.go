@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	scenario := fs.String("scenario", "", "start with the rules of scenario `NAME` ([scenarios.NAME] in the config)")
+	ready := addReadyFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: stunfault [serve] [flags]\n\nServes STUN/TURN and the HTTP side until interrupted.\n\nFlags:")
 		fs.PrintDefaults()
@@ -42,6 +44,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		source = *configPath
 	}
+	if err := ready.prepare(&cfg); err != nil {
+		return err
+	}
 
 	srv, err := server.New(cfg, server.WithLogger(logger))
 	if err != nil {
@@ -55,7 +60,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
-	printBanner(stdout, srv, source)
+	if err := ready.announce(stdout, srv, source); err != nil {
+		return errors.Join(err, srv.Close())
+	}
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return srv.Close()
