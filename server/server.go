@@ -17,6 +17,7 @@ import (
 	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/control"
+	"github.com/stunfault/stunfault/server/internal/stunframe"
 	"github.com/stunfault/stunfault/server/webhook"
 )
 
@@ -172,6 +173,15 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// inboundMTU is the size of the buffer pion reads each message into, one per
+// read loop (a UDP listener's, and every TCP connection's). pion's default
+// of 1600 cuts a larger UDP datagram at the socket read, so it fails to
+// parse and vanishes, and on TCP it closes the connection. This is one
+// more than the largest STUN message (a 20-byte header and a 65535-byte
+// body; a UDP datagram is at most 65507 bytes): pion skips a read that
+// fills its buffer, taking it as cut short.
+const inboundMTU = stunframe.MaxFrame + 1
+
 // startTURN hands the bound sockets to pion.
 func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 	// Each listener gets its own relay generator (it holds state); the
@@ -213,6 +223,7 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 		PacketConnConfigs:  pcs,
 		ListenerConfigs:    lns,
 		LoggerFactory:      pionLoggerFactory{log: s.log.With("component", "pion")},
+		InboundMTU:         inboundMTU,
 		Realm:              s.cfg.Server.Realm,
 		AuthHandler:        s.auth.handle,
 		AllocationLifetime: s.cfg.Relay.AllocationLifetime.D(),
