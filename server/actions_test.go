@@ -195,7 +195,7 @@ func (c *rawClient) wantSuccess(req, m *stun.Message) {
 
 // fired returns how often rule id fired, by the journal.
 func fired(srv *server.Server, id string) int {
-	return srv.Journal().Count(faults.Query{Rule: id})
+	return srv.Faults().Journal().Count(faults.Query{Rule: id})
 }
 
 func TestErrorActionAnswersBinding(t *testing.T) {
@@ -283,7 +283,7 @@ func TestErrorActionAnswersBinding(t *testing.T) {
 					tt.checkResp(t, res)
 				}
 				q := faults.Query{Rule: "err", Method: "binding", Transport: transport, Direction: "in"}
-				if es := srv.Journal().Query(q); len(es) != 1 || es[0].Code != tt.wantCode || es[0].Action != "error" {
+				if es := srv.Faults().Journal().Query(q); len(es) != 1 || es[0].Code != tt.wantCode || es[0].Action != "error" {
 					t.Errorf("journal = %+v, want one error %d", es, tt.wantCode)
 				}
 			})
@@ -642,7 +642,7 @@ func TestRateLimitActionLetsTheBurstThrough(t *testing.T) {
 				clk.Advance(time.Second) // one token back
 				req := bindingRequest()
 				c.wantSuccess(req, c.exchange(req))
-				if es := srv.Journal().Query(faults.Query{Rule: "limit"}); len(es) != 1 || es[0].Action != then.Type {
+				if es := srv.Faults().Journal().Query(faults.Query{Rule: "limit"}); len(es) != 1 || es[0].Action != then.Type {
 					t.Errorf("journal = %+v, want one %s", es, then.Type)
 				}
 			})

@@ -115,7 +115,7 @@ func TestBigMessages(t *testing.T) {
 					}
 				}
 				if withRule {
-					n := srv.Journal().Count(faults.Query{Rule: "big-403"})
+					n := srv.Faults().Journal().Count(faults.Query{Rule: "big-403"})
 					if want := countAtLeast(sizes, minSize); n != want {
 						t.Errorf("journal: rule fired %d times, want %d", n, want)
 					}

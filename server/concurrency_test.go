@@ -101,7 +101,7 @@ func TestRulesChangeWhileTrafficFlows(t *testing.T) {
 	if n < 10 {
 		t.Errorf("only %d rule changes overlapped the traffic", n)
 	}
-	if fired := srv.Journal().LastSeq(); fired != 0 {
+	if fired := srv.Faults().Journal().LastSeq(); fired != 0 {
 		t.Errorf("%d rule firings, want none: the churned rules must not match", fired)
 	}
 }

@@ -37,7 +37,7 @@ func TestSameSeedSameDecisions(t *testing.T) {
 						t.Fatalf("unexpected error %d", code)
 					}
 				}
-				for _, e := range srv.Journal().Query(faults.Query{}) {
+				for _, e := range srv.Faults().Journal().Query(faults.Query{}) {
 					journal = append(journal, e.Rule+"/"+e.Action+"/"+e.Method)
 				}
 				return outcomes, journal

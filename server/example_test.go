@@ -97,7 +97,7 @@ func ExampleServer_Faults() {
 			fmt.Println(err)
 		}
 	}
-	fmt.Println("fired", srv.Journal().Count(faults.Query{Rule: "binding-403"}))
+	fmt.Println("fired", srv.Faults().Journal().Count(faults.Query{Rule: "binding-403"}))
 	// Output:
 	// error 403 Forbidden
 	// Binding success response

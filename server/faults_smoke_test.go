@@ -60,7 +60,7 @@ func TestRuleAnswersBindingWith403(t *testing.T) {
 			}
 		})
 	}
-	if n := srv.Journal().Count(faults.Query{Rule: "screenpop-403", Method: "binding"}); n != 2 {
+	if n := srv.Faults().Journal().Count(faults.Query{Rule: "screenpop-403", Method: "binding"}); n != 2 {
 		t.Errorf("journal has %d firings of screenpop-403, want 2", n)
 	}
 }

@@ -344,15 +344,13 @@ func (s *Server) HTTPURL() string {
 }
 
 // Faults returns the rule engine: add, replace and remove rules, switch
-// scenarios, read counters. Changes apply to the very next message.
+// scenarios, read counters and the journal of firings (Faults().Journal()).
+// Changes apply to the very next message.
 func (s *Server) Faults() *faults.Engine { return s.eng }
 
 // Webhooks returns the simulated webhook endpoints (POST /webhook/NAME):
 // their records, their state as rules see it, and their settings.
 func (s *Server) Webhooks() *webhook.Hub { return s.hub }
-
-// Journal returns the bounded record of every rule firing.
-func (s *Server) Journal() *faults.Journal { return s.eng.Journal() }
 
 func scenarioRules(sc map[string]config.Scenario) map[string][]faults.Rule {
 	out := make(map[string][]faults.Rule, len(sc))

@@ -193,14 +193,14 @@ func bindingCode(t *testing.T, c *stun.Client) int {
 // firings with that code.
 func (e *whEnv) wantBinding(t *testing.T, c *stun.Client, want int, rule, when string) {
 	t.Helper()
-	seq := e.srv.Journal().LastSeq()
+	seq := e.srv.Faults().Journal().LastSeq()
 	if got := bindingCode(t, c); got != want {
 		t.Fatalf("%s: Binding got %d, want %d (0 = success)", when, got, want)
 	}
 	// The client retransmits every 10 ms until it has an answer, so a slow
 	// run may see the rule fire on a retransmission too: every entry must
 	// be the rule's.
-	entries := e.srv.Journal().Query(faults.Query{SinceSeq: seq})
+	entries := e.srv.Faults().Journal().Query(faults.Query{SinceSeq: seq})
 	switch {
 	case want == 0 && len(entries) != 0:
 		t.Errorf("%s: the Binding passed but the journal has %+v", when, entries)
@@ -353,7 +353,7 @@ func TestWebhookRuleAsyncIsPendingNotInflight(t *testing.T) {
 	e.wantBinding(t, c, 486, pending.ID, "async work pending")
 	e.clk.Advance(whLatency) // runs the pending work's end before returning
 	e.wantBinding(t, c, 0, "", "async work done")
-	if n := e.srv.Journal().Count(faults.Query{Rule: held.ID}); n != 0 {
+	if n := e.srv.Faults().Journal().Count(faults.Query{Rule: held.ID}); n != 0 {
 		t.Errorf("%s fired %d times in async mode, want 0", held.ID, n)
 	}
 

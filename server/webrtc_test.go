@@ -166,7 +166,7 @@ func TestWebRTCGatherWithoutRules(t *testing.T) {
 			t.Errorf("srflx candidate %s related %s:%d, want its own base on 127.0.0.1", c, c.RelatedAddress, c.RelatedPort)
 		}
 	}
-	if n := srv.Journal().Len(); n != 0 {
+	if n := srv.Faults().Journal().Len(); n != 0 {
 		t.Errorf("journal has %d entries with no rules", n)
 	}
 }
@@ -187,7 +187,7 @@ func TestWebRTCGatherMappedAddressGivesSrflx(t *testing.T) {
 		}
 	}
 	checkRelayCandidates(t, srv, res)
-	if n := srv.Journal().Count(faults.Query{Rule: iceNATRule.ID, Direction: "out"}); n < 1 {
+	if n := srv.Faults().Journal().Count(faults.Query{Rule: iceNATRule.ID, Direction: "out"}); n < 1 {
 		t.Errorf("journal has %d firings of %s, want at least 1", n, iceNATRule.ID)
 	}
 }
@@ -201,7 +201,7 @@ func TestWebRTCGatherBinding403RemovesSrflx(t *testing.T) {
 
 	checkNoCandidate(t, res, "srflx")
 	checkRelayCandidates(t, srv, res) // TURN Allocate is not Binding
-	sent := srv.Journal().Query(faults.Query{Rule: iceBinding403Rule.ID, Method: "binding"})
+	sent := srv.Faults().Journal().Query(faults.Query{Rule: iceBinding403Rule.ID, Method: "binding"})
 	if len(sent) < 1 {
 		t.Fatalf("journal has no firing of %s", iceBinding403Rule.ID)
 	}
@@ -217,7 +217,7 @@ func TestWebRTCGatherBinding403RemovesSrflx(t *testing.T) {
 	if len(clients) < 2 {
 		t.Errorf("the 403 went to %d client sockets, want one per STUN-capable URL (2)", len(clients))
 	}
-	if n := srv.Journal().Count(faults.Query{Rule: iceNATRule.ID}); n != 0 {
+	if n := srv.Faults().Journal().Count(faults.Query{Rule: iceNATRule.ID}); n != 0 {
 		t.Errorf("%s fired %d times although no Binding succeeded", iceNATRule.ID, n)
 	}
 	// pion ends a Binding transaction on the first error response: no
@@ -248,7 +248,7 @@ func TestWebRTCGatherAllocate403RemovesRelay(t *testing.T) {
 				t.Error("no srflx candidate: Binding is not Allocate")
 			}
 			q := faults.Query{Rule: iceAllocate403Rule.ID, Method: "allocate", Class: "request", Transport: tc.transport}
-			if n := srv.Journal().Count(q); n < 1 {
+			if n := srv.Faults().Journal().Count(q); n < 1 {
 				t.Errorf("journal has no 403 on an Allocate over %s", tc.transport)
 			}
 			// stunfault signs the 403 (integrity auto) and pion's TURN client
@@ -294,7 +294,7 @@ func TestWebRTCGatherIgnoresUnsignedAllocate403(t *testing.T) {
 	checkNoCandidate(t, res, "relay")
 	for _, transport := range []string{"udp", "tcp"} {
 		q := faults.Query{Rule: r.ID, Method: "allocate", Transport: transport}
-		if n := srv.Journal().Count(q); n < 2 {
+		if n := srv.Faults().Journal().Count(q); n < 2 {
 			t.Errorf("%d unsigned 403s sent over %s in 1s, want the request retransmitted at least once", n, transport)
 		}
 	}

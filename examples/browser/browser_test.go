@@ -329,7 +329,7 @@ func TestChromiumBinding403(t *testing.T) {
 		return evs.errorFor(stunURL, 3)
 	})
 	logErrors(t, evs)
-	if n := srv.Journal().Count(faults.Query{Rule: binding403Rule.ID}); n == 0 {
+	if n := srv.Faults().Journal().Count(faults.Query{Rule: binding403Rule.ID}); n == 0 {
 		t.Error("journal: binding-403 never fired")
 	}
 }
@@ -348,7 +348,7 @@ func TestChromiumAllocate403(t *testing.T) {
 				return evs.errorFor(url, 403)
 			})
 			logErrors(t, evs)
-			if n := srv.Journal().Count(faults.Query{Rule: allocate403Rule.ID, Transport: transport}); n == 0 {
+			if n := srv.Faults().Journal().Count(faults.Query{Rule: allocate403Rule.ID, Transport: transport}); n == 0 {
 				t.Errorf("journal: allocate-403 never fired over %s", transport)
 			}
 			if rs := evs.candidates("relay", nil); len(rs) > 0 {
@@ -385,7 +385,7 @@ func TestChromiumScreenpop(t *testing.T) {
 	if errs := evs.errors(); len(errs) > 0 {
 		t.Errorf("without the webhook call: got errors %v, want none", errs)
 	}
-	if n := srv.Journal().Count(faults.Query{Rule: "payload-403"}); n != 0 {
+	if n := srv.Faults().Journal().Count(faults.Query{Rule: "payload-403"}); n != 0 {
 		t.Errorf("without the webhook call: payload-403 fired %d times, want 0", n)
 	}
 
@@ -418,7 +418,7 @@ func TestChromiumScreenpop(t *testing.T) {
 		return evs.errorFor(stunURL, 3)
 	})
 	logErrors(t, evs)
-	if n := srv.Journal().Count(faults.Query{Rule: "payload-403"}); n == 0 {
+	if n := srv.Faults().Journal().Count(faults.Query{Rule: "payload-403"}); n == 0 {
 		t.Error("with the ticket call held: payload-403 never fired")
 	}
 	cancel()
@@ -480,7 +480,7 @@ func TestChromiumAlternateServer(t *testing.T) {
 			return evs.errorFor(turnUDP, 300)
 		})
 		logErrors(t, evs)
-		if n := b.Journal().Count(faults.Query{Rule: allocated.ID}); n != 0 {
+		if n := b.Faults().Journal().Count(faults.Query{Rule: allocated.ID}); n != 0 {
 			t.Errorf("second server: %d Allocate successes, want 0 (Chromium should not follow a loopback redirect)", n)
 		}
 	})
@@ -513,7 +513,7 @@ func TestChromiumAlternateServer(t *testing.T) {
 				t.Errorf("relay candidate %s: url %s, want the first server's %s", c, c.URL, turnUDP)
 			}
 		}
-		if n := a.Journal().Count(faults.Query{Rule: rule.ID}); n != 1 {
+		if n := a.Faults().Journal().Count(faults.Query{Rule: rule.ID}); n != 1 {
 			t.Errorf("first server: try-alternate fired %d times, want 1", n)
 		}
 		counts := b.stop(t)
@@ -540,7 +540,7 @@ func TestChromiumDroppedBindingTimesOut(t *testing.T) {
 	})
 	logErrors(t, evs)
 	t.Logf("701 after %v", time.Since(start).Round(time.Second))
-	if n := srv.Journal().Count(faults.Query{Rule: bindingDropRule.ID}); n < 2 {
+	if n := srv.Faults().Journal().Count(faults.Query{Rule: bindingDropRule.ID}); n < 2 {
 		t.Errorf("journal: binding-drop fired %d times, want the retransmissions too", n)
 	}
 }

@@ -374,7 +374,7 @@ func netnsServerMain(v string) error {
 
 	counts := map[string]int{}
 	for _, r := range nc.Rules {
-		counts[r.ID] = srv.Journal().Count(faults.Query{Rule: r.ID})
+		counts[r.ID] = srv.Faults().Journal().Count(faults.Query{Rule: r.ID})
 	}
 	data, err := json.Marshal(counts)
 	if err != nil {

@@ -37,7 +37,7 @@ var levelChecks = map[string]func(t *testing.T, srv *servertest.Server){
 		if res, err := bind(t, srv, "udp", 10*time.Millisecond); err == nil {
 			t.Fatalf("Binding got %s, want no answer", res.Type)
 		}
-		if n := srv.Journal().Count(faults.Query{Rule: "blackhole"}); n < 2 {
+		if n := srv.Faults().Journal().Count(faults.Query{Rule: "blackhole"}); n < 2 {
 			t.Errorf("blackhole fired %d times, want the request and its retransmissions", n)
 		}
 	},
@@ -64,7 +64,7 @@ var levelChecks = map[string]func(t *testing.T, srv *servertest.Server){
 		}
 		_ = relay.Close()
 		for _, m := range []string{"binding", "allocate"} {
-			if n := srv.Journal().Count(faults.Query{Rule: "first-lost", Method: m}); n < 1 {
+			if n := srv.Faults().Journal().Count(faults.Query{Rule: "first-lost", Method: m}); n < 1 {
 				t.Errorf("no first transmission of a %s was dropped", m)
 			}
 		}

@@ -278,7 +278,7 @@ func (s *story) step(ctx context.Context, p plan) (Step, error) {
 			return Step{}, err
 		}
 	}
-	seq := s.srv.Journal().LastSeq()
+	seq := s.srv.Faults().Journal().LastSeq()
 	lastID := lastRecordID(hub)
 
 	callCtx, cancel := context.WithCancel(ctx)
@@ -317,7 +317,7 @@ func (s *story) step(ctx context.Context, p plan) (Step, error) {
 	st.Relay, st.Host = len(res.ByType("relay")), len(res.ByType("host"))
 	s.printCandidates(res)
 
-	entries := s.srv.Journal().Query(faults.Query{SinceSeq: seq})
+	entries := s.srv.Faults().Journal().Query(faults.Query{SinceSeq: seq})
 	for _, e := range entries {
 		if e.Code == http.StatusForbidden {
 			st.Forbidden++

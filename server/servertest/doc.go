@@ -16,7 +16,7 @@
 //		})
 //		conn, err := mypkg.Connect(ctx, srv.ICEServers()) // the code under test
 //		...
-//		if n := srv.Journal().Count(faults.Query{Rule: "quota"}); n != 2 {
+//		if n := srv.Faults().Journal().Count(faults.Query{Rule: "quota"}); n != 2 {
 //			t.Errorf("quota fired %d times, want 2", n)
 //		}
 //	}
@@ -42,7 +42,7 @@
 //			Action: faults.Action{Type: "drop"},
 //		})
 //		...
-//		srv.Journal().Count(faults.Query{Labels: map[string]string{"test": t.Name()}})
+//		srv.Faults().Journal().Count(faults.Query{Labels: map[string]string{"test": t.Name()}})
 //	})
 //
 // The server's listeners and HTTP side are always on loopback port 0 (a

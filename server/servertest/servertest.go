@@ -22,7 +22,7 @@ const startTimeout = 10 * time.Second
 
 // Server is a started stunfault closed by the cleanup of the test that made
 // it. It embeds *server.Server, so every method of a running server is
-// there (ICEServers, Faults, Journal, Webhooks, ControlURL, HTTPURL,
+// there (ICEServers, Faults, Webhooks, ControlURL, HTTPURL,
 // STUNAddr, Credentials, ...); TURNAddr is replaced by one that fails the
 // test instead of returning ok. Its methods are safe for concurrent use.
 type Server struct {

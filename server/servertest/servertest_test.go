@@ -194,7 +194,7 @@ func TestAddRuleLastsForItsTest(t *testing.T) {
 	if code, _, err := binding(t, "udp", srv.STUNAddr()); err != nil || code != 0 {
 		t.Errorf("Binding after the subtest: code %d, %v; want a success", code, err)
 	}
-	if n := srv.Journal().Count(faults.Query{Rule: generated}); n < 1 {
+	if n := srv.Faults().Journal().Count(faults.Query{Rule: generated}); n < 1 {
 		t.Errorf("the journal forgot the subtest's firing: %d entries", n)
 	}
 }
