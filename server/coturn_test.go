@@ -135,7 +135,7 @@ func TestCoturnUclientRelaysWithoutLoss(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			a, _ := srv.TURNAddr(tt.transport)
+			a := srv.TURNAddr(tt.transport)
 			args := append([]string{
 				"-c", // no RTCP companion allocation
 				"-n", strconv.Itoa(messages),

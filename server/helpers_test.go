@@ -37,8 +37,8 @@ func startServer(t testing.TB, cfg *config.Config, opts ...server.Option) *serve
 
 func turnAddr(t *testing.T, srv *server.Server, transport string) string {
 	t.Helper()
-	a, ok := srv.TURNAddr(transport)
-	if !ok {
+	a := srv.TURNAddr(transport)
+	if !a.IsValid() {
 		t.Fatalf("no %s listener", transport)
 	}
 	return a.String()

@@ -294,21 +294,20 @@ func (s *Server) Listeners() []Listener {
 }
 
 // TURNAddr returns the address of the first listener of transport ("udp" or
-// "tcp"), and false when there is none or the server is not started.
-func (s *Server) TURNAddr(transport string) (netip.AddrPort, bool) {
+// "tcp"); the zero AddrPort when there is none or the server is not started.
+func (s *Server) TURNAddr(transport string) netip.AddrPort {
 	for _, l := range s.Listeners() {
 		if l.Transport == transport {
-			return l.Addr, true
+			return l.Addr
 		}
 	}
-	return netip.AddrPort{}, false
+	return netip.AddrPort{}
 }
 
 // STUNAddr returns the address of the first UDP listener (the zero AddrPort
 // when there is none): where a stun: URL points.
 func (s *Server) STUNAddr() netip.AddrPort {
-	a, _ := s.TURNAddr("udp")
-	return a
+	return s.TURNAddr("udp")
 }
 
 // HTTPAddr returns the address of the HTTP side; the zero AddrPort before

@@ -57,8 +57,7 @@ func TestBindingReturnsClientAddress(t *testing.T) {
 func TestUDPAndTCPShareAPortWhenBothAskForZero(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, nil)
-	u, _ := srv.TURNAddr("udp")
-	tc, _ := srv.TURNAddr("tcp")
+	u, tc := srv.TURNAddr("udp"), srv.TURNAddr("tcp")
 	if u.Port() == 0 || u != tc {
 		t.Errorf("udp %s, tcp %s: want the same non-zero port", u, tc)
 	}
@@ -123,7 +122,7 @@ func TestCloseEndsOpenTCPConnections(t *testing.T) {
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	a, _ := srv.TURNAddr("tcp")
+	a := srv.TURNAddr("tcp")
 	conn, err := net.Dial("tcp", a.String())
 	if err != nil {
 		t.Fatal(err)

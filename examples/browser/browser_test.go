@@ -217,8 +217,8 @@ func logTail(path string) string {
 func urls(t *testing.T, srv *server.Server) (stunURL, turnUDP, turnTCP string) {
 	t.Helper()
 	a := srv.STUNAddr().String()
-	tcp, ok := srv.TURNAddr("tcp")
-	if !ok {
+	tcp := srv.TURNAddr("tcp")
+	if !tcp.IsValid() {
 		t.Fatal("no tcp listener")
 	}
 	return "stun:" + a, "turn:" + a + "?transport=udp", "turn:" + tcp.String() + "?transport=tcp"

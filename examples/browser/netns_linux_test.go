@@ -367,7 +367,7 @@ func netnsServerMain(v string) error {
 		_ = srv.Close()
 		return err
 	}
-	tcp, _ := srv.TURNAddr("tcp")
+	tcp := srv.TURNAddr("tcp")
 	fmt.Printf("ready %s %s\n", srv.STUNAddr(), tcp)
 
 	_, _ = io.Copy(io.Discard, os.Stdin) // until the test closes it

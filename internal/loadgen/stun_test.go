@@ -18,8 +18,8 @@ func startServer(t *testing.T) *servertest.Server {
 
 func target(t *testing.T, srv *servertest.Server, transport string) string {
 	t.Helper()
-	a, ok := srv.Server.TURNAddr(transport)
-	if !ok {
+	a := srv.TURNAddr(transport)
+	if !a.IsValid() {
 		t.Fatalf("no %s listener", transport)
 	}
 	return a.String()

@@ -23,11 +23,10 @@ const startTimeout = 10 * time.Second
 // Server is a started stunfault closed by the cleanup of the test that made
 // it. It embeds *server.Server, so every method of a running server is
 // there (ICEServers, Faults, Webhooks, ControlURL, HTTPURL,
-// STUNAddr, Credentials, ...); TURNAddr is replaced by one that fails the
-// test instead of returning ok. Its methods are safe for concurrent use.
+// STUNAddr, TURNAddr, Credentials, ...). Its methods are safe for
+// concurrent use.
 type Server struct {
 	*server.Server
-	tb testing.TB
 }
 
 // Option changes how New starts the server.
@@ -142,7 +141,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 			tb.Errorf("servertest: %v", err)
 		}
 	})
-	return &Server{Server: srv, tb: tb}
+	return &Server{Server: srv}
 }
 
 // loopbackPorts moves every address of cfg to loopback port 0. Listeners
@@ -161,17 +160,6 @@ func loopbackPorts(cfg *config.Config) {
 	}
 	cfg.Listen = listen
 	cfg.HTTP.Address = "127.0.0.1:0"
-}
-
-// TURNAddr returns the address of the first listener of transport ("udp"
-// or "tcp"), failing the test when the server has none.
-func (s *Server) TURNAddr(transport string) netip.AddrPort {
-	s.tb.Helper()
-	a, ok := s.Server.TURNAddr(transport)
-	if !ok {
-		s.tb.Fatalf("servertest: no %s listener", transport)
-	}
-	return a
 }
 
 // AddRule adds r to the server's rules for the rest of tb (the test that

@@ -227,7 +227,7 @@ action = { type = "mapped_address", address = "203.0.113.7:40000" }
 	if err != nil || mapped.String() != "203.0.113.7:40000" {
 		t.Errorf("Binding: mapped %s, %v; want the config's rule to rewrite it", mapped, err)
 	}
-	if _, ok := srv.Server.TURNAddr("tcp"); ok {
+	if srv.TURNAddr("tcp").IsValid() {
 		t.Error("a tcp listener the config does not have")
 	}
 }
@@ -245,7 +245,7 @@ func TestWithConfigValueAndSeed(t *testing.T) {
 	if srv.Seed() != 42 {
 		t.Errorf("seed %d, want 42", srv.Seed())
 	}
-	if a, _ := srv.Server.TURNAddr("tcp"); a != srv.STUNAddr() {
+	if a := srv.TURNAddr("tcp"); a != srv.STUNAddr() {
 		t.Errorf("tcp %s and udp %s: want one port", a, srv.STUNAddr())
 	}
 }
