@@ -66,20 +66,10 @@ func WithLogs() Option {
 	return func(o *options) { o.logs = true }
 }
 
-// WithClock makes the server read time from c (server.WithClock): delays,
-// rule lifetimes, rate limits and webhook latency move when c does.
-func WithClock(c faults.Clock) Option {
-	return func(o *options) { o.serverOpts = append(o.serverOpts, server.WithClock(c)) }
-}
-
-// WithSeed seeds the server's random source (server.WithSeed), so
-// probabilistic rules decide the same way on every run.
-func WithSeed(seed int64) Option {
-	return func(o *options) { o.serverOpts = append(o.serverOpts, server.WithSeed(seed)) }
-}
-
 // WithServerOptions passes opts to server.New after the ones New sets
-// itself (a server.WithLogger here replaces WithLogs).
+// itself: server.WithClock(faults.NewManualClock(start)) to move time by
+// hand, server.WithSeed for the same probabilistic decisions on every run
+// (a server.WithLogger here replaces WithLogs).
 func WithServerOptions(opts ...server.Option) Option {
 	return func(o *options) { o.serverOpts = append(o.serverOpts, opts...) }
 }

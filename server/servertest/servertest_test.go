@@ -15,6 +15,7 @@ import (
 
 	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server"
 	"github.com/stunfault/stunfault/server/servertest"
 )
 
@@ -232,13 +233,14 @@ action = { type = "mapped_address", address = "203.0.113.7:40000" }
 	}
 }
 
-// WithConfigValue takes a Config built in Go, and WithSeed overrides its seed.
+// WithConfigValue takes a Config built in Go, and server.WithSeed through
+// WithServerOptions overrides its seed.
 func TestWithConfigValueAndSeed(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
 	cfg.Users = []config.User{{Name: "alice", Password: "secret"}}
 	cfg.Server.Seed = 1
-	srv := servertest.New(t, servertest.WithConfigValue(cfg), servertest.WithSeed(42))
+	srv := servertest.New(t, servertest.WithConfigValue(cfg), servertest.WithServerOptions(server.WithSeed(42)))
 	if u, p, ok := srv.Credentials(); !ok || u != "alice" || p != "secret" {
 		t.Errorf("Credentials %q %q %v, want alice's", u, p, ok)
 	}
