@@ -56,6 +56,10 @@ type Relay struct {
 	// AllowPeers lists the peer prefixes (CIDR) clients may get permissions
 	// for; anything else is refused, so stunfault is never an open relay.
 	AllowPeers []string `toml:"allow_peers"`
+	// TCPAllocations allows RFC 6062 TCP allocations (Allocate with
+	// REQUESTED-TRANSPORT TCP, then Connect and ConnectionBind). Off by
+	// default: such an Allocate gets 442 Unsupported Transport Protocol.
+	TCPAllocations bool `toml:"tcp_allocations"`
 	// AllocationLifetime, PermissionLifetime and ChannelLifetime are the
 	// TURN lifetimes.
 	AllocationLifetime faults.Duration `toml:"allocation_lifetime"`

@@ -18,6 +18,7 @@ const maxPendingDelays = 4096
 // and what the actions need to act. Safe for concurrent use.
 type interceptor struct {
 	engine   *faults.Engine
+	guard    *relayGuard // asked before the engine; see decide
 	auth     *authenticator
 	nonces   *nonceSource
 	realm    string

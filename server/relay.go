@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,26 +12,61 @@ import (
 	"github.com/stunfault/stunfault/config"
 )
 
+// errOwnAddress is why a TCP relay connection to one of stunfault's own
+// addresses is not dialled (pion then answers Connect with 447; the guard
+// answers 403 before it gets that far).
+var errOwnAddress = errors.New("server: peer is one of stunfault's own listening addresses")
+
 // newRelayGenerator returns pion's port-range generator for [relay]: relayed
-// addresses are bound on relay.address within [min_port, max_port].
-func newRelayGenerator(r config.Relay) (turn.RelayAddressGenerator, error) {
+// addresses are bound on relay.address within [min_port, max_port]. The
+// relays it makes never send to an address of g's own set (see relayGuard).
+func newRelayGenerator(r config.Relay, g *relayGuard) (turn.RelayAddressGenerator, error) {
 	ip := net.ParseIP(r.Address)
 	if ip == nil {
 		return nil, fmt.Errorf("server: relay.address %q is not an IP address", r.Address)
 	}
-	return &turn.RelayAddressGeneratorPortRange{
-		RelayAddress: ip,
-		Address:      r.Address,
-		MinPort:      uint16(r.MinPort), //nolint:gosec // validated to 1-65535 by config
-		MaxPort:      uint16(r.MaxPort), //nolint:gosec // validated to 1-65535 by config
-		MaxRetries:   64,
+	return guardedGenerator{
+		RelayAddressGenerator: &turn.RelayAddressGeneratorPortRange{
+			RelayAddress: ip,
+			Address:      r.Address,
+			MinPort:      uint16(r.MinPort), //nolint:gosec // validated to 1-65535 by config
+			MaxPort:      uint16(r.MaxPort), //nolint:gosec // validated to 1-65535 by config
+			MaxRetries:   64,
+		},
+		own: g.own.Load,
 	}, nil
+}
+
+// guardedGenerator wraps the relays of a generator so that they never reach
+// stunfault's own addresses.
+type guardedGenerator struct {
+	turn.RelayAddressGenerator
+	own func() *ownAddrs
+}
+
+func (g guardedGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	pc, addr, err := g.RelayAddressGenerator.AllocatePacketConn(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &guardedRelayConn{PacketConn: pc, own: g.own}, addr, nil
+}
+
+func (g guardedGenerator) AllocateConn(c turn.AllocateConnConfig) (net.Conn, error) {
+	if ta, ok := c.RemoteAddr.(*net.TCPAddr); ok {
+		if own := g.own(); own != nil && own.contains(ta.AddrPort()) {
+			return nil, errOwnAddress
+		}
+	}
+	return g.RelayAddressGenerator.AllocateConn(c)
 }
 
 // newPermissionHandler refuses permissions to peers outside allow_peers, so
 // stunfault is never an open relay. pion answers a refused CreatePermission
-// with 403 Forbidden and a refused ChannelBind with 401 Unauthorized; a Send
-// indication to a peer without a permission is dropped silently.
+// or Connect with 403 Forbidden and a refused ChannelBind with 401
+// Unauthorized; a Send indication to a peer without a permission is dropped
+// silently. (stunfault's own addresses get 403 from relayGuard before pion
+// looks.)
 func newPermissionHandler(allow []string, log *slog.Logger) (turn.PermissionHandler, error) {
 	prefixes := make([]netip.Prefix, 0, len(allow))
 	for _, s := range allow {

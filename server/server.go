@@ -112,6 +112,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	})
 	s.ic = &interceptor{
 		engine:   s.eng,
+		guard:    newRelayGuard(cfg, s.auth, s.log.With("component", "relay")),
 		auth:     s.auth,
 		nonces:   &nonceSource{conn: newNonceConn()},
 		realm:    cfg.Server.Realm,
@@ -147,6 +148,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("server: http.address: %w", err), socks.close())
 	}
 
+	s.ic.guard.setOwn(socks, httpLn)
 	turnSrv, err := s.startTURN(socks)
 	if err != nil {
 		return errors.Join(err, socks.close(), httpLn.Close())
@@ -192,7 +194,7 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 	}
 	var pcs []turn.PacketConnConfig
 	for _, pc := range socks.packetConns {
-		gen, err := newRelayGenerator(s.cfg.Relay)
+		gen, err := newRelayGenerator(s.cfg.Relay, s.ic.guard)
 		if err != nil {
 			return nil, err
 		}
@@ -207,7 +209,7 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 
 	var lns []turn.ListenerConfig
 	for _, ln := range socks.listeners {
-		gen, err := newRelayGenerator(s.cfg.Relay)
+		gen, err := newRelayGenerator(s.cfg.Relay, s.ic.guard)
 		if err != nil {
 			return nil, err
 		}

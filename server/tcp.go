@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stunfault/stunfault/faults"
@@ -32,10 +33,11 @@ type tcpConn struct {
 	timers *timerSet
 
 	// Read side: only pion's per-connection read loop reads.
-	out    []byte // bytes decided on and due to pion
-	raw    bool   // the stream could not be framed: pass bytes through
-	reply  []byte // scratch for injected errors
-	eof    bool   // the stream ends after out
+	out    []byte      // bytes decided on and due to pion
+	raw    bool        // the stream could not be framed: pass bytes through
+	reply  []byte      // scratch for injected errors
+	eof    bool        // the stream ends after out
+	bound  atomic.Bool // a ConnectionBind succeeded: relayed data follows (RFC 6062)
 	readMu sync.Mutex
 	ready  [][]byte // delayed frames now due, oldest first
 	wake   bool
@@ -68,6 +70,11 @@ func (c *tcpConn) Read(p []byte) (int, error) {
 			c.out = f
 			continue
 		}
+		if !c.raw && c.bound.Load() {
+			c.raw = true // peer data now, not STUN: never framed or faulted
+			c.out = append([]byte(nil), c.fr.Buffered()...)
+			continue
+		}
 		if c.raw {
 			return c.Conn.Read(p)
 		}
@@ -93,7 +100,7 @@ func (c *tcpConn) Read(p []byte) (int, error) {
 // frame is only valid until the next c.fr.Next, so anything kept is copied.
 func (c *tcpConn) decideIn(frame []byte) []byte {
 	pkt := faults.Packet{Data: frame, Dir: faults.In, Transport: faults.TCP, Client: c.client}
-	v := c.ic.engine.Decide(&pkt)
+	v := c.ic.decide(&pkt)
 	switch v.Kind {
 	case faults.Pass:
 		return frame
@@ -135,6 +142,12 @@ func (c *tcpConn) decideIn(frame []byte) []byte {
 // Write sends one message pion wrote, as the engine decides. It always
 // reports the whole of p written unless the socket fails.
 func (c *tcpConn) Write(p []byte) (int, error) {
+	if c.bound.Load() {
+		return c.Conn.Write(p) // relayed peer data after ConnectionBind
+	}
+	if isConnectionBindSuccess(p) {
+		defer c.bound.Store(true)
+	}
 	if n, err := stunframe.Size(p); err != nil || n != len(p) {
 		return c.Conn.Write(p) // not exactly one frame: not ours to judge
 	}

@@ -71,7 +71,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return n, addr, nil
 		}
 		pkt := faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: ua.AddrPort()}
-		v := c.ic.engine.Decide(&pkt)
+		v := c.ic.decide(&pkt)
 		switch v.Kind {
 		case faults.Pass:
 			return n, addr, nil
