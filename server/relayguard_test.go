@@ -162,7 +162,7 @@ func TestRelayGuardCodes(t *testing.T) {
 		case "::ffff:http":
 			return netip.AddrPortFrom(netip.AddrFrom16(srv.HTTPAddr().Addr().As16()), srv.HTTPAddr().Port())
 		}
-		a, _ := srv.TURNAddr(what)
+		a := srv.TURNAddr(what)
 		return a
 	}
 
