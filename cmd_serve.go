@@ -53,7 +53,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if *scenario != "" {
-		if err := srv.Faults().ActivateScenario(*scenario); err != nil {
+		if _, err := srv.Faults().ActivateScenario(*scenario); err != nil {
 			return inputErrorf("-scenario: %v (the config has: %s)", err, strings.Join(srv.Faults().Scenarios(), ", "))
 		}
 	}

@@ -1,14 +1,9 @@
 package faults
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -328,148 +323,6 @@ func (st *ruleState) take(a *compiledAction, now time.Time) bool {
 	return false
 }
 
-// Add adds r, or replaces the rule with the same ID (resetting its counters
-// and its For, and keeping its place among rules of equal priority). An empty
-// ID is generated ("rule-7"). It returns the rule as stored. A rule that
-// does not validate is rejected with an error holding *FieldError values.
-func (e *Engine) Add(r Rule) (Rule, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s := e.snap.Load()
-	if r.ID == "" {
-		r.ID = e.newID(s.rules)
-	}
-	c, err := compile(r)
-	if err != nil {
-		return Rule{}, fmt.Errorf("faults: rule %q: %w", r.ID, err)
-	}
-	rules := slices.Clone(s.rules)
-	if i := slices.IndexFunc(rules, func(o *compiledRule) bool { return o.rule.ID == r.ID }); i >= 0 {
-		c.order = rules[i].order
-		rules[i] = c
-	} else {
-		c.order = e.order()
-		rules = append(rules, c)
-	}
-	e.prepare(c, e.clock.Now())
-	e.commit(rules, s.scenario)
-	return c.rule.Clone(), nil
-}
-
-// Replace swaps the whole rule set for rules, in one revision. Every rule is
-// validated first; if any is invalid (or two share an ID) nothing changes and
-// the error holds a *FieldError per problem, its Field prefixed with
-// "rules[i].". Every rule starts with fresh counters.
-func (e *Engine) Replace(rules []Rule) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	cs, err := e.compileSet("rules", rules)
-	if err != nil {
-		return fmt.Errorf("faults: %w", err)
-	}
-	e.commit(cs, "")
-	return nil
-}
-
-// compileSet compiles a rule set, naming fields prefix[i].field. e.mu is held.
-func (e *Engine) compileSet(prefix string, rules []Rule) ([]*compiledRule, error) {
-	var errs []error
-	out := make([]*compiledRule, 0, len(rules))
-	seen := make(map[string]int)
-	now := e.clock.Now()
-	for i, r := range rules {
-		at := fmt.Sprintf("%s[%d].", prefix, i)
-		if r.ID != "" {
-			if j, dup := seen[r.ID]; dup {
-				errs = append(errs, &FieldError{Field: at + "id", Msg: fmt.Sprintf("duplicate id %q (also %s[%d])", r.ID, prefix, j)})
-				continue
-			}
-			seen[r.ID] = i
-		}
-		c, err := compile(r)
-		if err != nil {
-			fes := FieldErrors(err)
-			if len(fes) == 0 { // Validate always returns FieldErrors
-				fes = []*FieldError{{Field: "", Msg: err.Error()}}
-			}
-			for _, fe := range fes {
-				errs = append(errs, &FieldError{Field: strings.TrimSuffix(at+fe.Field, "."), Msg: fe.Msg})
-			}
-			continue
-		}
-		out = append(out, c)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	for _, c := range out {
-		if c.rule.ID == "" {
-			c.rule.ID = e.newID(out)
-		}
-		c.order = e.order()
-		e.prepare(c, now)
-	}
-	return out, nil
-}
-
-// Remove removes the rule with the given ID.
-func (e *Engine) Remove(id string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s := e.snap.Load()
-	rules := slices.DeleteFunc(slices.Clone(s.rules), func(c *compiledRule) bool { return c.rule.ID == id })
-	if len(rules) == len(s.rules) {
-		return fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
-	}
-	e.commit(rules, s.scenario)
-	return nil
-}
-
-// RemoveByLabels removes every rule that has all the given labels and
-// returns how many it removed. An empty selector removes nothing: use Clear
-// to remove every rule.
-func (e *Engine) RemoveByLabels(labels map[string]string) int {
-	if len(labels) == 0 {
-		return 0
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s := e.snap.Load()
-	rules := slices.DeleteFunc(slices.Clone(s.rules), func(c *compiledRule) bool { return hasLabels(c.rule.Labels, labels) })
-	n := len(s.rules) - len(rules)
-	if n > 0 {
-		e.commit(rules, s.scenario)
-	}
-	return n
-}
-
-// Clear removes every rule.
-func (e *Engine) Clear() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.commit(nil, "")
-}
-
-// SetEnabled switches the rule with the given ID on or off, keeping its
-// counters.
-func (e *Engine) SetEnabled(id string, enabled bool) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s := e.snap.Load()
-	i := slices.IndexFunc(s.rules, func(c *compiledRule) bool { return c.rule.ID == id })
-	if i < 0 {
-		return fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
-	}
-	rules := slices.Clone(s.rules)
-	c := *rules[i] // shares st: counters survive
-	rule := *c.rule
-	rule.Enabled = &enabled
-	c.rule, c.enabled = &rule, enabled
-	rules[i] = &c
-	e.commit(rules, s.scenario)
-	return nil
-}
-
 // Get returns the rule with the given ID and its counters.
 func (e *Engine) Get(id string) (RuleStatus, error) {
 	s := e.snap.Load()
@@ -525,65 +378,6 @@ func (e *Engine) ResetCounters() {
 		st.filled = false
 		st.mu.Unlock()
 	}
-}
-
-// SetScenarios replaces the named rule sets that ActivateScenario can
-// activate. The active rules do not change. Every rule is validated first; if
-// any is invalid nothing changes and the error holds a *FieldError per
-// problem, its Field prefixed with "scenarios.NAME.rules[i].".
-func (e *Engine) SetScenarios(scenarios map[string][]Rule) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var errs []error
-	stored := make(map[string][]Rule, len(scenarios))
-	for _, name := range slices.Sorted(maps.Keys(scenarios)) {
-		if !ValidName(name) {
-			errs = append(errs, &FieldError{Field: "scenarios." + strconv.Quote(name), Msg: "invalid scenario name (want letters, digits, '_' and '-')"})
-			continue
-		}
-		rules := scenarios[name]
-		if _, err := e.compileSet("scenarios."+name+".rules", rules); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		cp := make([]Rule, len(rules))
-		for i, r := range rules {
-			cp[i] = r.Clone()
-		}
-		stored[name] = cp
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("faults: %w", errors.Join(errs...))
-	}
-	e.scenarios = stored
-	s := e.snap.Load()
-	e.commit(slices.Clone(s.rules), s.scenario)
-	return nil
-}
-
-// Scenarios returns the names of the scenarios SetScenarios stored, sorted.
-func (e *Engine) Scenarios() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Sorted(maps.Keys(e.scenarios))
-}
-
-// ActivateScenario replaces the active rules with the named scenario's, in
-// one revision, with fresh counters and For starting now. Machine states are
-// kept (see ResetMachines).
-func (e *Engine) ActivateScenario(name string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	rules, ok := e.scenarios[name]
-	if !ok {
-		return fmt.Errorf("faults: scenario %q %w", name, ErrNotFound)
-	}
-	cs, err := e.compileSet("scenarios."+name+".rules", rules)
-	if err != nil {
-		return fmt.Errorf("faults: %w", err) // validated by SetScenarios: cannot happen
-	}
-	e.commit(cs, name)
-	return nil
 }
 
 // MachineStates returns the state of every machine the rules have named or
@@ -645,48 +439,6 @@ func (e *Engine) prepare(c *compiledRule, now time.Time) {
 func (e *Engine) order() uint64 {
 	e.nextOrder++
 	return e.nextOrder
-}
-
-// newID returns a generated ID that no rule in rules has. e.mu is held.
-func (e *Engine) newID(rules []*compiledRule) string {
-	for {
-		e.nextID++
-		id := "rule-" + strconv.FormatUint(e.nextID, 10)
-		if !slices.ContainsFunc(rules, func(c *compiledRule) bool { return c.rule.ID == id }) {
-			return id
-		}
-	}
-}
-
-// commit sorts rules into evaluation order and publishes them as the next
-// revision. e.mu is held.
-func (e *Engine) commit(rules []*compiledRule, scenario string) {
-	slices.SortStableFunc(rules, func(a, b *compiledRule) int {
-		return cmp.Or(cmp.Compare(a.rule.Priority, b.rule.Priority), cmp.Compare(a.order, b.order))
-	})
-	s := &snapshot{
-		rules:    rules,
-		masks:    make([]uint32, len(rules)),
-		hot:      make([]compiledRule, len(rules)),
-		revision: e.snap.Load().revision + 1,
-		scenario: scenario,
-	}
-	for i, c := range rules {
-		s.hot[i] = *c
-		if c.enabled {
-			s.masks[i] = c.mask
-		}
-		if c.m.transmission > 0 {
-			s.needTx = true
-		}
-		if c.rule.Match.Authenticated != nil {
-			s.needAuth = true
-		}
-	}
-	if s.needTx && e.tx.Load() == nil {
-		e.tx.Store(new(txTracker))
-	}
-	e.snap.Store(s)
 }
 
 // hasPrefix is bytes.HasPrefix that compares the first byte before calling

@@ -61,11 +61,11 @@ func dropRule(id string, m Match) Rule {
 // mustAdd adds r or fails the test.
 func mustAdd(tb testing.TB, e *Engine, r Rule) Rule {
 	tb.Helper()
-	got, err := e.Add(r)
+	ch, err := e.Add(r)
 	if err != nil {
 		tb.Fatalf("Add(%q): %v", r.ID, err)
 	}
-	return got
+	return ch.Rules[0]
 }
 
 // fakeSignals is a Signals with fixed answers.
@@ -306,7 +306,7 @@ func TestEnginePriorityAndInsertionOrder(t *testing.T) {
 		t.Errorf("after replace: %+v, want tie-1 error", v)
 	}
 	// A disabled rule is skipped.
-	if err := e.SetEnabled("tie-1", false); err != nil {
+	if _, err := e.SetEnabled("tie-1", false); err != nil {
 		t.Fatal(err)
 	}
 	if v := e.Decide(fresh(pk.bind)); v.Rule != "tie-2" {
@@ -350,7 +350,7 @@ func TestEngineUpsertResetsCounters(t *testing.T) {
 		t.Errorf("after replace: %+v, want drop (times reset)", v)
 	}
 	// SetEnabled keeps counters.
-	if err := e.SetEnabled("r", false); err != nil {
+	if _, err := e.SetEnabled("r", false); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ = e.Get("r"); st.Fired != 1 || st.Rule.IsEnabled() {
@@ -612,11 +612,11 @@ func TestEngineConcurrentChanges(t *testing.T) {
 		case 0, 1:
 			mustAdd(t, e, Rule{ID: id, Probability: ptrTo(0.5), Labels: map[string]string{"n": id}, Action: Action{Type: "drop"}})
 		case 2:
-			_ = e.Remove(id)
+			_, _ = e.Remove(id)
 		case 3:
 			e.RemoveByLabels(map[string]string{"n": id})
 		case 4:
-			_ = e.SetEnabled(id, i%2 == 0)
+			_, _ = e.SetEnabled(id, i%2 == 0)
 			_ = e.List()
 		}
 	}
@@ -674,25 +674,25 @@ func TestEngineRemove(t *testing.T) {
 	mustAdd(t, e, Rule{ID: "a", Labels: map[string]string{"test": "x", "k": "1"}, Action: Action{Type: "drop"}})
 	mustAdd(t, e, Rule{ID: "b", Labels: map[string]string{"test": "x"}, Action: Action{Type: "drop"}})
 	mustAdd(t, e, Rule{ID: "c", Labels: map[string]string{"test": "y"}, Action: Action{Type: "drop"}})
-	if err := e.Remove("nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := e.Remove("nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Remove(nope) = %v, want ErrNotFound", err)
 	}
 	if _, err := e.Get("nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get(nope) = %v, want ErrNotFound", err)
 	}
-	if err := e.SetEnabled("nope", true); !errors.Is(err, ErrNotFound) {
+	if _, err := e.SetEnabled("nope", true); !errors.Is(err, ErrNotFound) {
 		t.Errorf("SetEnabled(nope) = %v, want ErrNotFound", err)
 	}
 	if got := len(e.ListByLabels(map[string]string{"test": "x"})); got != 2 {
 		t.Errorf("ListByLabels(test=x) = %d rules, want 2", got)
 	}
-	if n := e.RemoveByLabels(nil); n != 0 {
+	if n := len(e.RemoveByLabels(nil).Removed); n != 0 {
 		t.Errorf("RemoveByLabels(nil) = %d, want 0", n)
 	}
-	if n := e.RemoveByLabels(map[string]string{"test": "x"}); n != 2 {
+	if n := len(e.RemoveByLabels(map[string]string{"test": "x"}).Removed); n != 2 {
 		t.Errorf("RemoveByLabels(test=x) = %d, want 2", n)
 	}
-	if err := e.Remove("c"); err != nil {
+	if _, err := e.Remove("c"); err != nil {
 		t.Errorf("Remove(c) = %v", err)
 	}
 	mustAdd(t, e, Rule{ID: "d", Action: Action{Type: "drop"}})
@@ -706,7 +706,7 @@ func TestEngineReplace(t *testing.T) {
 	pk := newTestPackets(t)
 	e := NewEngine(EngineOptions{})
 	mustAdd(t, e, Rule{ID: "old", Action: Action{Type: "drop"}})
-	err := e.Replace([]Rule{
+	_, err := e.Replace([]Rule{
 		{ID: "ok", Action: Action{Type: "drop"}},
 		{ID: "bad", Match: Match{Classes: []string{"requst"}}, Action: Action{Type: "drop"}},
 		{ID: "ok", Action: Action{Type: "drop"}},
@@ -721,7 +721,7 @@ func TestEngineReplace(t *testing.T) {
 	if v := e.Decide(fresh(pk.bind)); v.Rule != "old" {
 		t.Fatalf("a failed Replace changed the rules: fired %q", v.Rule)
 	}
-	if err := e.Replace([]Rule{{ID: "new", Action: Action{Type: "error", Code: 403}}, {Action: Action{Type: "drop"}}}); err != nil {
+	if _, err := e.Replace([]Rule{{ID: "new", Action: Action{Type: "error", Code: 403}}, {Action: Action{Type: "drop"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if v := e.Decide(fresh(pk.bind)); v.Rule != "new" {
@@ -750,11 +750,11 @@ func TestEngineScenarios(t *testing.T) {
 	if got := e.Scenarios(); !reflect.DeepEqual(got, []string{"forbidden", "lossy"}) {
 		t.Errorf("Scenarios() = %v", got)
 	}
-	if err := e.ActivateScenario("nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := e.ActivateScenario("nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ActivateScenario(nope) = %v, want ErrNotFound", err)
 	}
 	for _, name := range []string{"forbidden", "lossy", "forbidden"} {
-		if err := e.ActivateScenario(name); err != nil {
+		if _, err := e.ActivateScenario(name); err != nil {
 			t.Fatal(err)
 		}
 		if e.Scenario() != name {
@@ -906,11 +906,11 @@ func TestEngineRevisionCountsControlChangesOnly(t *testing.T) {
 		{"set machine state", func() { _ = e.SetMachineState("m", "y") }, false},
 		{"reset machines", e.ResetMachines, false},
 		{"journal clear", e.Journal().Clear, false},
-		{"disable", func() { _ = e.SetEnabled("r", false) }, true},
-		{"remove missing", func() { _ = e.Remove("nope") }, false},
+		{"disable", func() { _, _ = e.SetEnabled("r", false) }, true},
+		{"remove missing", func() { _, _ = e.Remove("nope") }, false},
 		{"remove by labels, none", func() { e.RemoveByLabels(map[string]string{"a": "b"}) }, false},
-		{"replace", func() { _ = e.Replace(nil) }, true},
-		{"clear", e.Clear, true},
+		{"replace", func() { _, _ = e.Replace(nil) }, true},
+		{"clear", func() { e.Clear() }, true},
 	}
 	for _, s := range steps {
 		before := e.Revision()

@@ -58,11 +58,11 @@ func TestRulesChangeWhileTrafficFlows(t *testing.T) {
 			case 0, 1: // add, or replace by id
 				_, err = eng.Add(churnRule(i))
 			case 2:
-				if err = eng.Remove(fmt.Sprintf("churn-%d", (i-1)%8)); errors.Is(err, faults.ErrNotFound) {
+				if _, err = eng.Remove(fmt.Sprintf("churn-%d", (i-1)%8)); errors.Is(err, faults.ErrNotFound) {
 					err = nil
 				}
 			case 3:
-				err = eng.Replace([]faults.Rule{churnRule(i), churnRule(i + 1)})
+				_, err = eng.Replace([]faults.Rule{churnRule(i), churnRule(i + 1)})
 			}
 			if err != nil {
 				t.Errorf("churn %d: %v", i, err)

@@ -102,7 +102,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	if err := s.eng.SetScenarios(scenarioRules(cfg.Scenarios)); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	if err := s.eng.Replace(cfg.Rules); err != nil {
+	if _, err := s.eng.Replace(cfg.Rules); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s.ctl = control.NewHandler(controlBackend{s}, control.HandlerOptions{

@@ -372,7 +372,7 @@ func TestChromiumScreenpop(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startStunfault(t, &cfg)
-	if err := srv.Faults().ActivateScenario("payload"); err != nil {
+	if _, err := srv.Faults().ActivateScenario("payload"); err != nil {
 		t.Fatal(err)
 	}
 	stunURL, _, _ := urls(t, srv)

@@ -211,7 +211,7 @@ func run(ctx context.Context, w io.Writer, opts options, ready func(pageURL stri
 		return err
 	}
 	if opts.scenario != "" {
-		if err := srv.Faults().ActivateScenario(opts.scenario); err != nil {
+		if _, err := srv.Faults().ActivateScenario(opts.scenario); err != nil {
 			return errors.Join(err, srv.Close())
 		}
 	}

@@ -155,7 +155,7 @@ func TestLabLevels(t *testing.T) {
 				t.Error("no description")
 			}
 			srv := servertest.New(t, servertest.WithConfigValue(cfg))
-			if err := srv.Faults().ActivateScenario(name); err != nil {
+			if _, err := srv.Faults().ActivateScenario(name); err != nil {
 				t.Fatal(err)
 			}
 			check(t, srv)

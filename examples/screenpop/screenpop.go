@@ -269,7 +269,7 @@ func (s *story) step(ctx context.Context, p plan) (Step, error) {
 	hub := s.srv.Webhooks()
 	fmt.Fprintf(s.w, "\n== %s (scenario %s)\n%s\n", p.name, p.scenario, indent(p.why))
 	if p.scenario != s.srv.Faults().Scenario() {
-		if err := s.srv.Faults().ActivateScenario(p.scenario); err != nil {
+		if _, err := s.srv.Faults().ActivateScenario(p.scenario); err != nil {
 			return Step{}, err
 		}
 	}

@@ -351,6 +351,19 @@ func (c *Client) AddRule(ctx context.Context, r faults.Rule) (faults.Rule, uint6
 	return res.Rule, rev, err
 }
 
+// AddRules adds rules as one change with one revision: a rule with a known
+// ID replaces that rule, the others are new. It is all or nothing: when one
+// rule is invalid nothing changes and the *Error lists every problem in its
+// Details ("rules[2].action.code").
+func (c *Client) AddRules(ctx context.Context, rules []faults.Rule) (AddRulesResult, uint64, error) {
+	if rules == nil {
+		rules = []faults.Rule{}
+	}
+	var res AddRulesResult
+	rev, err := c.Call(ctx, OpRulesAdd, AddRuleRequest{Rules: rules}, &res)
+	return res, rev, err
+}
+
 // UpdateRule applies a JSON merge patch (RFC 7396) to the rule with the
 // given ID. patch is anything that marshals to a JSON object: a
 // json.RawMessage, a map, a struct. The rule's counters restart.

@@ -94,8 +94,6 @@ type Handler struct {
 	allowed map[string]bool
 	up      websocket.Upgrader
 
-	mu sync.Mutex // serialises mutating ops: read-modify-write stays consistent
-
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
 	closed  bool

@@ -21,19 +21,27 @@ type request struct {
 	c      *conn                      // nil over /api
 	params map[string]json.RawMessage // the message minus id and op
 	after  func()                     // run once the reply is queued
+	// rev is the revision a rule change made, set by the op from the
+	// engine's Change. Mutating ops that change no rules leave it unset,
+	// and their reply carries the current revision.
+	rev    uint64
+	hasRev bool
+}
+
+// changed records the revision of the change an op made.
+func (r *request) changed(ch faults.Change) {
+	r.rev, r.hasRev = ch.Revision, true
 }
 
 // opSpec describes one op.
 type opSpec struct {
 	run func(h *Handler, r *request) (any, *Error)
-	// mutating ops carry the revision in their reply and run one at a
-	// time, so read-modify-write ops (update, replace) stay consistent.
+	// mutating ops carry the revision in their reply. They run
+	// concurrently: each engine change is atomic and says what it did
+	// (faults.Change), so no op reads the engine again to find out.
 	mutating bool
 	// socketOnly ops need a WebSocket connection.
 	socketOnly bool
-	// unlocked mutating ops do not take the handler's mutex (they do not
-	// touch rules and may block on the backend).
-	unlocked bool
 }
 
 var ops = map[string]opSpec{
@@ -57,7 +65,7 @@ var ops = map[string]opSpec{
 	OpJournalClear:      {run: (*Handler).opJournalClear, mutating: true},
 	OpStatsGet:          {run: (*Handler).opStatsGet},
 	OpReset:             {run: (*Handler).opReset, mutating: true},
-	OpWebhookSet:        {run: (*Handler).opWebhookSet, mutating: true, unlocked: true},
+	OpWebhookSet:        {run: (*Handler).opWebhookSet, mutating: true},
 	OpSubscribe:         {run: (*Handler).opSubscribe, socketOnly: true},
 	OpUnsubscribe:       {run: (*Handler).opUnsubscribe, socketOnly: true},
 }
@@ -117,18 +125,7 @@ func (h *Handler) handle(ctx context.Context, c *conn, data []byte, urlOp string
 	delete(msg, "id")
 	delete(msg, "op")
 	r := &request{ctx: ctx, c: c, params: msg}
-	locked := spec.mutating && !spec.unlocked
-	if locked {
-		h.mu.Lock()
-	}
 	res, e := spec.run(h, r)
-	// Read under the lock: the revision of this change, not of a later one
-	// made over another connection. The engine swapped its snapshot before
-	// returning, so the packet path already reads it.
-	rev := h.b.Engine().Revision()
-	if locked {
-		h.mu.Unlock()
-	}
 	if e != nil {
 		return fail(e)
 	}
@@ -138,6 +135,13 @@ func (h *Handler) handle(ctx context.Context, c *conn, data []byte, urlOp string
 	}
 	rep.OK, rep.Result = true, b
 	if spec.mutating {
+		// The revision this op's change made (the engine swapped its
+		// snapshot before returning, so the packet path already reads
+		// it), or the current one for ops that change no rules.
+		rev := r.rev
+		if !r.hasRev {
+			rev = h.b.Engine().Revision()
+		}
 		rep.Revision = &rev
 	}
 	return rep, r.after
@@ -243,20 +247,42 @@ func (h *Handler) opRulesGet(r *request) (any, *Error) {
 
 func (h *Handler) opRulesAdd(r *request) (any, *Error) {
 	var req AddRuleRequest
-	if e := r.decode(&req, "rule"); e != nil {
+	if e := r.decode(&req); e != nil {
 		return nil, e
 	}
-	eng := h.b.Engine()
-	replaced := false
-	if req.Rule.ID != "" {
-		_, err := eng.Get(req.Rule.ID)
-		replaced = err == nil
+	_, one := r.params["rule"]
+	_, many := r.params["rules"]
+	switch {
+	case one && many:
+		return nil, &Error{Code: CodeBadRequest, Field: "rules", Message: "give rule or rules, not both"}
+	case many:
+		if req.Rules == nil {
+			return nil, &Error{Code: CodeBadRequest, Field: "rules", Message: "rules must be an array"}
+		}
+		ch, err := h.b.Engine().AddAll(req.Rules)
+		if err != nil {
+			return nil, ruleError(err)
+		}
+		r.changed(ch)
+		return AddRulesResult{Rules: ch.Rules, Added: orEmpty(ch.Added), Replaced: orEmpty(ch.Replaced)}, nil
+	case !one:
+		return nil, &Error{Code: CodeBadRequest, Field: "rule", Message: "missing rule (or rules, to add several as one change)"}
 	}
-	rule, err := eng.Add(req.Rule)
+	ch, err := h.b.Engine().Add(req.Rule)
 	if err != nil {
 		return nil, ruleError(err)
 	}
-	return RuleResult{Rule: rule, Replaced: replaced}, nil
+	r.changed(ch)
+	return RuleResult{Rule: ch.Rules[0], Replaced: len(ch.Replaced) > 0}, nil
+}
+
+// orEmpty returns ids, or an empty slice for nil: lists in results are
+// arrays on the wire, never null.
+func orEmpty(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
 }
 
 func (h *Handler) opRulesUpdate(r *request) (any, *Error) {
@@ -264,20 +290,29 @@ func (h *Handler) opRulesUpdate(r *request) (any, *Error) {
 	if e := r.decode(&req, "rule_id", "patch"); e != nil {
 		return nil, e
 	}
-	eng := h.b.Engine()
-	cur, err := eng.Get(req.RuleID)
+	// The patch applies to the rule as it is inside the engine's change:
+	// a concurrent update (over another connection, or from Go) is never
+	// lost.
+	ch, err := h.b.Engine().Update(req.RuleID, func(rule *faults.Rule) error {
+		out, e := applyPatch(*rule, req.Patch)
+		if e != nil {
+			return e
+		}
+		*rule = out
+		return nil
+	})
 	if err != nil {
-		return nil, notFound(req.RuleID)
-	}
-	rule, e := applyPatch(cur.Rule, req.Patch)
-	if e != nil {
-		return nil, e
-	}
-	stored, err := eng.Add(rule)
-	if err != nil {
+		var e *Error
+		switch {
+		case errors.As(err, &e):
+			return nil, e
+		case errors.Is(err, faults.ErrNotFound):
+			return nil, notFound(req.RuleID)
+		}
 		return nil, ruleError(err)
 	}
-	return RuleResult{Rule: stored, Replaced: true}, nil
+	r.changed(ch)
+	return RuleResult{Rule: ch.Rules[0], Replaced: true}, nil
 }
 
 // applyPatch applies a JSON merge patch (RFC 7396) to rule's JSON and
@@ -355,12 +390,16 @@ func (h *Handler) opRulesRemove(r *request) (any, *Error) {
 	case req.RuleID != "" && len(req.Labels) > 0:
 		return nil, &Error{Code: CodeBadRequest, Field: "labels", Message: "give rule_id or labels, not both"}
 	case req.RuleID != "":
-		if err := eng.Remove(req.RuleID); err != nil {
+		ch, err := eng.Remove(req.RuleID)
+		if err != nil {
 			return nil, notFound(req.RuleID)
 		}
-		return RemovedResult{Removed: 1}, nil
+		r.changed(ch)
+		return RemovedResult{Removed: len(ch.Removed)}, nil
 	case len(req.Labels) > 0:
-		return RemovedResult{Removed: eng.RemoveByLabels(req.Labels)}, nil
+		ch := eng.RemoveByLabels(req.Labels)
+		r.changed(ch)
+		return RemovedResult{Removed: len(ch.Removed)}, nil
 	}
 	return nil, &Error{Code: CodeBadRequest, Field: "rule_id", Message: "missing rule_id or labels (use rules.clear to remove every rule)"}
 }
@@ -374,13 +413,18 @@ func (h *Handler) setEnabled(r *request, on bool) (any, *Error) {
 		return nil, e
 	}
 	eng := h.b.Engine()
-	if err := eng.SetEnabled(id, on); err != nil {
-		return nil, notFound(id)
-	}
-	st, err := eng.Get(id)
+	ch, err := eng.SetEnabled(id, on)
 	if err != nil {
 		return nil, notFound(id)
 	}
+	r.changed(ch)
+	// The counters are live; the rule is the one this change stored, even
+	// if another change has replaced or removed it since.
+	st, err := eng.Get(id)
+	if err != nil {
+		st = faults.RuleStatus{}
+	}
+	st.Rule = ch.Rules[0]
 	return st, nil
 }
 
@@ -389,44 +433,21 @@ func (h *Handler) opRulesReplace(r *request) (any, *Error) {
 	if e := r.decode(&req, "rules"); e != nil {
 		return nil, e
 	}
-	eng := h.b.Engine()
-	before := ruleIDs(eng.List())
-	if err := eng.Replace(req.Rules); err != nil {
+	ch, err := h.b.Engine().Replace(req.Rules)
+	if err != nil {
 		return nil, ruleError(err)
 	}
-	after := ruleIDs(eng.List())
-	res := ReplaceResult{Added: []string{}, Removed: []string{}, Replaced: []string{}}
-	for _, id := range after {
-		if slices.Contains(before, id) {
-			res.Replaced = append(res.Replaced, id)
-		} else {
-			res.Added = append(res.Added, id)
-		}
-	}
-	for _, id := range before {
-		if !slices.Contains(after, id) {
-			res.Removed = append(res.Removed, id)
-		}
-	}
-	return res, nil
-}
-
-func ruleIDs(sts []faults.RuleStatus) []string {
-	ids := make([]string, len(sts))
-	for i, st := range sts {
-		ids[i] = st.Rule.ID
-	}
-	return ids
+	r.changed(ch)
+	return ReplaceResult{Added: orEmpty(ch.Added), Removed: orEmpty(ch.Removed), Replaced: orEmpty(ch.Replaced)}, nil
 }
 
 func (h *Handler) opRulesClear(r *request) (any, *Error) {
 	if e := r.decode(&struct{}{}); e != nil {
 		return nil, e
 	}
-	eng := h.b.Engine()
-	n := len(eng.List())
-	eng.Clear()
-	return RemovedResult{Removed: n}, nil
+	ch := h.b.Engine().Clear()
+	r.changed(ch)
+	return RemovedResult{Removed: len(ch.Removed)}, nil
 }
 
 func (h *Handler) opScenariosList(r *request) (any, *Error) {
@@ -443,14 +464,16 @@ func (h *Handler) opScenariosActivate(r *request) (any, *Error) {
 		return nil, e
 	}
 	eng := h.b.Engine()
-	if err := eng.ActivateScenario(req.Name); err != nil {
+	ch, err := eng.ActivateScenario(req.Name)
+	if err != nil {
 		if errors.Is(err, faults.ErrNotFound) {
 			return nil, &Error{Code: CodeUnknownScenario, Field: "name",
 				Message: fmt.Sprintf("no scenario %q (have %s)", req.Name, strings.Join(eng.Scenarios(), ", "))}
 		}
 		return nil, ruleError(err)
 	}
-	return ScenariosResult{Scenarios: eng.Scenarios(), Active: eng.Scenario()}, nil
+	r.changed(ch)
+	return ScenariosResult{Scenarios: eng.Scenarios(), Active: req.Name}, nil
 }
 
 func (h *Handler) opMachinesList(r *request) (any, *Error) {
@@ -689,7 +712,7 @@ func (h *Handler) opReset(r *request) (any, *Error) {
 		}
 		switch s {
 		case ScopeRules:
-			eng.Clear()
+			r.changed(eng.Clear())
 		case ScopeCounters:
 			eng.ResetCounters()
 		case ScopeMachines:

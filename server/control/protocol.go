@@ -277,10 +277,15 @@ type RuleIDRequest struct {
 	RuleID string `json:"rule_id"`
 }
 
-// AddRuleRequest is the request of rules.add: add Rule, or replace the rule
-// with its ID (resetting its counters).
+// AddRuleRequest is the request of rules.add. Give one of Rule and Rules.
+// Rule is added, or replaces the rule with its ID (resetting its counters);
+// the result is a [RuleResult]. Rules are added the same way as one change
+// with one revision, all or nothing: if any is invalid (or two share an ID)
+// nothing changes and the error lists every problem ("rules[2].action.code");
+// the result is an [AddRulesResult].
 type AddRuleRequest struct {
-	Rule faults.Rule `json:"rule"`
+	Rule  faults.Rule   `json:"rule,omitzero"`
+	Rules []faults.Rule `json:"rules,omitzero"`
 }
 
 // UpdateRuleRequest is the request of rules.update: Patch is a JSON merge
@@ -372,6 +377,15 @@ type RulesResult struct {
 type RuleResult struct {
 	Rule     faults.Rule `json:"rule"`
 	Replaced bool        `json:"replaced,omitempty"`
+}
+
+// AddRulesResult is the result of rules.add with rules: the rules as stored
+// (IDs filled in), in the order given, and which of their IDs are new and
+// which replaced a rule.
+type AddRulesResult struct {
+	Rules    []faults.Rule `json:"rules"`
+	Added    []string      `json:"added"`
+	Replaced []string      `json:"replaced"`
 }
 
 // RemovedResult is the result of rules.remove and rules.clear: how many

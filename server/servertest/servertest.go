@@ -163,13 +163,14 @@ func loopbackPorts(cfg *config.Config) {
 // distinct IDs, or none.
 func (s *Server) AddRule(tb testing.TB, r faults.Rule) faults.Rule {
 	tb.Helper()
-	added, err := s.Faults().Add(r)
+	ch, err := s.Faults().Add(r)
 	if err != nil {
 		tb.Fatalf("servertest: AddRule: %v", err)
-		return added
+		return faults.Rule{}
 	}
+	added := ch.Rules[0]
 	tb.Cleanup(func() {
-		if err := s.Faults().Remove(added.ID); err != nil && !errors.Is(err, faults.ErrNotFound) {
+		if _, err := s.Faults().Remove(added.ID); err != nil && !errors.Is(err, faults.ErrNotFound) {
 			tb.Errorf("servertest: removing the rule at cleanup: %v", err)
 		}
 	})

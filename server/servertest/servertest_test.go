@@ -182,7 +182,7 @@ func TestAddRuleLastsForItsTest(t *testing.T) {
 		}
 		// A rule removed by hand before the cleanup is no error.
 		gone := srv.AddRule(t, faults.Rule{ID: "gone", Action: faults.Action{Type: "pass"}, Match: faults.Match{Methods: []string{"send"}}})
-		if err := srv.Faults().Remove(gone.ID); err != nil {
+		if _, err := srv.Faults().Remove(gone.ID); err != nil {
 			t.Fatal(err)
 		}
 	})

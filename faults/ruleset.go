@@ -1,0 +1,418 @@
+package faults
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Change is what one change to the active rules did. Every Engine method
+// that changes them returns one, worked out under the same lock as the
+// change itself, so concurrent callers (Go code and control clients alike)
+// each learn exactly what their own call did.
+type Change struct {
+	// Revision is the engine's revision after the change: the one it made,
+	// or the current one when it changed nothing. Decide reads it (or a
+	// later one) by the time the method returns.
+	Revision uint64
+	// Rules are the rules as stored (IDs filled in, copies the caller may
+	// keep) by Add, AddAll, Update, SetEnabled, Replace and
+	// ActivateScenario, in the order they were given.
+	Rules []Rule
+	// Added are the IDs of rules that are new, Replaced those that replaced
+	// an active rule with the same ID (their counters restart), and Removed
+	// those that are gone. Added and Replaced are in the order the rules
+	// were given, Removed in the evaluation order they had. Each is nil when
+	// empty.
+	Added, Replaced, Removed []string
+}
+
+// Add adds r, or replaces the rule with the same ID (resetting its counters
+// and its For, and keeping its place among rules of equal priority). An empty
+// ID is generated ("rule-7"). The Change has the rule as stored in Rules[0]
+// and its ID in Added or Replaced. A rule that does not validate is rejected
+// with an error holding *FieldError values, and nothing changes.
+func (e *Engine) Add(r Rule) (Change, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.snap.Load()
+	if r.ID == "" {
+		r.ID = e.newID(s.rules, nil)
+	}
+	c, err := compile(r)
+	if err != nil {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", r.ID, err)
+	}
+	rules := slices.Clone(s.rules)
+	ch := Change{Rules: []Rule{c.rule.Clone()}}
+	if i := slices.IndexFunc(rules, func(o *compiledRule) bool { return o.rule.ID == r.ID }); i >= 0 {
+		c.order = rules[i].order
+		rules[i] = c
+		ch.Replaced = []string{r.ID}
+	} else {
+		c.order = e.order()
+		rules = append(rules, c)
+		ch.Added = []string{r.ID}
+	}
+	e.prepare(c, e.clock.Now())
+	ch.Revision = e.commit(rules, s.scenario)
+	return ch, nil
+}
+
+// AddAll adds rules as one change with one revision, each as Add would
+// (a known ID replaces that rule in place). It is all or nothing: every rule
+// is validated first, and if any is invalid (or two share an ID) nothing
+// changes and the error holds a *FieldError per problem, its Field prefixed
+// with "rules[i].".
+func (e *Engine) AddAll(rules []Rule) (Change, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.snap.Load()
+	cs, err := e.compileRules("rules", rules)
+	if err != nil {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: %w", err)
+	}
+	out := slices.Clone(s.rules)
+	at := make(map[string]int, len(out))
+	for i, c := range out {
+		at[c.rule.ID] = i
+	}
+	now := e.clock.Now()
+	ch := Change{Rules: make([]Rule, 0, len(cs))}
+	for _, c := range cs {
+		if c.rule.ID == "" {
+			c.rule.ID = e.newID(nil, at)
+		}
+		if i, ok := at[c.rule.ID]; ok {
+			c.order = out[i].order
+			out[i] = c
+			ch.Replaced = append(ch.Replaced, c.rule.ID)
+		} else {
+			c.order = e.order()
+			at[c.rule.ID] = len(out)
+			out = append(out, c)
+			ch.Added = append(ch.Added, c.rule.ID)
+		}
+		e.prepare(c, now)
+		ch.Rules = append(ch.Rules, c.rule.Clone())
+	}
+	if len(cs) == 0 {
+		ch.Revision = s.revision
+		return ch, nil
+	}
+	ch.Revision = e.commit(out, s.scenario)
+	return ch, nil
+}
+
+// Update changes the rule with the given ID atomically: f gets a copy of the
+// rule to modify, and the result replaces the rule as Add would (its
+// counters restart), with no other change in between. An error from f, or a
+// result that does not validate or has another ID, leaves the rule as it
+// was; f's error is returned wrapped. f runs with the engine's writer lock
+// held: it must not call the Engine.
+func (e *Engine) Update(id string, f func(*Rule) error) (Change, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.snap.Load()
+	i := slices.IndexFunc(s.rules, func(c *compiledRule) bool { return c.rule.ID == id })
+	if i < 0 {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
+	}
+	r := s.rules[i].rule.Clone()
+	if err := f(&r); err != nil {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", id, err)
+	}
+	if r.ID != id {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", id,
+			&FieldError{Field: "id", Msg: fmt.Sprintf("an update cannot change the id (to %q): add a new rule and remove this one", r.ID)})
+	}
+	c, err := compile(r)
+	if err != nil {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", id, err)
+	}
+	rules := slices.Clone(s.rules)
+	c.order = rules[i].order
+	rules[i] = c
+	e.prepare(c, e.clock.Now())
+	return Change{Revision: e.commit(rules, s.scenario), Rules: []Rule{c.rule.Clone()}, Replaced: []string{id}}, nil
+}
+
+// Replace swaps the whole rule set for rules, in one revision. Every rule is
+// validated first; if any is invalid (or two share an ID) nothing changes and
+// the error holds a *FieldError per problem, its Field prefixed with
+// "rules[i].". Every rule starts with fresh counters. The Change says which
+// IDs are new (Added), kept (Replaced) and gone (Removed).
+func (e *Engine) Replace(rules []Rule) (Change, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cs, err := e.compileSet("rules", rules)
+	if err != nil {
+		return Change{Revision: e.snap.Load().revision}, fmt.Errorf("faults: %w", err)
+	}
+	return e.swap(cs, ""), nil
+}
+
+// swap makes cs the whole rule set and returns the Change. e.mu is held.
+func (e *Engine) swap(cs []*compiledRule, scenario string) Change {
+	old := e.snap.Load().rules
+	before := make(map[string]bool, len(old))
+	for _, c := range old {
+		before[c.rule.ID] = true
+	}
+	var ch Change
+	after := make(map[string]bool, len(cs))
+	for _, c := range cs {
+		after[c.rule.ID] = true
+		ch.Rules = append(ch.Rules, c.rule.Clone())
+		if before[c.rule.ID] {
+			ch.Replaced = append(ch.Replaced, c.rule.ID)
+		} else {
+			ch.Added = append(ch.Added, c.rule.ID)
+		}
+	}
+	for _, c := range old {
+		if !after[c.rule.ID] {
+			ch.Removed = append(ch.Removed, c.rule.ID)
+		}
+	}
+	ch.Revision = e.commit(cs, scenario)
+	return ch
+}
+
+// compileRules validates and compiles rules, naming fields prefix[i].field.
+// IDs and orders are left to the caller. e.mu is held.
+func (e *Engine) compileRules(prefix string, rules []Rule) ([]*compiledRule, error) {
+	var errs []error
+	out := make([]*compiledRule, 0, len(rules))
+	seen := make(map[string]int)
+	for i, r := range rules {
+		at := fmt.Sprintf("%s[%d].", prefix, i)
+		if r.ID != "" {
+			if j, dup := seen[r.ID]; dup {
+				errs = append(errs, &FieldError{Field: at + "id", Msg: fmt.Sprintf("duplicate id %q (also %s[%d])", r.ID, prefix, j)})
+				continue
+			}
+			seen[r.ID] = i
+		}
+		c, err := compile(r)
+		if err != nil {
+			fes := FieldErrors(err)
+			if len(fes) == 0 { // Validate always returns FieldErrors
+				fes = []*FieldError{{Field: "", Msg: err.Error()}}
+			}
+			for _, fe := range fes {
+				errs = append(errs, &FieldError{Field: strings.TrimSuffix(at+fe.Field, "."), Msg: fe.Msg})
+			}
+			continue
+		}
+		out = append(out, c)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// compileSet compiles a whole rule set, naming fields prefix[i].field, and
+// gives every rule its ID and order. e.mu is held.
+func (e *Engine) compileSet(prefix string, rules []Rule) ([]*compiledRule, error) {
+	out, err := e.compileRules(prefix, rules)
+	if err != nil {
+		return nil, err
+	}
+	now := e.clock.Now()
+	at := make(map[string]int, len(out))
+	for i, c := range out {
+		if c.rule.ID != "" {
+			at[c.rule.ID] = i
+		}
+	}
+	for _, c := range out {
+		if c.rule.ID == "" {
+			c.rule.ID = e.newID(nil, at)
+			at[c.rule.ID] = -1
+		}
+		c.order = e.order()
+		e.prepare(c, now)
+	}
+	return out, nil
+}
+
+// Remove removes the rule with the given ID; the Change has it in Removed.
+func (e *Engine) Remove(id string) (Change, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.snap.Load()
+	rules := slices.DeleteFunc(slices.Clone(s.rules), func(c *compiledRule) bool { return c.rule.ID == id })
+	if len(rules) == len(s.rules) {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
+	}
+	return Change{Revision: e.commit(rules, s.scenario), Removed: []string{id}}, nil
+}
+
+// RemoveByLabels removes every rule that has all the given labels; the
+// Change lists them in Removed. An empty selector removes nothing: use Clear
+// to remove every rule. Removing nothing is not a revision.
+func (e *Engine) RemoveByLabels(labels map[string]string) Change {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.snap.Load()
+	ch := Change{Revision: s.revision}
+	if len(labels) == 0 {
+		return ch
+	}
+	rules := make([]*compiledRule, 0, len(s.rules))
+	for _, c := range s.rules {
+		if hasLabels(c.rule.Labels, labels) {
+			ch.Removed = append(ch.Removed, c.rule.ID)
+		} else {
+			rules = append(rules, c)
+		}
+	}
+	if len(ch.Removed) > 0 {
+		ch.Revision = e.commit(rules, s.scenario)
+	}
+	return ch
+}
+
+// Clear removes every rule, in one revision; the Change lists them in
+// Removed.
+func (e *Engine) Clear() Change {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch := Change{}
+	for _, c := range e.snap.Load().rules {
+		ch.Removed = append(ch.Removed, c.rule.ID)
+	}
+	ch.Revision = e.commit(nil, "")
+	return ch
+}
+
+// SetEnabled switches the rule with the given ID on or off, keeping its
+// counters. The Change has the rule as it now is in Rules[0] (and no IDs:
+// nothing was added, replaced or removed).
+func (e *Engine) SetEnabled(id string, enabled bool) (Change, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.snap.Load()
+	i := slices.IndexFunc(s.rules, func(c *compiledRule) bool { return c.rule.ID == id })
+	if i < 0 {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
+	}
+	rules := slices.Clone(s.rules)
+	c := *rules[i] // shares st: counters survive
+	rule := *c.rule
+	rule.Enabled = &enabled
+	c.rule, c.enabled = &rule, enabled
+	rules[i] = &c
+	return Change{Revision: e.commit(rules, s.scenario), Rules: []Rule{rule.Clone()}}, nil
+}
+
+// SetScenarios replaces the named rule sets that ActivateScenario can
+// activate. The active rules do not change. Every rule is validated first; if
+// any is invalid nothing changes and the error holds a *FieldError per
+// problem, its Field prefixed with "scenarios.NAME.rules[i].".
+func (e *Engine) SetScenarios(scenarios map[string][]Rule) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	stored := make(map[string][]Rule, len(scenarios))
+	for _, name := range slices.Sorted(maps.Keys(scenarios)) {
+		if !ValidName(name) {
+			errs = append(errs, &FieldError{Field: "scenarios." + strconv.Quote(name), Msg: "invalid scenario name (want letters, digits, '_' and '-')"})
+			continue
+		}
+		rules := scenarios[name]
+		if _, err := e.compileRules("scenarios."+name+".rules", rules); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cp := make([]Rule, len(rules))
+		for i, r := range rules {
+			cp[i] = r.Clone()
+		}
+		stored[name] = cp
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("faults: %w", errors.Join(errs...))
+	}
+	e.scenarios = stored
+	s := e.snap.Load()
+	e.commit(slices.Clone(s.rules), s.scenario)
+	return nil
+}
+
+// Scenarios returns the names of the scenarios SetScenarios stored, sorted.
+func (e *Engine) Scenarios() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Sorted(maps.Keys(e.scenarios))
+}
+
+// ActivateScenario replaces the active rules with the named scenario's, in
+// one revision, with fresh counters and For starting now. Machine states are
+// kept (see ResetMachines). The Change is Replace's.
+func (e *Engine) ActivateScenario(name string) (Change, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rules, ok := e.scenarios[name]
+	if !ok {
+		return Change{Revision: e.snap.Load().revision}, fmt.Errorf("faults: scenario %q %w", name, ErrNotFound)
+	}
+	cs, err := e.compileSet("scenarios."+name+".rules", rules)
+	if err != nil {
+		return Change{Revision: e.snap.Load().revision}, fmt.Errorf("faults: %w", err) // validated by SetScenarios: cannot happen
+	}
+	return e.swap(cs, name), nil
+}
+
+// newID returns a generated ID that no rule in rules and no key of taken
+// has. e.mu is held.
+func (e *Engine) newID(rules []*compiledRule, taken map[string]int) string {
+	for {
+		e.nextID++
+		id := "rule-" + strconv.FormatUint(e.nextID, 10)
+		if _, ok := taken[id]; ok {
+			continue
+		}
+		if !slices.ContainsFunc(rules, func(c *compiledRule) bool { return c.rule.ID == id }) {
+			return id
+		}
+	}
+}
+
+// commit sorts rules into evaluation order, publishes them as the next
+// revision and returns it. e.mu is held.
+func (e *Engine) commit(rules []*compiledRule, scenario string) uint64 {
+	slices.SortStableFunc(rules, func(a, b *compiledRule) int {
+		return cmp.Or(cmp.Compare(a.rule.Priority, b.rule.Priority), cmp.Compare(a.order, b.order))
+	})
+	s := &snapshot{
+		rules:    rules,
+		masks:    make([]uint32, len(rules)),
+		hot:      make([]compiledRule, len(rules)),
+		revision: e.snap.Load().revision + 1,
+		scenario: scenario,
+	}
+	for i, c := range rules {
+		s.hot[i] = *c
+		if c.enabled {
+			s.masks[i] = c.mask
+		}
+		if c.m.transmission > 0 {
+			s.needTx = true
+		}
+		if c.rule.Match.Authenticated != nil {
+			s.needAuth = true
+		}
+	}
+	if s.needTx && e.tx.Load() == nil {
+		e.tx.Store(new(txTracker))
+	}
+	e.snap.Store(s)
+	return s.revision
+}
