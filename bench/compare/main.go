@@ -1,0 +1,161 @@
+// Command compare measures stunfault against bare pion/turn v5 and coturn on
+// loopback, in one interleaved run, and prints medians and ratios.
+//
+//	go run ./bench/compare                  # 5 rounds of 2 s per workload and server
+//	go run ./bench/compare -rounds 9 -d 3s  # longer
+//	go run ./bench/compare -callgrind 2000  # also instructions per Binding (needs valgrind)
+//
+// Servers: bench/server -kind pion (bare pion), bench/server -kind stunfault
+// with no rules, with 100 rules that never match a Binding, and with every
+// Binding answered 403, and coturn's turnserver when it is installed. Each
+// runs on free loopback ports. Each workload is run against each server in
+// turn, in the order A B C in odd rounds and C B A in even ones, so drift in
+// the machine's speed cancels out; the figures are the medians over rounds.
+// The load is internal/loadgen, the generator `stunfault load` runs, in this
+// process, sharing the machine's cores with the servers.
+//
+// Every load is bounded by its duration and sends only to loopback.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/stunfault/stunfault/internal/loadgen"
+)
+
+// workload is one row of the comparison.
+type workload struct {
+	Name            string
+	Transport, Mode string
+	Sockets, Window int
+	// Servers are the servers this workload runs against.
+	Servers []string
+}
+
+// The servers (see bench/server and coturn.go).
+const (
+	pion         = "pion"
+	stunfault    = "stunfault"
+	stunfault100 = "stunfault+100rules"
+	stunfault403 = "stunfault+403"
+	coturn       = "coturn"
+)
+
+var workloads = []workload{
+	{"udp binding 16x4", "udp", loadgen.ModeBinding, 16, 4, []string{pion, stunfault, stunfault100, stunfault403, coturn}},
+	{"tcp binding 4x16", "tcp", loadgen.ModeBinding, 4, 16, []string{pion, stunfault, coturn}},
+	{"udp channeldata 4x8", "udp", loadgen.ModeChannelData, 4, 8, []string{pion, stunfault, coturn}},
+	{"udp ping-pong 1x1", "udp", loadgen.ModeBinding, 1, 1, []string{pion, stunfault, coturn}},
+}
+
+func main() {
+	rounds := flag.Int("rounds", 5, "interleaved rounds (1 to 50)")
+	d := flag.Duration("d", 2*time.Second, "duration of one load (100ms to 1m)")
+	callgrind := flag.Int("callgrind", 0, "also count instructions per Binding under valgrind's callgrind, with this many Bindings (0 = skip)")
+	jsonOut := flag.Bool("json", false, "print only the machine-readable result line")
+	flag.Parse()
+	if err := run(*rounds, *d, *callgrind, *jsonOut); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(1)
+	}
+}
+
+func run(rounds int, d time.Duration, callgrind int, jsonOut bool) error {
+	if rounds < 1 || rounds > 50 {
+		return fmt.Errorf("-rounds: want 1 to 50, got %d", rounds)
+	}
+	if d < 100*time.Millisecond || d > time.Minute {
+		return fmt.Errorf("-d: want 100ms to 1m, got %v", d)
+	}
+	dir, err := os.MkdirTemp("", "stunfault-bench-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	bin := filepath.Join(dir, "server")
+	build := exec.Command("go", "build", "-o", bin, "github.com/stunfault/stunfault/bench/server")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building bench/server (run inside the stunfault module): %w", err)
+	}
+
+	servers := map[string]*proc{}
+	defer func() {
+		for _, p := range servers {
+			p.stop()
+		}
+	}()
+	for name, args := range map[string][]string{
+		pion:         {"-kind", "pion"},
+		stunfault:    {"-kind", "stunfault"},
+		stunfault100: {"-kind", "stunfault", "-rules", "100"},
+		stunfault403: {"-kind", "stunfault", "-inject", "403"},
+	} {
+		p, err := startBenchServer(bin, args...)
+		if err != nil {
+			return fmt.Errorf("starting %s: %w", name, err)
+		}
+		servers[name] = p
+	}
+	if p, err := startCoturn(dir); err != nil {
+		if !jsonOut {
+			fmt.Fprintf(os.Stderr, "compare: coturn left out: %v\n", err)
+		}
+	} else {
+		servers[coturn] = p
+	}
+
+	res := newResults()
+	for r := range rounds {
+		for _, w := range workloads {
+			order := slices.Clone(w.Servers)
+			if r%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, name := range order {
+				p, ok := servers[name]
+				if !ok {
+					continue
+				}
+				got, err := loadgen.RunSTUN(context.Background(), loadgen.STUN{
+					Target: p.addr(w.Transport), Transport: w.Transport, Mode: w.Mode,
+					Sockets: w.Sockets, Window: w.Window, Duration: d,
+					Username: "user", Password: "pass",
+				})
+				if err != nil {
+					return fmt.Errorf("%s against %s: %w", w.Name, name, err)
+				}
+				res.add(w.Name, name, got)
+			}
+		}
+		if !jsonOut {
+			fmt.Fprintf(os.Stderr, "round %d of %d done\n", r+1, rounds)
+		}
+	}
+	if callgrind > 0 {
+		ins, err := countInstructions(bin, callgrind)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "compare: callgrind left out: %v\n", err)
+		} else {
+			res.Instructions = ins
+		}
+	}
+	sum := res.summary()
+	if !jsonOut {
+		res.print(os.Stdout, sum, rounds, d)
+	}
+	line, err := json.Marshal(sum)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(line))
+	return nil
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/stunfault/stunfault/internal/loadgen"
+)
+
+// results holds every run of the comparison, by workload and server.
+type results struct {
+	runs         map[string]map[string][]loadgen.STUNResult
+	Instructions *instructions
+}
+
+func newResults() *results { return &results{runs: map[string]map[string][]loadgen.STUNResult{}} }
+
+func (r *results) add(w, server string, res loadgen.STUNResult) {
+	if r.runs[w] == nil {
+		r.runs[w] = map[string][]loadgen.STUNResult{}
+	}
+	r.runs[w][server] = append(r.runs[w][server], res)
+}
+
+// figure is the median of one workload against one server.
+type figure struct {
+	Rate   float64       `json:"rate_per_s"`
+	P50    time.Duration `json:"p50_ns"`
+	Lost   int           `json:"lost"`
+	Errors int           `json:"errors"`
+	Rounds int           `json:"rounds"`
+}
+
+// ratio is one target of the comparison: stunfault's figure over another's.
+type ratio struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Target float64 `json:"target"`
+	// Lower is true when a lower value is better (a latency ratio).
+	Lower bool `json:"lower_is_better,omitempty"`
+	Met   bool `json:"met"`
+}
+
+type summary struct {
+	Figures      map[string]map[string]figure `json:"figures"`
+	Ratios       []ratio                      `json:"ratios"`
+	Instructions *instructions                `json:"instructions,omitempty"`
+	LostTotal    int                          `json:"lost_total"`
+}
+
+func median[T int64 | float64 | time.Duration](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func (r *results) summary() summary {
+	sum := summary{Figures: map[string]map[string]figure{}, Instructions: r.Instructions}
+	for w, byServer := range r.runs {
+		sum.Figures[w] = map[string]figure{}
+		for server, runs := range byServer {
+			var rates []float64
+			var p50s []time.Duration
+			f := figure{Rounds: len(runs)}
+			for _, run := range runs {
+				rates = append(rates, run.Rate())
+				p50s = append(p50s, run.Latency.P50)
+				f.Lost += run.Lost
+				for code, n := range run.Errors {
+					if !(server == stunfault403 && code == "403") {
+						f.Errors += n
+					}
+				}
+				f.Errors += run.Invalid
+			}
+			f.Rate, f.P50 = median(rates), median(p50s)
+			sum.Figures[w][server] = f
+			sum.LostTotal += f.Lost
+		}
+	}
+	rate := func(w, server string) float64 { return sum.Figures[w][server].Rate }
+	add := func(name string, num, den, target float64, lower bool) {
+		if num == 0 || den == 0 {
+			return
+		}
+		v := num / den
+		met := v >= target
+		if lower {
+			met = v <= target
+		}
+		sum.Ratios = append(sum.Ratios, ratio{Name: name, Value: v, Target: target, Lower: lower, Met: met})
+	}
+	udp, tcp, relay, ping := workloads[0].Name, workloads[1].Name, workloads[2].Name, workloads[3].Name
+	add("UDP Binding 16x4, no rules / bare pion", rate(udp, stunfault), rate(udp, pion), 1.20, false)
+	add("UDP Binding 16x4, no rules / coturn", rate(udp, stunfault), rate(udp, coturn), 1.00, false)
+	add("UDP Binding 16x4, 100 non-matching rules / bare pion", rate(udp, stunfault100), rate(udp, pion), 1.15, false)
+	add("TCP Binding 4x16 / coturn", rate(tcp, stunfault), rate(tcp, coturn), 1.00, false)
+	add("TCP Binding 4x16 / bare pion", rate(tcp, stunfault), rate(tcp, pion), 0, false)
+	add("ChannelData relay 4x8 / coturn", rate(relay, stunfault), rate(relay, coturn), 1.00, false)
+	add("ChannelData relay 4x8 / bare pion", rate(relay, stunfault), rate(relay, pion), 0, false)
+	add("ping-pong median latency / bare pion (lower is better)",
+		float64(sum.Figures[ping][stunfault].P50), float64(sum.Figures[ping][pion].P50), 1.00, true)
+	add("injected 403 / bare pion's Binding", rate(udp, stunfault403), rate(udp, pion), 1.30, false)
+	if in := r.Instructions; in != nil && in.Pion > 0 {
+		add("callgrind instructions per Binding, 100 rules / bare pion (lower is better)", in.Stunfault100, in.Pion, 1.10, true)
+	}
+	return sum
+}
+
+func (r *results) print(w io.Writer, sum summary, rounds int, d time.Duration) {
+	fmt.Fprintf(w, "stunfault comparison: %d interleaved rounds of %v per workload and server, medians\n\n", rounds, d)
+	fmt.Fprintln(w, "| workload | server | answers/s | p50 latency | lost | errors |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: |")
+	for _, wl := range workloads {
+		for _, server := range wl.Servers {
+			f, ok := sum.Figures[wl.Name][server]
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %s | %.0f | %v | %d | %d |\n", wl.Name, server, f.Rate, f.P50.Round(time.Microsecond), f.Lost, f.Errors)
+		}
+	}
+	fmt.Fprintln(w, "\n| ratio | value | target | met |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | --- |")
+	for _, q := range sum.Ratios {
+		target, met := "", ""
+		if q.Target > 0 {
+			cmp := ">="
+			if q.Lower {
+				cmp = "<="
+			}
+			target = fmt.Sprintf("%s %.2f", cmp, q.Target)
+			met = map[bool]string{true: "yes", false: "no"}[q.Met]
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %s | %s |\n", q.Name, q.Value, target, met)
+	}
+	if in := sum.Instructions; in != nil {
+		fmt.Fprintf(w, "\ncallgrind, user-space instructions per Binding (GOMAXPROCS=1): bare pion %.0f, stunfault %.0f, stunfault with 100 rules %.0f\n",
+			in.Pion, in.Stunfault, in.Stunfault100)
+	}
+	fmt.Fprintf(w, "\nlost in all runs: %d\n\n", sum.LostTotal)
+}
