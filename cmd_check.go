@@ -1,39 +1,44 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/stunfault/stunfault/config"
 )
 
-// runCheck is `stunfault check FILE`: it prints "FILE: OK" or every error
-// found, one per line with its line number where the key has one.
-func runCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("check", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: stunfault check FILE\n\nValidates a stunfault config file and prints every error with its line.")
-	}
-	if err := parseFlags(fs, args); err != nil {
+var checkCmd = &command{
+	name:     "check",
+	synopsis: "FILE|-",
+	summary:  "validate a config file (- reads stdin) and print every error with its line",
+	doc: `Validates a stunfault config file, or stdin for -, and prints "FILE: OK" or
+every error found, one a line with its line number and key path.`,
+	run: runCheck,
+}
+
+// runCheck is `stunfault check FILE`.
+func runCheck(_ context.Context, inv *invocation) error {
+	pos, err := inv.flags().parse(inv.args, 1, 1, "exactly one FILE (or - for stdin)")
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return inputErrorf("check: want exactly one FILE, got %d arguments", fs.NArg())
+	data, name, err := inv.readInput(pos[0])
+	if err == nil {
+		_, err = config.Parse(data, name)
+	} else {
+		name = pos[0]
 	}
-	path := fs.Arg(0)
-	if _, err := config.Load(path); err != nil {
+	if err != nil {
 		var errs config.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				fmt.Fprintln(stdout, e)
-			}
-			return inputErrorf("%s: %d errors", path, len(errs))
+		if !errors.As(err, &errs) {
+			errs = config.Errors{{Msg: err.Error()}}
 		}
-		fmt.Fprintln(stdout, err)
-		return &inputError{msg: path + ": 1 error", err: err}
+		for _, e := range errs {
+			fmt.Fprintln(inv.stdout, e)
+		}
+		return &inputError{msg: name + ": " + plural(len(errs), "error"), err: err}
 	}
-	fmt.Fprintf(stdout, "%s: OK\n", path)
+	fmt.Fprintf(inv.stdout, "%s: OK\n", name)
 	return nil
 }

@@ -5,78 +5,186 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/stunfault/stunfault/server/control"
 )
 
-// runEvents is `stunfault events`: follow the decision stream until ctx
-// ends (Ctrl-C), the server goes away, or -n events were printed.
-func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("events", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: stunfault events [flags]\n\nFollows the rule firings as they happen, one line each (-json: one JSON object each).")
-		fs.PrintDefaults()
-	}
-	var cf controlFlags
-	cf.register(fs)
-	var qf queryFlags
-	qf.register(fs)
+var eventsCmd = &command{
+	name:     "events",
+	synopsis: "[-json] [-follow] [-rule ID] [-since SEQ] [-n N] ...",
+	summary:  "follow the rule firings as they happen",
+	doc: `Follows the rule firings as they happen, one line each (-json: one JSON
+object each), until interrupted, -n events were printed, or the server goes
+away. With -follow it reconnects when the server goes away (for up to 30s
+each time) and resumes after the last event it printed; a restarted server
+starts its sequence numbers again, so from a restarted one it prints every
+event the new server's journal holds.`,
+	run: runEvents,
+}
+
+// Reconnecting with -follow: the first retry after followFirstRetry,
+// doubling up to followMaxRetry, giving up once followGiveUp has passed
+// without a connection.
+const (
+	followFirstRetry = 50 * time.Millisecond
+	followMaxRetry   = time.Second
+	followGiveUp     = 30 * time.Second
+)
+
+// runEvents is `stunfault events`.
+func runEvents(ctx context.Context, inv *invocation) error {
+	fs := inv.flags()
+	cf := fs.controlFlags()
+	qf := fs.queryFlags()
 	since := fs.Int64("since", -1, "first replay the journal's entries after this `seq` (0: all it holds)")
 	count := fs.Int("n", 0, "exit after `N` events (0: follow until interrupted)")
-	asJSON := fs.Bool("json", false, "print JSON, one event per line")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+	asJSON := fs.jsonFlag()
+	follow := fs.Bool("follow", false, "reconnect when the server goes away, and resume")
+	if _, err := fs.parse(inv.args, 0, 0, "no arguments"); err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return inputErrorf("events: unexpected argument %q", pos[0])
-	}
-	req := control.SubscribeRequest{Filter: qf.query()}
+	s := &eventStream{inv: inv, cf: cf, filter: control.SubscribeRequest{Filter: qf.query()}, count: *count, json: *asJSON}
 	if *since >= 0 {
-		s := uint64(*since)
-		req.SinceSeq = &s
+		seq := uint64(*since)
+		s.since = &seq
 	}
+	err := s.session(ctx)
+	for *follow && ctx.Err() == nil && !s.done() {
+		var ie *inputError
+		if errors.As(err, &ie) {
+			return err
+		}
+		fmt.Fprintf(inv.stderr, "events: %v; reconnecting\n", err)
+		if err = s.reconnect(ctx); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil || s.done() {
+		return nil
+	}
+	return err
+}
 
-	c, err := cf.dial(ctx)
+// eventStream is the state of `events` across connections.
+type eventStream struct {
+	inv     *invocation
+	cf      *controlFlags
+	filter  control.SubscribeRequest
+	count   int  // stop after this many decisions (0: never)
+	json    bool // print JSON lines
+	printed int
+
+	since     *uint64 // subscribe after this seq (nil: only new events)
+	seed      uint64  // of the server last connected to
+	connected bool    // a session has reached the server before
+}
+
+func (s *eventStream) done() bool { return s.count > 0 && s.printed >= s.count }
+
+// reconnect runs sessions, backing off between failed dials, until one
+// reached the server and ended, ctx ends, or followGiveUp passes without a
+// connection.
+func (s *eventStream) reconnect(ctx context.Context) error {
+	wait := followFirstRetry
+	deadline := time.Now().Add(followGiveUp)
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		before := s.connected
+		s.connected = false
+		err := s.session(ctx)
+		if s.connected || ctx.Err() != nil || s.done() {
+			return err
+		}
+		s.connected = before
+		var ie *inputError
+		if errors.As(err, &ie) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("events: gave up reconnecting after %v: %w", followGiveUp, err)
+		}
+		wait = min(2*wait, followMaxRetry)
+	}
+}
+
+// session connects once and prints events until the connection ends, ctx
+// ends or enough were printed.
+func (s *eventStream) session(ctx context.Context) error {
+	c, err := s.cf.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	hello, err := c.Hello(ctx)
+	if err != nil {
+		return controlErr(err)
+	}
+	if s.connected {
+		// A reconnection: the same server resumes after the last event
+		// printed; a restarted one (another seed, or a journal that has not
+		// reached that event) starts its sequence numbers again.
+		st, err := c.Stats(ctx)
+		if err != nil {
+			return controlErr(err)
+		}
+		if s.since != nil && (hello.Seed != s.seed || st.Journal.LastSeq < *s.since) {
+			fmt.Fprintln(s.inv.stderr, "events: the server restarted; replaying its journal from the start")
+			zero := uint64(0)
+			s.since = &zero
+		}
+		fmt.Fprintf(s.inv.stderr, "events: reconnected to %s\n", s.cf.url)
+	}
+	s.connected, s.seed = true, hello.Seed
+	req := s.filter
+	req.SinceSeq = s.since
 	sub, err := c.Subscribe(ctx, req)
 	if err != nil {
 		return controlErr(err)
 	}
 	defer sub.Close()
-	enc := json.NewEncoder(stdout)
-	printed := 0
+	if s.since == nil {
+		// From now on, resume after the last event seen, or from the
+		// start of the journal of a server that fired none yet.
+		last := sub.Result.LastSeq
+		s.since = &last
+	}
+	enc := json.NewEncoder(s.inv.stdout)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case ev, ok := <-sub.C:
 			if !ok {
-				if err := c.Err(); err != nil && !errors.Is(ctx.Err(), context.Canceled) {
+				if err := c.Err(); err != nil {
 					return fmt.Errorf("events: %w", err)
 				}
-				return nil
+				return errors.New("events: the server closed the connection")
 			}
-			if *asJSON {
+			if s.json {
 				if err := enc.Encode(ev); err != nil {
 					return err
 				}
 			} else if ev.Event == control.EventLost {
-				fmt.Fprintf(stdout, "... %d events lost (the reader fell behind)\n", ev.Count)
+				fmt.Fprintf(s.inv.stdout, "... %d events lost (the reader fell behind)\n", ev.Count)
 			} else if ev.Entry != nil {
 				e := ev.Entry
-				fmt.Fprintf(stdout, "#%d %s %s %s %s %s %s %s %dB\n", e.Seq, e.Time.Format(time.TimeOnly+".000"), e.Rule,
+				fmt.Fprintf(s.inv.stdout, "#%d %s %s %s %s %s %s %s %dB\n", e.Seq, e.Time.Format(time.TimeOnly+".000"), e.Rule,
 					e.Action, codeOrDash(e.Code), messageKind(e), e.Transport+"/"+e.Direction, e.Client, e.Size)
 			}
+			if ev.Entry != nil {
+				seq := ev.Entry.Seq
+				s.since = &seq
+			}
 			if ev.Event == control.EventDecision {
-				printed++
-				if *count > 0 && printed >= *count {
+				s.printed++
+				if s.done() {
 					return nil
 				}
 			}

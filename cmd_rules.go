@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,238 +16,141 @@ import (
 	"github.com/stunfault/stunfault/server/control"
 )
 
-// controlFlags are the flags every command that drives a running stunfault
-// shares.
-type controlFlags struct {
-	url   string
-	token string
-}
-
-func (cf *controlFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&cf.url, "control", control.DefaultURL, "control socket `URL`")
-	fs.StringVar(&cf.token, "token", os.Getenv("STUNFAULT_TOKEN"), "control `token` (default $STUNFAULT_TOKEN)")
-}
-
-// dial connects to the control socket: an unreachable server is a runtime
-// failure (exit 1), a refused token or origin the user's to fix (exit 2).
-func (cf *controlFlags) dial(ctx context.Context) (*control.Client, error) {
-	c, err := control.Dial(ctx, cf.url, &control.DialOptions{Token: cf.token})
-	if err != nil {
-		var ce *control.Error
-		if errors.As(err, &ce) {
-			return nil, &inputError{msg: err.Error(), err: err}
-		}
-		return nil, fmt.Errorf("cannot reach stunfault at %s: %w", cf.url, err)
-	}
-	return c, nil
-}
-
-// controlErr makes a server's refusal of a request (a bad rule, an unknown
-// id) an input error, exit 2; anything else stays a runtime failure.
-func controlErr(err error) error {
-	var ce *control.Error
-	if errors.As(err, &ce) && ce.Code != control.CodeInternal {
-		msg := strings.TrimPrefix(err.Error(), "control: ")
-		for _, d := range ce.Details[min(len(ce.Details), 1):] {
-			msg += "\n  " + d.Field + ": " + d.Message
-		}
-		return &inputError{msg: msg, err: err}
-	}
-	return err
-}
-
-// parseInterspersed parses flags that may come after positional arguments
-// ("rules get ID -json") and returns the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parseFlags(fs, args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-// labelsFlag collects -label KEY=VALUE flags.
-type labelsFlag map[string]string
-
-func (l labelsFlag) String() string { return "" }
-
-func (l labelsFlag) Set(s string) error {
-	k, v, ok := strings.Cut(s, "=")
-	if !ok || k == "" {
-		return fmt.Errorf("want KEY=VALUE, got %q", s)
-	}
-	l[k] = v
-	return nil
-}
-
-func writeJSONTo(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-const rulesUsage = `Usage:
-  stunfault rules list [-label KEY=VALUE]... [-json]
+var rulesCmd = &command{
+	name:     "rules",
+	synopsis: "list|get|add|update|remove|enable|disable|replace|clear [ARGS]",
+	summary:  "change the rules of a running stunfault (rules from TOML or JSON)",
+	doc: `  stunfault rules list [-label KEY=VALUE]... [-json]
   stunfault rules get ID [-json]
   stunfault rules add [FILE|-]         rules from a TOML ([[rules]]) or JSON file, or stdin
   stunfault rules update ID PATCH      PATCH: a JSON merge patch, inline, a FILE or - (stdin)
   stunfault rules remove ID... | -label KEY=VALUE...
   stunfault rules enable|disable ID...
   stunfault rules replace [FILE|-]     swap the whole rule set
-  stunfault rules clear
-Every subcommand takes -control URL (default ` + control.DefaultURL + `) and -token TOKEN.
-`
+  stunfault rules clear`,
+	run: runRules,
+}
+
+// rulesArgs are the positional arguments each `rules` subcommand takes.
+var rulesArgs = map[string]struct {
+	lo, hi int // hi < 0: no limit
+	want   string
+}{
+	"list":    {0, 0, "no arguments"},
+	"clear":   {0, 0, "no arguments"},
+	"get":     {1, 1, "one rule ID"},
+	"enable":  {1, -1, "rule IDs"},
+	"disable": {1, -1, "rule IDs"},
+	"remove":  {0, -1, "rule IDs"},
+	"add":     {0, 1, "at most one FILE"},
+	"replace": {0, 1, "at most one FILE"},
+	"update":  {2, 2, "ID and PATCH"},
+}
 
 // runRules is `stunfault rules SUBCOMMAND`.
-func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "help" {
-		fmt.Fprint(stderr, rulesUsage)
-		if len(args) == 0 {
-			return inputErrorf("rules: missing subcommand")
-		}
-		return flag.ErrHelp
-	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("rules "+sub, stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, rulesUsage) }
-	var cf controlFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
+func runRules(ctx context.Context, inv *invocation) error {
+	args := inv.args
+	fs := inv.flags()
+	cf := fs.controlFlags()
+	asJSON := fs.jsonFlag()
 	labels := labelsFlag{}
 	fs.Var(labels, "label", "only rules with this `KEY=VALUE` label (repeatable)")
-	pos, err := parseInterspersed(fs, args)
+	switch {
+	case len(args) == 0:
+		fs.printUsage(inv.stderr)
+		return inv.usageErrorf("missing subcommand")
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help":
+		fs.printUsage(inv.stdout)
+		return flag.ErrHelp
+	}
+	sub := args[0]
+	spec, ok := rulesArgs[sub]
+	if !ok {
+		return inv.usageErrorf("unknown subcommand %q", sub)
+	}
+	pos, err := fs.parse(args[1:], spec.lo, spec.hi, spec.want+" after "+sub)
 	if err != nil {
 		return err
 	}
-	want := func(lo, hi int, what string) error {
-		if len(pos) < lo || (hi >= 0 && len(pos) > hi) {
-			return inputErrorf("rules %s: want %s, got %d arguments", sub, what, len(pos))
-		}
-		return nil
+	if sub == "remove" && (len(pos) == 0) == (len(labels) == 0) {
+		return inv.usageErrorf("want rule IDs or -label after remove, not both nor neither")
 	}
 
-	// Check the arguments and read the input before dialling.
+	// Read the input before dialling.
 	var rules []faults.Rule
 	var patch json.RawMessage
 	switch sub {
-	case "list", "clear":
-		err = want(0, 0, "no arguments")
-	case "get":
-		err = want(1, 1, "one rule ID")
-	case "enable", "disable":
-		err = want(1, -1, "rule IDs")
-	case "remove":
-		if len(labels) == 0 {
-			err = want(1, -1, "rule IDs or -label")
-		} else {
-			err = want(0, 0, "rule IDs or -label, not both")
-		}
 	case "add", "replace":
-		if err = want(0, 1, "at most one FILE"); err == nil {
-			src := "-"
-			if len(pos) == 1 {
-				src = pos[0]
-			}
-			rules, err = readRules(src)
+		src := "-"
+		if len(pos) == 1 {
+			src = pos[0]
 		}
+		rules, err = readRules(inv, src)
 	case "update":
-		if err = want(2, 2, "ID and PATCH"); err == nil {
-			patch, err = readPatch(pos[1])
-		}
-	default:
-		fmt.Fprint(stderr, rulesUsage)
-		return inputErrorf("rules: unknown subcommand %q", sub)
+		patch, err = readPatch(inv, pos[1])
 	}
 	if err != nil {
 		return err
 	}
+	return cf.call(ctx, func(c *control.Client) error {
+		return rulesOp(ctx, c, inv.stdout, sub, pos, *asJSON, labels, rules, patch)
+	})
+}
 
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-
+// rulesOp sends the request of one checked `rules` subcommand and prints
+// what the server did.
+func rulesOp(ctx context.Context, c *control.Client, w io.Writer, sub string, pos []string, asJSON bool, labels labelsFlag, rules []faults.Rule, patch json.RawMessage) error {
 	switch sub {
 	case "list":
 		sts, err := c.ListRulesByLabels(ctx, labels)
-		if err != nil {
-			return controlErr(err)
-		}
-		if *asJSON {
-			return writeJSONTo(stdout, sts)
-		}
-		printRules(stdout, sts)
+		return show(w, asJSON, sts, err, printRules)
 	case "get":
 		st, err := c.GetRule(ctx, pos[0])
-		if err != nil {
-			return controlErr(err)
-		}
-		if *asJSON {
-			return writeJSONTo(stdout, st)
-		}
-		printRules(stdout, []faults.RuleStatus{st})
+		return show(w, asJSON, st, err, func(w io.Writer, st faults.RuleStatus) { printRules(w, []faults.RuleStatus{st}) })
 	case "add":
 		for _, r := range rules {
 			got, rev, err := c.AddRule(ctx, r)
 			if err != nil {
 				return controlErr(fmt.Errorf("rule %q: %w", r.ID, err))
 			}
-			fmt.Fprintf(stdout, "added %s (revision %d)\n", got.ID, rev)
+			fmt.Fprintf(w, "added %s (revision %d)\n", got.ID, rev)
 		}
 	case "update":
 		got, rev, err := c.UpdateRule(ctx, pos[0], patch)
 		if err != nil {
 			return controlErr(err)
 		}
-		fmt.Fprintf(stdout, "updated %s (revision %d)\n", got.ID, rev)
-	case "remove":
-		if len(labels) > 0 {
+		fmt.Fprintf(w, "updated %s (revision %d)\n", got.ID, rev)
+	case "remove", "enable", "disable":
+		if sub == "remove" && len(labels) > 0 {
 			n, rev, err := c.RemoveRulesByLabels(ctx, labels)
 			if err != nil {
 				return controlErr(err)
 			}
-			fmt.Fprintf(stdout, "removed %d rules (revision %d)\n", n, rev)
+			fmt.Fprintf(w, "removed %s (revision %d)\n", plural(n, "rule"), rev)
 			return nil
 		}
+		f := map[string]func(context.Context, string) (uint64, error){"remove": c.RemoveRule, "enable": c.EnableRule, "disable": c.DisableRule}[sub]
 		for _, id := range pos {
-			rev, err := c.RemoveRule(ctx, id)
-			if err != nil {
-				return controlErr(err)
-			}
-			fmt.Fprintf(stdout, "removed %s (revision %d)\n", id, rev)
-		}
-	case "enable", "disable":
-		for _, id := range pos {
-			f := c.EnableRule
-			if sub == "disable" {
-				f = c.DisableRule
-			}
 			rev, err := f(ctx, id)
 			if err != nil {
 				return controlErr(err)
 			}
-			fmt.Fprintf(stdout, "%sd %s (revision %d)\n", sub, id, rev)
+			fmt.Fprintf(w, "%s %s (revision %d)\n", strings.TrimSuffix(sub, "e")+"ed", id, rev)
 		}
 	case "replace":
 		res, rev, err := c.ReplaceRules(ctx, rules)
 		if err != nil {
 			return controlErr(err)
 		}
-		fmt.Fprintf(stdout, "replaced the rules (revision %d): added %s; removed %s; kept %s\n",
+		fmt.Fprintf(w, "replaced the rules (revision %d): added %s; removed %s; kept %s\n",
 			rev, listOrNone(res.Added), listOrNone(res.Removed), listOrNone(res.Replaced))
 	case "clear":
 		n, rev, err := c.ClearRules(ctx)
 		if err != nil {
 			return controlErr(err)
 		}
-		fmt.Fprintf(stdout, "removed %d rules (revision %d)\n", n, rev)
+		fmt.Fprintf(w, "removed %s (revision %d)\n", plural(n, "rule"), rev)
 	}
 	return nil
 }
@@ -261,26 +162,10 @@ func listOrNone(ids []string) string {
 	return strings.Join(ids, ", ")
 }
 
-// readInput reads a file, or stdin for "-".
-func readInput(src string) ([]byte, string, error) {
-	if src == "-" {
-		data, err := io.ReadAll(os.Stdin)
-		if err != nil {
-			return nil, "", fmt.Errorf("reading stdin: %w", err)
-		}
-		return data, "<stdin>", nil
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return nil, "", &inputError{msg: err.Error(), err: err}
-	}
-	return data, src, nil
-}
-
 // readRules reads rules as JSON (one rule, an array of rules, or
 // {"rules":[...]}) or as TOML ([[rules]] tables, checked with line numbers).
-func readRules(src string) ([]faults.Rule, error) {
-	data, name, err := readInput(src)
+func readRules(inv *invocation, src string) ([]faults.Rule, error) {
+	data, name, err := inv.readInput(src)
 	if err != nil {
 		return nil, err
 	}
@@ -315,12 +200,12 @@ func readRules(src string) ([]faults.Rule, error) {
 }
 
 // readPatch takes a merge patch inline ("{...}"), from a file, or stdin.
-func readPatch(arg string) (json.RawMessage, error) {
+func readPatch(inv *invocation, arg string) (json.RawMessage, error) {
 	data := []byte(arg)
 	name := "PATCH"
 	if !strings.HasPrefix(strings.TrimSpace(arg), "{") {
 		var err error
-		if data, name, err = readInput(arg); err != nil {
+		if data, name, err = inv.readInput(arg); err != nil {
 			return nil, err
 		}
 	}

@@ -104,7 +104,7 @@ type = "drop"
 	if _, err = runCmd(t, "rules", "add", "-control", url, jsonFile); err != nil {
 		t.Fatal(err)
 	}
-	if out, err = runCmd(t, "rules", "remove", "-label", "test=cli", "-control", url); err != nil || !strings.Contains(out, "removed 1 rules") {
+	if out, err = runCmd(t, "rules", "remove", "-label", "test=cli", "-control", url); err != nil || !strings.Contains(out, "removed 1 rule (") {
 		t.Errorf("rules remove -label: %v\n%s", err, out)
 	}
 	if out, err = runCmd(t, "rules", "clear", "-control", url); err != nil || !strings.Contains(out, "removed 0 rules") {

@@ -4,52 +4,51 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/stunfault/stunfault/server/control"
 )
 
-// runScenario is `stunfault scenario [NAME]`: list the scenarios, or
-// activate one.
-func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("scenario", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: stunfault scenario [-control URL] [-token TOKEN] [NAME]\n\nWithout NAME, lists the scenarios (* marks the active one); with NAME, activates it.")
-		fs.PrintDefaults()
-	}
-	var cf controlFlags
-	cf.register(fs)
-	pos, err := parseInterspersed(fs, args)
+var scenarioCmd = &command{
+	name:     "scenario",
+	synopsis: "[-json] [NAME]",
+	summary:  "list the scenarios, or activate one (the whole rule set at once)",
+	doc:      `Without NAME, lists the scenarios (* marks the active one); with NAME, activates it.`,
+	run:      runScenario,
+}
+
+// runScenario is `stunfault scenario [NAME]`.
+func runScenario(ctx context.Context, inv *invocation) error {
+	fs := inv.flags()
+	cf := fs.controlFlags()
+	asJSON := fs.jsonFlag()
+	pos, err := fs.parse(inv.args, 0, 1, "at most one NAME")
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 {
-		fs.Usage()
-		return inputErrorf("scenario: want at most one NAME, got %d arguments", len(pos))
-	}
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if len(pos) == 1 {
-		rev, err := c.ActivateScenario(ctx, pos[0])
-		if err != nil {
-			return controlErr(err)
+	return cf.call(ctx, func(c *control.Client) error {
+		if len(pos) == 1 {
+			rev, err := c.ActivateScenario(ctx, pos[0])
+			if err != nil {
+				return controlErr(err)
+			}
+			fmt.Fprintf(inv.stdout, "activated %s (revision %d)\n", pos[0], rev)
+			return nil
 		}
-		fmt.Fprintf(stdout, "activated %s (revision %d)\n", pos[0], rev)
-		return nil
-	}
-	sc, err := c.Scenarios(ctx)
-	if err != nil {
-		return controlErr(err)
-	}
+		sc, err := c.Scenarios(ctx)
+		return show(inv.stdout, *asJSON, sc, err, printScenarios)
+	})
+}
+
+// printScenarios lists the scenarios, * marking the active one.
+func printScenarios(w io.Writer, sc control.ScenariosResult) {
 	if len(sc.Scenarios) == 0 {
-		fmt.Fprintln(stdout, "no scenarios")
+		fmt.Fprintln(w, "no scenarios")
 	}
 	for _, name := range sc.Scenarios {
 		mark := " "
 		if name == sc.Active {
 			mark = "*"
 		}
-		fmt.Fprintf(stdout, "%s %s\n", mark, name)
+		fmt.Fprintf(w, "%s %s\n", mark, name)
 	}
-	return nil
 }

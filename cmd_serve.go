@@ -12,24 +12,28 @@ import (
 	"github.com/stunfault/stunfault/server"
 )
 
+var serveCmd = &command{
+	name:     "serve",
+	synopsis: "[-config FILE] [-scenario NAME] [-log-level LEVEL] [-log-format text|json] [-free-ports] [-ready-json]",
+	summary:  "serve STUN/TURN and the HTTP side until interrupted (the default command)",
+	doc: `Serves STUN/TURN and the HTTP side (/control, /api/OP, /webhook/NAME,
+/healthz, /version) until interrupted, then closes cleanly. Without
+-config it serves the embedded default config.`,
+	run: runServe,
+}
+
 // runServe is `stunfault serve` (and `stunfault` alone): it serves until ctx
 // ends, then closes the server.
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", stderr)
+func runServe(ctx context.Context, inv *invocation) error {
+	stdout, stderr := inv.stdout, inv.stderr
+	fs := inv.flags()
 	configPath := fs.String("config", "", "config `FILE` (TOML); the embedded default when empty")
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	scenario := fs.String("scenario", "", "start with the rules of scenario `NAME` ([scenarios.NAME] in the config)")
-	ready := addReadyFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: stunfault [serve] [flags]\n\nServes STUN/TURN and the HTTP side until interrupted.\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
+	ready := addReadyFlags(fs.FlagSet)
+	if _, err := fs.parse(inv.args, 0, 0, "no arguments"); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return inputErrorf("serve: unexpected arguments %q", fs.Args())
 	}
 	logger, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {

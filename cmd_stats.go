@@ -7,67 +7,67 @@ import (
 	"maps"
 	"slices"
 	"text/tabwriter"
+
+	"github.com/stunfault/stunfault/server/control"
 )
 
-// runStats is `stunfault stats`: the server's counters.
-func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("stats", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: stunfault stats [-control URL] [-token TOKEN] [-json]")
-		fs.PrintDefaults()
-	}
-	var cf controlFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+var statsCmd = &command{
+	name:     "stats",
+	synopsis: "[-json]",
+	summary:  "print the server's counters: listeners, allocations, webhook load, rules",
+	doc: `Prints the counters of a running stunfault: its revision and scenario, the
+journal, listeners, allocations, each webhook's requests in flight and
+pending, machine states, and each rule's matched and fired counts.`,
+	run: runStats,
+}
+
+// runStats is `stunfault stats`.
+func runStats(ctx context.Context, inv *invocation) error {
+	fs := inv.flags()
+	cf := fs.controlFlags()
+	asJSON := fs.jsonFlag()
+	if _, err := fs.parse(inv.args, 0, 0, "no arguments"); err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return inputErrorf("stats: unexpected argument %q", pos[0])
-	}
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	st, err := c.Stats(ctx)
-	if err != nil {
-		return controlErr(err)
-	}
-	if *asJSON {
-		return writeJSONTo(stdout, st)
-	}
-	fmt.Fprintf(stdout, "revision %d", st.Revision)
+	return cf.call(ctx, func(c *control.Client) error {
+		st, err := c.Stats(ctx)
+		return show(inv.stdout, *asJSON, st, err, printStats)
+	})
+}
+
+// printStats writes the counters as text.
+func printStats(w io.Writer, st control.Stats) {
+	fmt.Fprintf(w, "revision %d", st.Revision)
 	if st.Scenario != "" {
-		fmt.Fprintf(stdout, ", scenario %s", st.Scenario)
+		fmt.Fprintf(w, ", scenario %s", st.Scenario)
 	}
-	fmt.Fprintf(stdout, "\njournal: %d entries, last seq %d\n", st.Journal.Len, st.Journal.LastSeq)
+	fmt.Fprintf(w, "\njournal: %s, last seq %d\n", plural(st.Journal.Len, "entry"), st.Journal.LastSeq)
 	for _, l := range st.Listeners {
-		fmt.Fprintf(stdout, "listening: %s %s\n", l.Transport, l.Address)
+		fmt.Fprintf(w, "listening: %s %s\n", l.Transport, l.Address)
 	}
 	if st.Allocations != nil {
-		fmt.Fprintf(stdout, "allocations: %d\n", *st.Allocations)
+		fmt.Fprintf(w, "allocations: %d\n", *st.Allocations)
 	}
 	for _, name := range slices.Sorted(maps.Keys(st.Webhooks)) {
-		w := st.Webhooks[name]
-		fmt.Fprintf(stdout, "webhook %s: %d in flight, %d pending\n", name, w.Inflight, w.Pending)
+		h := st.Webhooks[name]
+		fmt.Fprintf(w, "webhook %s: %d in flight, %d pending\n", name, h.Inflight, h.Pending)
 	}
 	for _, name := range slices.Sorted(maps.Keys(st.Machines)) {
-		fmt.Fprintf(stdout, "machine %s: %s\n", name, st.Machines[name])
+		fmt.Fprintf(w, "machine %s: %s\n", name, st.Machines[name])
 	}
 	if len(st.Rules) > 0 {
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RULE\tON\tMATCHED\tFIRED\tLET THROUGH")
 		for _, r := range st.Rules {
-			on := "yes"
-			if !r.Enabled {
-				on = "no"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", r.ID, on, r.Matched, r.Fired, r.LetThrough)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", r.ID, yesNo(r.Enabled), r.Matched, r.Fired, r.LetThrough)
 		}
 		_ = tw.Flush()
 	}
-	return nil
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

@@ -4,14 +4,15 @@
 // Usage:
 //
 //	stunfault [serve] [-config FILE] [-scenario NAME] [-log-level LEVEL] [-log-format text|json]
-//	stunfault check FILE
-//	stunfault version
+//	stunfault check FILE|-
+//	stunfault version [-json]
 //	stunfault webhook [-name NAME | -url URL] [-c N] [-n N | -d DURATION] ...
 //	stunfault rules list|get|add|update|remove|enable|disable|replace|clear ...
 //	stunfault scenario [NAME]
-//	stunfault events [-json]
+//	stunfault events [-json] [-follow]
 //	stunfault journal [query|count|verify] ...
 //	stunfault stats
+//	stunfault help [COMMAND]
 //
 // With no arguments it serves the embedded default config: STUN and TURN on
 // udp and tcp 127.0.0.1:3478 (user "user", password "pass") and the HTTP side
@@ -31,9 +32,14 @@ import (
 	"syscall"
 )
 
+// commands are stunfault's commands, in the order help lists them.
+var commands = []*command{
+	serveCmd, checkCmd, rulesCmd, scenarioCmd, eventsCmd, journalCmd, statsCmd, webhookCmd, versionCmd,
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := runIO(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "stunfault:", err)
@@ -41,62 +47,78 @@ func main() {
 	os.Exit(exitCode(err))
 }
 
-// run is the whole command, minus signal handling and os.Exit, so tests call
-// it in-process. It returns when the command is done or ctx ends.
+// run is the whole command, reading stdin from os.Stdin.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cmd, rest := "serve", args
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, rest = args[0], args[1:]
-	}
-	switch cmd {
-	case "serve":
-		return runServe(ctx, rest, stdout, stderr)
-	case "check":
-		return runCheck(rest, stdout, stderr)
-	case "version":
-		return runVersion(rest, stdout, stderr)
-	case "webhook":
-		return runWebhook(ctx, rest, stdout, stderr)
-	case "rules":
-		return runRules(ctx, rest, stdout, stderr)
-	case "scenario":
-		return runScenario(ctx, rest, stdout, stderr)
-	case "events":
-		return runEvents(ctx, rest, stdout, stderr)
-	case "journal":
-		return runJournal(ctx, rest, stdout, stderr)
-	case "stats":
-		return runStats(ctx, rest, stdout, stderr)
-	case "help":
-		printUsage(stdout)
-		return nil
-	}
-	printUsage(stderr)
-	return inputErrorf("unknown command %q", cmd)
+	return runIO(ctx, args, os.Stdin, stdout, stderr)
 }
 
-func printUsage(w io.Writer) {
-	fmt.Fprint(w, `Usage:
-  stunfault [serve] [-config FILE] [-log-level LEVEL] [-log-format text|json]
-                     serve STUN/TURN and the HTTP side (the default command)
-  stunfault check FILE
-                     validate a config file and print every error with its line
-  stunfault version  print the versions of stunfault and pion
-  stunfault webhook [-name NAME | -url URL] [-c N] [-n N] [-d DURATION] [-rate R] [-body S | -body-file FILE] [-H "Name: value"]
-                     send load to a webhook and print status counts and latencies
-  stunfault rules list|get|add|update|remove|enable|disable|replace|clear [ARGS]
-                     change the rules of a running stunfault (rules from TOML or JSON)
-  stunfault scenario [NAME]
-                     list the scenarios, or activate one
-  stunfault events [-json] [-rule ID] [-since SEQ] [-n N]
-                     follow the rule firings as they happen
-  stunfault journal [query|count|verify] [-rule ID] [-method M] [-json] ...
-                     query the journal of firings
-  stunfault stats [-json]
-                     print the server's counters
-The commands that drive a running stunfault take -control URL (default
-ws://127.0.0.1:8478/control) and -token TOKEN.
+// runIO is the whole command, minus signal handling and os.Exit, so tests
+// call it in-process. It returns when the command is done or ctx ends.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	name, rest := "serve", args
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "-h" || a == "-help" || a == "--help":
+			printCommands(stdout)
+			return nil
+		case a != "" && a[0] != '-':
+			name, rest = a, args[1:]
+		}
+	}
+	if name == "help" {
+		return runHelp(ctx, rest, stdin, stdout, stderr)
+	}
+	cmd := lookup(name)
+	if cmd == nil {
+		printCommands(stderr)
+		return inputErrorf("unknown command %q", name)
+	}
+	return cmd.run(ctx, &invocation{cmd: cmd, args: rest, stdin: stdin, stdout: stdout, stderr: stderr})
+}
 
-Run "stunfault COMMAND -h" for a command's flags.
+// runHelp is `stunfault help [COMMAND]`: the command list, or a command's
+// usage, on stdout.
+func runHelp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	switch {
+	case len(args) == 0:
+		printCommands(stdout)
+		return nil
+	case len(args) > 1:
+		return inputErrorf("help: want at most one COMMAND, got %d arguments", len(args))
+	}
+	cmd := lookup(args[0])
+	if cmd == nil {
+		printCommands(stderr)
+		return inputErrorf("help: unknown command %q", args[0])
+	}
+	err := cmd.run(ctx, &invocation{cmd: cmd, args: []string{"-h"}, stdin: stdin, stdout: stdout, stderr: stderr})
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// printCommands writes the command list.
+func printCommands(w io.Writer) {
+	fmt.Fprintln(w, "Usage: stunfault [COMMAND] [flags] [ARGS]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %s\n      %s\n", c.usageLine(), c.summary)
+	}
+	fmt.Fprint(w, `  stunfault help [COMMAND]
+      this list, or a command's usage and flags
+
+With no COMMAND, stunfault serves. The commands that drive a running
+stunfault take -control URL (default ws://127.0.0.1:8478/control) and
+-token TOKEN (default $STUNFAULT_TOKEN).
+Run "stunfault help COMMAND" or "stunfault COMMAND -h" for a command's flags.
 `)
 }

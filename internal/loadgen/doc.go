@@ -4,10 +4,14 @@
 // a window of transactions outstanding. Every answer is validated (method,
 // transaction id, the client's own XOR-MAPPED-ADDRESS, the echo's bytes),
 // and the result counts answers, losses, error codes and latency
-// percentiles.
+// percentiles. It also generates HTTP load ([RunHTTP]): POST requests from
+// a number of workers, paced to a rate, as `stunfault webhook` sends to a
+// simulated webhook, counting answers by status.
 //
 // Every load is bounded: by a count, a duration or both (never neither), by
 // MaxSockets and MaxWindow, and to loopback targets unless AllowRemote is
-// set. Addresses are IP literals; nothing is looked up. The `stunfault load`
-// command and the comparison in bench/ are built on it.
+// set; STUN addresses are IP literals, nothing is looked up. An HTTP load
+// is bounded by MaxHTTPConcurrency, MaxHTTPRequests and MaxHTTPDuration;
+// [CheckHTTPLoopback] checks its target, resolving a name. The `stunfault load`
+// and `stunfault webhook` commands and the comparison in bench/ are built on it.
 package loadgen
