@@ -859,4 +859,14 @@ func TestListenOnFreePorts(t *testing.T) {
 	if err := cfg.ListenOnFreePorts(); err == nil {
 		t.Error("an address without a port was accepted")
 	}
+
+	// A shallow copy's listeners are its own after the move.
+	orig := Default()
+	moved := orig
+	if err := moved.ListenOnFreePorts(); err != nil {
+		t.Fatal(err)
+	}
+	if orig.Listen[0].Address != "127.0.0.1:3478" {
+		t.Errorf("the original's listen[0] = %s, want it left at 127.0.0.1:3478", orig.Listen[0].Address)
+	}
 }

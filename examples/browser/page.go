@@ -199,7 +199,7 @@ func run(ctx context.Context, w io.Writer, opts options, ready func(pageURL stri
 			return err
 		}
 	}
-	if err := freePorts(&cfg); err != nil {
+	if err := cfg.ListenOnFreePorts(); err != nil {
 		return err
 	}
 	var srvOpts []server.Option
@@ -268,7 +268,3 @@ func run(ctx context.Context, w io.Writer, opts options, ready func(pageURL stri
 		}
 	}
 }
-
-// freePorts moves every listener and the HTTP side to port 0 on its host, so
-// the example never collides with a running stunfault.
-func freePorts(cfg *config.Config) error { return cfg.ListenOnFreePorts() }

@@ -45,9 +45,10 @@
 //		srv.Faults().Journal().Count(faults.Query{Labels: map[string]string{"test": t.Name()}})
 //	})
 //
-// The server's listeners and HTTP side are always on loopback port 0 (a
-// config's addresses are rewritten, see [WithConfig]); read the addresses
-// back with STUNAddr, TURNAddr, ICEServers and ControlURL. [WithLogs] sends
+// The server's listeners and HTTP side are always on port 0 of their
+// configured hosts, 127.0.0.1 in the default config (a config's ports are
+// rewritten, see [WithConfig]); read the addresses back with STUNAddr,
+// TURNAddr, ICEServers and ControlURL. [WithLogs] sends
 // the server's logs to the test's log, and stops before the test ends.
 //
 // For a test that drives stunfault over its control socket, as a program in

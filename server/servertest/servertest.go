@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -41,18 +39,16 @@ type options struct {
 }
 
 // WithConfig starts the server from a TOML config parsed over the built-in
-// default, as `stunfault -config` reads a file. The addresses are then moved
-// to loopback port 0 whatever the TOML says: each [[listen]] entry keeps its
-// transport and gets 127.0.0.1:0 ([::1]:0 when its host is an IPv6 address),
-// and [http].address gets 127.0.0.1:0, so a config written for
-// 127.0.0.1:3478 runs beside other tests. A TOML that does not parse or
+// default, as `stunfault -config` reads a file. Its addresses are then moved
+// to port 0 on their hosts (config.ListenOnFreePorts), so a config written
+// for 127.0.0.1:3478 runs beside other tests. A TOML that does not parse or
 // validate fails the test. The last of WithConfig and WithConfigValue wins.
 func WithConfig(toml string) Option {
 	return func(o *options) { o.toml, o.tomlSet, o.cfg = toml, true, nil }
 }
 
 // WithConfigValue starts the server from cfg (start from config.Default),
-// with its addresses moved to loopback port 0 as WithConfig does. The last
+// with its addresses moved to port 0 as WithConfig does. The last
 // of WithConfig and WithConfigValue wins.
 func WithConfigValue(cfg config.Config) Option {
 	return func(o *options) { c := cfg.Clone(); o.cfg, o.tomlSet = &c, false }
@@ -99,7 +95,10 @@ func New(tb testing.TB, opts ...Option) *Server {
 	case o.cfg != nil:
 		cfg = *o.cfg
 	}
-	loopbackPorts(&cfg)
+	if err := cfg.ListenOnFreePorts(); err != nil {
+		tb.Fatalf("servertest: %v", err)
+		return nil
+	}
 
 	var sopts []server.Option
 	var tl *testLog
@@ -132,24 +131,6 @@ func New(tb testing.TB, opts ...Option) *Server {
 		}
 	})
 	return &Server{Server: srv}
-}
-
-// loopbackPorts moves every address of cfg to loopback port 0. Listeners
-// that shared an address still share one, so a udp and a tcp entry end up
-// on the same port as in the default config.
-func loopbackPorts(cfg *config.Config) {
-	listen := make([]config.Listener, len(cfg.Listen))
-	for i, l := range cfg.Listen {
-		addr := "127.0.0.1:0"
-		if host, _, err := net.SplitHostPort(l.Address); err == nil {
-			if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
-				addr = "[::1]:0"
-			}
-		}
-		listen[i] = config.Listener{Transport: l.Transport, Address: addr}
-	}
-	cfg.Listen = listen
-	cfg.HTTP.Address = "127.0.0.1:0"
 }
 
 // AddRule adds r to the server's rules for the rest of tb (the test that

@@ -200,14 +200,14 @@ func TestAddRuleLastsForItsTest(t *testing.T) {
 	}
 }
 
-// WithConfig reads a TOML over the default, keeps its rules and listener
-// transports, and moves every address to loopback port 0.
+// WithConfig reads a TOML over the default, keeps its rules, listener
+// transports and hosts, and moves every address to port 0.
 func TestWithConfigMovesAddressesToFreePorts(t *testing.T) {
 	t.Parallel()
 	srv := servertest.New(t, servertest.WithConfig(`
 [[listen]]
 transport = "udp"
-address = "0.0.0.0:3478"
+address = "127.0.0.1:3478"
 
 [http]
 address = "127.0.0.1:8478"
