@@ -27,6 +27,10 @@ var ErrServerClosed = errors.New("server: closed")
 // ErrStarted is returned by a second call to Start.
 var ErrStarted = errors.New("server: already started")
 
+// closeGrace is how long, in total, Close gives clients to be told the
+// server is going (see Close).
+const closeGrace = time.Second
+
 // closeWait bounds how long Close waits for pion's read loops to notice their
 // sockets are closed. They exit within microseconds; the bound only keeps a
 // bug from turning into a hang.
@@ -46,16 +50,17 @@ type Server struct {
 	hub  *webhook.Hub
 	ctl  *control.Handler
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	turn    *turn.Server
-	socks   *boundSockets
-	tcp     []*trackingListener
-	http    *http.Server
-	httpLn  net.Listener
-	loops   sync.WaitGroup // pion's read loops, see track.go
-	serving sync.WaitGroup // our own goroutines
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	closeDone chan struct{} // closed when the first Close returns
+	turn      *turn.Server
+	socks     *boundSockets
+	tcp       []*trackingListener
+	http      *http.Server
+	httpLn    net.Listener
+	loops     sync.WaitGroup // pion's read loops, see track.go
+	serving   sync.WaitGroup // our own goroutines
 }
 
 // New checks cfg and returns a Server that is not yet listening. It binds
@@ -86,6 +91,8 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		log:  o.logger,
 		clk:  o.clock,
 		seed: seed,
+
+		closeDone: make(chan struct{}),
 	}
 	s.auth = newAuthenticator(cfg, s.clk, s.log.With("component", "auth"))
 	s.hub = webhook.New(cfg.Webhooks, webhook.Options{
@@ -240,24 +247,47 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 
 // Close stops the server: it closes the HTTP side, pion's server, every
 // listening socket and every accepted TCP connection, and waits for the
-// goroutines serving them. It is idempotent; later calls return nil.
+// goroutines serving them. Clients get closeGrace (one second) in total to
+// be told: held webhook requests are answered 503, control sockets get a
+// "going away" close frame, HTTP requests in flight may finish; whatever is
+// left then is closed hard. So Close returns within about a second
+// whatever the clients do. It is idempotent: a later call waits for the
+// first to finish and returns nil.
 func (s *Server) Close() error {
+	// Close takes s.mu only to mark the server closed: the control ops and
+	// HTTP handlers it waits for take s.mu too (Listeners, Stats).
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
+		<-s.closeDone
 		return nil
 	}
 	s.closed = true
-	if !s.started {
+	started := s.started
+	s.mu.Unlock()
+	defer close(s.closeDone)
+	if !started {
 		s.hub.Close()
 		s.ctl.Close()
 		return nil
 	}
+	// Start has finished and cannot run again: its fields are fixed.
 	var errs []error
-	s.hub.Close() // held webhook requests get 503 now, not after their latency
-	s.ctl.Close() // net/http does not close hijacked WebSockets
-	if err := s.http.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("server: closing http: %w", err))
+	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+	defer cancel()
+	s.hub.Close() // held webhook requests answer 503 now, not after their latency
+	ctlDone := make(chan struct{})
+	go func() {
+		defer close(ctlDone)
+		s.ctl.Close() // net/http does not close hijacked WebSockets
+	}()
+	// Shutdown stops accepting, closes idle connections and lets requests
+	// in flight (the 503s above) be answered; at the deadline the rest are
+	// closed.
+	if err := s.http.Shutdown(ctx); err != nil {
+		if err := s.http.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("server: closing http: %w", err))
+		}
 	}
 	if err := s.turn.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: closing pion/turn: %w", err))
@@ -265,6 +295,7 @@ func (s *Server) Close() error {
 	for _, tl := range s.tcp {
 		tl.closeConns()
 	}
+	<-ctlDone // bounded: see control.Handler.Close
 	s.serving.Wait()
 	done := make(chan struct{})
 	go func() { s.loops.Wait(); close(done) }()

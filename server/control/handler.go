@@ -39,7 +39,8 @@ const (
 // engine dropped, so a loss is reported even when no event follows it.
 const lostCheckInterval = 100 * time.Millisecond
 
-// closeGrace bounds the close frame Close sends to each socket.
+// closeGrace bounds, in total, the close frames Close sends, and then
+// again its wait for the connections' goroutines.
 const closeGrace = time.Second
 
 // Backend is what the handler needs from the running server. The server
@@ -148,9 +149,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Close closes every open control socket (with a "going away" close frame)
-// and waits for their goroutines. Later upgrades are refused with 503.
-// /api requests still work: they hold nothing open.
+// Close closes every open control socket and waits for their goroutines.
+// Every socket is first sent a "going away" close frame; the frames are
+// written at the same time under one deadline, so Close takes at most
+// about closeGrace however many peers have stopped reading, then closes
+// the sockets, which ends their goroutines. Later upgrades are refused with
+// 503. /api requests still work: they hold nothing open.
 func (h *Handler) Close() {
 	h.connsMu.Lock()
 	h.closed = true
@@ -159,13 +163,34 @@ func (h *Handler) Close() {
 		conns = append(conns, c)
 	}
 	h.connsMu.Unlock()
+	deadline := time.Now().Add(closeGrace)
+	var said sync.WaitGroup
 	for _, c := range conns {
-		_ = c.ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server closing"),
-			time.Now().Add(closeGrace))
-		c.close()
+		said.Add(1)
+		go func() {
+			defer said.Done()
+			goAway(c.ws, deadline)
+			c.close()
+		}()
 	}
-	h.wg.Wait()
+	said.Wait() // bounded by deadline: a write waits no longer
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	wait := time.NewTimer(closeGrace)
+	defer wait.Stop()
+	select {
+	case <-done:
+	case <-wait.C:
+		// Every socket is closed, so only an op stuck in the backend can
+		// hold a goroutine here: say so rather than hang.
+		h.log.Error("control goroutines still running after Close", "waited", closeGrace)
+	}
+}
+
+// goAway sends ws a "going away" close frame, giving up at deadline.
+func goAway(ws *websocket.Conn, deadline time.Time) {
+	_ = ws.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseGoingAway, "server closing"), deadline)
 }
 
 // authorized checks the token, when one is required, in constant time.
@@ -264,9 +289,7 @@ func (h *Handler) serveSocket(w http.ResponseWriter, r *http.Request) {
 	if h.closed {
 		// Close ran between the upgrade and here: say goodbye as it would.
 		h.connsMu.Unlock()
-		_ = ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server closing"),
-			time.Now().Add(closeGrace))
+		goAway(ws, time.Now().Add(closeGrace))
 		_ = ws.Close()
 		return
 	}
