@@ -1,37 +1,30 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
-	"go.uber.org/goleak"
 
 	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/servertest"
 )
 
-// TestMain fails the package when a level leaves a goroutine behind.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
-
 // wait bounds every wait for an answer that must come.
 const wait = 5 * time.Second
 
-// levelChecks holds, for each level of lab.toml, a check of the behaviour its
-// README section asks students to observe. A level without a check fails
-// TestLabLevels.
+// levelChecks holds, for each level of lab.toml, a check with pion's
+// clients of the fault the level injects, on the wire: what TestSheet shows
+// through coturn's tools, checked here without them, and fast (RTOs of 10
+// and 20 ms). A level without a check fails TestLevelsWithPionClients.
 var levelChecks = map[string]func(t *testing.T, srv *servertest.Server){
 	"level1": func(t *testing.T, srv *servertest.Server) {
 		if res, err := bind(t, srv, "udp", 10*time.Millisecond); err == nil {
@@ -103,7 +96,7 @@ var levelChecks = map[string]func(t *testing.T, srv *servertest.Server){
 			t.Fatalf("Binding with no screen pop: %v code %d, want a success", err, code(res))
 		}
 		// A screen-pop call with a ticket, held open by the webhook's
-		// 20 s latency; cancelled once the Binding has been refused.
+		// 10 s latency; cancelled once the Binding has been refused.
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
@@ -132,8 +125,9 @@ var levelChecks = map[string]func(t *testing.T, srv *servertest.Server){
 }
 
 // Every level of lab.toml, served as `go run . -config examples/lab/lab.toml
-// -scenario levelN` would (on free ports here), behaves as its exercise says.
-func TestLabLevels(t *testing.T) {
+// -scenario levelN` would (on free ports here), injects its fault, seen by
+// pion's clients.
+func TestLevelsWithPionClients(t *testing.T) {
 	t.Parallel()
 	cfg, err := config.Load("lab.toml")
 	if err != nil {
@@ -160,37 +154,6 @@ func TestLabLevels(t *testing.T) {
 			}
 			check(t, srv)
 		})
-	}
-}
-
-// The README's exercise sheet covers every level and runs each the same way.
-func TestReadmeCoversEveryLevel(t *testing.T) {
-	t.Parallel()
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(labTOML, "lab.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range levels(cfg) {
-		if cmd := "go run . -config examples/lab/lab.toml -scenario " + name; !strings.Contains(string(readme), cmd) {
-			t.Errorf("README.md lacks %q", cmd)
-		}
-	}
-}
-
-// go run ./examples/lab lists the levels in order.
-func TestRunListsTheLevels(t *testing.T) {
-	t.Parallel()
-	var out bytes.Buffer
-	if err := run(&out); err != nil {
-		t.Fatal(err)
-	}
-	i1, i7 := strings.Index(out.String(), "level1:"), strings.Index(out.String(), "level7:")
-	if i1 < 0 || i7 < i1 {
-		t.Errorf("output:\n%s", out.String())
 	}
 }
 
