@@ -173,6 +173,10 @@ bogus = 1
 [relay]
 min_port = 70000
 `)
+	lan := writeFile(t, "lan.toml", `[[listen]]
+transport = "udp"
+address = "0.0.0.0:3478"
+`)
 	tests := []struct {
 		name       string
 		args       []string
@@ -181,6 +185,7 @@ min_port = 70000
 	}{
 		{"good file", []string{"check", good}, 0, []string{good + ": OK"}},
 		{"bad file", []string{"check", bad}, 2, []string{":3:", "server.bogus", ":6:", "relay.min_port"}},
+		{"built-in user on a LAN", []string{"check", lan}, 2, []string{lan + ":3: users[0]: the built-in credential user/pass is refused when listen[0].address (0.0.0.0:3478) is not loopback"}},
 		{"missing file", []string{"check", filepath.Join(t.TempDir(), "nope.toml")}, 2, []string{"nope.toml"}},
 		{"no file", []string{"check"}, 2, nil},
 	}

@@ -66,12 +66,16 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 		v.add("listen", "at least one listener is required")
 	}
 	seen := map[string]int{}
+	exposed := -1 // the first listener off loopback
 	for i, l := range c.Listen {
 		field := indexPath("listen", i)
 		if l.Transport != "udp" && l.Transport != "tcp" {
 			v.add(field+".transport", "unknown transport %q (want udp or tcp)", l.Transport)
 		}
-		_, port, ok := v.hostPort(field+".address", l.Address)
+		host, port, ok := v.hostPort(field+".address", l.Address)
+		if ok && exposed < 0 && !isLoopback(host) {
+			exposed = i
+		}
 		if !ok || port == 0 {
 			continue
 		}
@@ -136,6 +140,11 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 		if u.Password == "" {
 			v.add(field+".password", "must not be empty")
 		}
+		if u == builtinUser && exposed >= 0 {
+			l := indexPath("listen", exposed)
+			v.addNear(l+".address", field, "the built-in credential %s/%s is refused when %s.address (%s) is not loopback: name your own [[users]], or set [auth].secret and users = []",
+				u.Name, u.Password, l, c.Listen[exposed].Address)
+		}
 	}
 
 	if host, _, ok := v.hostPort("http.address", c.HTTP.Address); ok && c.HTTP.Token == "" && !isLoopback(host) {
@@ -165,6 +174,10 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 	}
 	return v.errs, v.near
 }
+
+// builtinUser is default.toml's credential, known to everyone: it may only
+// guard listeners on loopback.
+var builtinUser = User{Name: "user", Password: "pass"}
 
 func (v *validator) webhook(field, name string, w Webhook) {
 	if !faults.ValidName(name) {

@@ -209,6 +209,10 @@ func TestWithConfigMovesAddressesToFreePorts(t *testing.T) {
 transport = "udp"
 address = "127.0.0.1:3478"
 
+[[users]]                  # a listener off loopback may not use the built-in user
+name = "alice"
+password = "wonderland"
+
 [http]
 address = "127.0.0.1:8478"
 
