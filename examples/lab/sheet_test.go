@@ -45,8 +45,8 @@ const commandTimeout = 40 * time.Second
 //
 // A line ending in `&` (a screen pop, `go run . webhook ... &`) runs in the
 // background, and the test waits until the webhook holds the call, as a
-// student typing the next line gives it time to; `wait` waits for the
-// background commands and adds their output there.
+// student typing the next line gives it time to; `wait $!` waits for the
+// last background command and adds its output there.
 func TestSheet(t *testing.T) {
 	t.Parallel()
 	for _, tool := range []string{"turnutils_stunclient", "turnutils_uclient", "turnutils_peer", "timeout", "bash"} {
@@ -133,17 +133,19 @@ func (e sheetEnv) runAll(t *testing.T, lines []string) (out, transcript string) 
 		if l == "" {
 			continue
 		}
-		if l == "wait" {
-			fmt.Fprintf(&tr, "$ wait\n")
-			for i, c := range bg {
-				err := c.Wait()
-				o.Write(bgOut[i].Bytes())
-				tr.Write(bgOut[i].Bytes())
-				if err != nil {
-					t.Errorf("%s: %v", c.Args[2], err)
-				}
+		if l == "wait $!" {
+			fmt.Fprintf(&tr, "$ %s\n", l)
+			if len(bg) == 0 {
+				t.Fatalf("%q with no background command before it", l)
 			}
-			bg, bgOut = nil, nil
+			c, buf := bg[len(bg)-1], bgOut[len(bg)-1]
+			bg, bgOut = bg[:len(bg)-1], bgOut[:len(bg)-1]
+			err := c.Wait()
+			o.Write(buf.Bytes())
+			tr.Write(buf.Bytes())
+			if err != nil {
+				t.Errorf("%s: %v", c.Args[2], err)
+			}
 			continue
 		}
 		line, background := strings.CutSuffix(l, "&")
