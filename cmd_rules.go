@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/control"
 )
@@ -108,13 +106,18 @@ func rulesOp(ctx context.Context, c *control.Client, w io.Writer, sub string, po
 		st, err := c.GetRule(ctx, pos[0])
 		return show(w, asJSON, st, err, func(w io.Writer, st faults.RuleStatus) { printRules(w, []faults.RuleStatus{st}) })
 	case "add":
-		for _, r := range rules {
-			got, rev, err := c.AddRule(ctx, r)
-			if err != nil {
-				return controlErr(fmt.Errorf("rule %q: %w", r.ID, err))
-			}
-			fmt.Fprintf(w, "added %s (revision %d)\n", got.ID, rev)
+		res, rev, err := c.AddRules(ctx, rules)
+		if err != nil {
+			return controlErr(err)
 		}
+		var did []string
+		if len(res.Added) > 0 {
+			did = append(did, "added "+strings.Join(res.Added, ", "))
+		}
+		if len(res.Replaced) > 0 {
+			did = append(did, "replaced "+strings.Join(res.Replaced, ", "))
+		}
+		fmt.Fprintf(w, "%s (revision %d)\n", strings.Join(did, "; "), rev)
 	case "update":
 		got, rev, err := c.UpdateRule(ctx, pos[0], patch)
 		if err != nil {
@@ -160,59 +163,6 @@ func listOrNone(ids []string) string {
 		return "none"
 	}
 	return strings.Join(ids, ", ")
-}
-
-// readRules reads rules as JSON (one rule, an array of rules, or
-// {"rules":[...]}) or as TOML ([[rules]] tables, checked with line numbers).
-func readRules(inv *invocation, src string) ([]faults.Rule, error) {
-	data, name, err := inv.readInput(src)
-	if err != nil {
-		return nil, err
-	}
-	trimmed := bytes.TrimSpace(data)
-	if json.Valid(trimmed) {
-		var rules []faults.Rule
-		switch {
-		case bytes.HasPrefix(trimmed, []byte("[")):
-			err = json.Unmarshal(trimmed, &rules)
-		default:
-			var set struct {
-				Rules *[]faults.Rule `json:"rules"`
-			}
-			if err = json.Unmarshal(trimmed, &set); err == nil && set.Rules != nil {
-				rules = *set.Rules
-			} else {
-				var r faults.Rule
-				err = json.Unmarshal(trimmed, &r)
-				rules = []faults.Rule{r}
-			}
-		}
-		if err != nil {
-			return nil, inputErrorf("%s: %v", name, err)
-		}
-		return rules, nil
-	}
-	cfg, err := config.Parse(data, name)
-	if err != nil {
-		return nil, err // config.Errors: exit 2, one line per problem
-	}
-	return cfg.Rules, nil
-}
-
-// readPatch takes a merge patch inline ("{...}"), from a file, or stdin.
-func readPatch(inv *invocation, arg string) (json.RawMessage, error) {
-	data := []byte(arg)
-	name := "PATCH"
-	if !strings.HasPrefix(strings.TrimSpace(arg), "{") {
-		var err error
-		if data, name, err = inv.readInput(arg); err != nil {
-			return nil, err
-		}
-	}
-	if !json.Valid(data) {
-		return nil, inputErrorf("%s: not JSON", name)
-	}
-	return json.RawMessage(data), nil
 }
 
 // printRules writes a table of rules.
