@@ -32,7 +32,7 @@ func startServer(t testing.TB, cfg *config.Config, opts ...server.Option) *serve
 	if cfg != nil {
 		c = *cfg
 	}
-	return servertest.New(t, servertest.WithConfigValue(c), servertest.WithServerOptions(opts...)).Server
+	return servertest.New(t, servertest.WithConfig(c), servertest.WithServerOptions(opts...)).Server
 }
 
 func turnAddr(t *testing.T, srv *server.Server, transport string) string {

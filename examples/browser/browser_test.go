@@ -85,7 +85,7 @@ func startStunfault(t *testing.T, cfg *config.Config, rules ...faults.Rule) *ser
 	if cfg != nil {
 		c = *cfg
 	}
-	srv := servertest.New(t, servertest.WithConfigValue(c))
+	srv := servertest.New(t, servertest.WithConfig(c))
 	for _, r := range rules {
 		if _, err := srv.Faults().Add(r); err != nil {
 			t.Fatalf("add rule %s: %v", r.ID, err)

@@ -148,7 +148,7 @@ func TestLevelsWithPionClients(t *testing.T) {
 			if cfg.Scenarios[name].Description == "" {
 				t.Error("no description")
 			}
-			srv := servertest.New(t, servertest.WithConfigValue(cfg))
+			srv := servertest.New(t, servertest.WithConfig(cfg))
 			if _, err := srv.Faults().ActivateScenario(name); err != nil {
 				t.Fatal(err)
 			}

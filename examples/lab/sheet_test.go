@@ -66,7 +66,7 @@ func TestSheet(t *testing.T) {
 				t.Fatalf("README.md:%d: the serve line is %q, want %q", lv.line, lv.serve, want)
 			}
 			env := env
-			env.srv = servertest.New(t, servertest.WithConfigValue(cfg))
+			env.srv = servertest.New(t, servertest.WithConfig(cfg))
 			if _, err := env.srv.Faults().ActivateScenario(lv.name); err != nil {
 				t.Fatal(err)
 			}

@@ -26,14 +26,9 @@
 // address; loopback clients can bind any of 127.0.0.0/8), by Match.Username
 // (for signed TURN requests), and finding its firings with labels:
 //
-//	srv := servertest.New(t, servertest.WithConfig(`
-//	[[users]]
-//	name = "alice"
-//	password = "alice-pass"
-//	[[users]]
-//	name = "bob"
-//	password = "bob-pass"
-//	`))
+//	cfg := config.Default()
+//	cfg.Users = []config.User{{Name: "alice", Password: "alice-pass"}, {Name: "bob", Password: "bob-pass"}}
+//	srv := servertest.New(t, servertest.WithConfig(cfg))
 //	t.Run("alice", func(t *testing.T) {
 //		t.Parallel()
 //		srv.AddRule(t, faults.Rule{

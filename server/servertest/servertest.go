@@ -31,27 +31,19 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	toml       string
-	tomlSet    bool
 	cfg        *config.Config
 	logs       bool
 	serverOpts []server.Option
 }
 
-// WithConfig starts the server from a TOML config parsed over the built-in
-// default, as `stunfault -config` reads a file. Its addresses are then moved
-// to port 0 on their hosts (config.ListenOnFreePorts), so a config written
-// for 127.0.0.1:3478 runs beside other tests. A TOML that does not parse or
-// validate fails the test. The last of WithConfig and WithConfigValue wins.
-func WithConfig(toml string) Option {
-	return func(o *options) { o.toml, o.tomlSet, o.cfg = toml, true, nil }
-}
-
-// WithConfigValue starts the server from cfg (start from config.Default),
-// with its addresses moved to port 0 as WithConfig does. The last
-// of WithConfig and WithConfigValue wins.
-func WithConfigValue(cfg config.Config) Option {
-	return func(o *options) { c := cfg.Clone(); o.cfg, o.tomlSet = &c, false }
+// WithConfig starts the server from cfg instead of config.Default: build it
+// from config.Default in Go, or read a TOML with config.Parse. Its addresses
+// are moved to port 0 on their hosts (config.ListenOnFreePorts), so a config
+// written for 127.0.0.1:3478 runs beside other tests. A config the server
+// rejects fails the test. New uses a copy: changing cfg afterwards changes
+// nothing.
+func WithConfig(cfg config.Config) Option {
+	return func(o *options) { c := cfg.Clone(); o.cfg = &c }
 }
 
 // WithLogs sends the server's logs (Debug and above, pion's included) to the
@@ -71,9 +63,8 @@ func WithServerOptions(opts ...server.Option) Option {
 }
 
 // New starts a stunfault for the test tb: the built-in default config (users
-// user/pass, no rules) unless WithConfig or WithConfigValue says otherwise,
-// with STUN/TURN over UDP and TCP on one free port of 127.0.0.1 and the HTTP
-// side on another. Every socket is bound when New returns. It fails the test
+// user/pass, no rules) unless WithConfig says otherwise, with STUN/TURN over
+// UDP and TCP on one free port of 127.0.0.1 and the HTTP side on another. Every socket is bound when New returns. It fails the test
 // through tb.Fatalf when the config is wrong or a socket cannot be bound,
 // and registers tb.Cleanup to close the server (a Close error fails the
 // test).
@@ -84,15 +75,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 		opt(&o)
 	}
 	cfg := config.Default()
-	switch {
-	case o.tomlSet:
-		c, err := config.Parse([]byte(o.toml), "servertest.WithConfig")
-		if err != nil {
-			tb.Fatalf("servertest: %v", err)
-			return nil
-		}
-		cfg = c
-	case o.cfg != nil:
+	if o.cfg != nil {
 		cfg = *o.cfg
 	}
 	if err := cfg.ListenOnFreePorts(); err != nil {

@@ -200,11 +200,11 @@ func TestAddRuleLastsForItsTest(t *testing.T) {
 	}
 }
 
-// WithConfig reads a TOML over the default, keeps its rules, listener
-// transports and hosts, and moves every address to port 0.
+// WithConfig keeps a config's rules, listener transports and hosts, and
+// moves every address to port 0.
 func TestWithConfigMovesAddressesToFreePorts(t *testing.T) {
 	t.Parallel()
-	srv := servertest.New(t, servertest.WithConfig(`
+	cfg, err := config.Parse([]byte(`
 [[listen]]
 transport = "udp"
 address = "127.0.0.1:3478"
@@ -220,7 +220,11 @@ address = "127.0.0.1:8478"
 id = "nat"
 match = { methods = ["binding"], classes = ["success"], direction = "out" }
 action = { type = "mapped_address", address = "203.0.113.7:40000" }
-`))
+`), "test.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.New(t, servertest.WithConfig(cfg))
 	ls := srv.Listeners()
 	if len(ls) != 1 || ls[0].Transport != "udp" || ls[0].Addr.Addr() != netip.MustParseAddr("127.0.0.1") || ls[0].Addr.Port() == 3478 {
 		t.Errorf("listeners %+v, want one udp listener on a free 127.0.0.1 port", ls)
@@ -237,14 +241,14 @@ action = { type = "mapped_address", address = "203.0.113.7:40000" }
 	}
 }
 
-// WithConfigValue takes a Config built in Go, and server.WithSeed through
+// WithConfig takes a Config built in Go, and server.WithSeed through
 // WithServerOptions overrides its seed.
-func TestWithConfigValueAndSeed(t *testing.T) {
+func TestWithConfigAndSeed(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
 	cfg.Users = []config.User{{Name: "alice", Password: "secret"}}
 	cfg.Server.Seed = 1
-	srv := servertest.New(t, servertest.WithConfigValue(cfg), servertest.WithServerOptions(server.WithSeed(42)))
+	srv := servertest.New(t, servertest.WithConfig(cfg), servertest.WithServerOptions(server.WithSeed(42)))
 	if u, p, ok := srv.Credentials(); !ok || u != "alice" || p != "secret" {
 		t.Errorf("Credentials %q %q %v, want alice's", u, p, ok)
 	}
@@ -295,22 +299,31 @@ func TestWithLogsRealTest(t *testing.T) {
 	}
 }
 
-// New fails the test (through Fatalf, not a panic) on a TOML that does not
-// parse or a config that does not validate, naming the line and key.
+// New fails the test (through Fatalf, not a panic) on a config the server
+// rejects, naming the key.
 func TestNewBadConfigFailsTheTest(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name, toml, want string
+		name   string
+		change func(*config.Config)
+		want   string
 	}{
-		{"syntax", "[server\nrealm = 1", "servertest.WithConfig:"},
-		{"invalid", "[relay]\nmin_port = 0\n", "relay.min_port"},
-		{"rule", "[[rules]]\nmatch.methods = [\"bindng\"]\naction.type = \"drop\"\n", `unknown method "bindng"`},
+		{"invalid", func(c *config.Config) { c.Relay.MinPort = 0 }, "relay.min_port"},
+		{"rule", func(c *config.Config) {
+			c.Rules = []faults.Rule{{Match: faults.Match{Methods: []string{"bindng"}}, Action: faults.Action{Type: "drop"}}}
+		}, `unknown method "bindng"`},
+		{"transport", func(c *config.Config) {
+			c.Listen = []config.Listener{{Transport: "sctp", Address: "127.0.0.1:3478"}}
+		}, "sctp"},
+		{"no port", func(c *config.Config) { c.HTTP.Address = "127.0.0.1" }, "http.address"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
+			cfg := config.Default()
+			c.change(&cfg)
 			ft := newFakeTB()
-			if srv := servertest.New(ft, servertest.WithConfig(c.toml)); srv != nil {
+			if srv := servertest.New(ft, servertest.WithConfig(cfg)); srv != nil {
 				t.Error("New returned a server for a bad config")
 			}
 			ft.finish()
@@ -333,21 +346,6 @@ func TestAddRuleBadRuleFailsTheTest(t *testing.T) {
 	}
 	if rules := srv.Faults().List(); len(rules) != 0 {
 		t.Errorf("rules %+v after a rejected AddRule", rules)
-	}
-}
-
-// A Config value the server refuses fails New through Fatalf too.
-func TestNewBadConfigValueFailsTheTest(t *testing.T) {
-	t.Parallel()
-	ft := newFakeTB()
-	cfg := config.Default()
-	cfg.Listen = []config.Listener{{Transport: "sctp", Address: "127.0.0.1:3478"}}
-	if srv := servertest.New(ft, servertest.WithConfigValue(cfg)); srv != nil {
-		t.Error("New returned a server for an unknown transport")
-	}
-	ft.finish()
-	if len(ft.fatals) != 1 || !strings.Contains(ft.fatals[0], "sctp") {
-		t.Errorf("Fatalf calls %q, want one naming the transport", ft.fatals)
 	}
 }
 
