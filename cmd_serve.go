@@ -83,6 +83,12 @@ func printBanner(w io.Writer, srv *server.Server, source string) {
 		}
 	}
 	for _, l := range srv.Listeners() {
+		if l.Transport == "tls" {
+			fmt.Fprintf(w, "  TURN  turns:%s?transport=tcp (and stuns:%s)\n", l.Addr, l.Addr)
+			fmt.Fprintf(w, "        certificate %s, SPKI SHA-256 %s\n", l.CertFile, l.SPKI)
+			fmt.Fprintf(w, "        Chromium trusts it with --ignore-certificate-errors-spki-list=%s\n", l.SPKI)
+			continue
+		}
 		fmt.Fprintf(w, "  TURN  turn:%s?transport=%s\n", l.Addr, l.Transport)
 	}
 	var creds []string

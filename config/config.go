@@ -40,10 +40,17 @@ type Server struct {
 
 // Listener is one STUN/TURN listening socket.
 type Listener struct {
-	// Transport is "udp" or "tcp".
+	// Transport is "udp", "tcp" or "tls" (STUN/TURN over TLS over TCP: the
+	// turns: and stuns: URLs).
 	Transport string `toml:"transport"`
 	// Address is host:port; port 0 picks a free port.
 	Address string `toml:"address"`
+	// CertFile and KeyFile are the PEM certificate (chain) and private key
+	// of a tls listener. Both or neither: when neither is given, the server
+	// generates a self-signed certificate for the listener's address at
+	// start and prints its path and SPKI hash.
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
 }
 
 // Relay configures TURN relayed transport addresses.

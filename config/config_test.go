@@ -418,7 +418,7 @@ func TestParseReportsEveryError(t *testing.T) {
 
 func TestDefault(t *testing.T) {
 	c := Default()
-	want := []Listener{{"udp", "127.0.0.1:3478"}, {"tcp", "127.0.0.1:3478"}}
+	want := []Listener{{Transport: "udp", Address: "127.0.0.1:3478"}, {Transport: "tcp", Address: "127.0.0.1:3478"}}
 	if !slices.Equal(c.Listen, want) {
 		t.Errorf("Listen = %v, want %v", c.Listen, want)
 	}
@@ -511,7 +511,7 @@ func TestMerge(t *testing.T) {
 			`transport = "tcp"`,
 			`address = "[::1]:0"`,
 		), func(t *testing.T, c Config) {
-			if !slices.Equal(c.Listen, []Listener{{"tcp", "[::1]:0"}}) {
+			if !slices.Equal(c.Listen, []Listener{{Transport: "tcp", Address: "[::1]:0"}}) {
 				t.Errorf("Listen = %v", c.Listen)
 			}
 		}},

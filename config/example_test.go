@@ -24,7 +24,7 @@ action = { type = "error", code = 403, reason = "Forbidden" }
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(cfg.Listen, cfg.Relay.MinPort, cfg.Relay.MaxPort, cfg.Rules[0].ID)
+	fmt.Println(cfg.Listen[0].Transport, cfg.Listen[0].Address, cfg.Relay.MinPort, cfg.Relay.MaxPort, cfg.Rules[0].ID)
 
 	_, err = config.Parse([]byte(`
 [relay]
@@ -36,7 +36,7 @@ action.type = "drop"
 `), "stunfault.toml")
 	fmt.Println(err)
 	// Output:
-	// [{udp 127.0.0.1:0}] 50000 65535 binding-403
+	// udp 127.0.0.1:0 50000 65535 binding-403
 	// stunfault.toml:3: relay.min_port: must be between 1 and 65535, got 0
 	// stunfault.toml:6: rules[0].match.methods[0]: unknown method "bindng" (want one of binding, allocate, refresh, createpermission, channelbind, send, data, channeldata)
 }
@@ -50,9 +50,9 @@ func ExampleLoad() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(cfg.Listen, cfg.HTTP.Address)
+	fmt.Println(cfg.Listen[0].Transport, cfg.Listen[0].Address, cfg.HTTP.Address)
 	fmt.Println(cfg.Users[0].Name, cfg.Server.Realm, len(cfg.Rules))
 	// Output:
-	// [{udp 127.0.0.1:0}] 127.0.0.1:0
+	// udp 127.0.0.1:0 127.0.0.1:0
 	// user stunfault.test 0
 }

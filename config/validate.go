@@ -69,9 +69,10 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 	exposed := -1 // the first listener off loopback
 	for i, l := range c.Listen {
 		field := indexPath("listen", i)
-		if l.Transport != "udp" && l.Transport != "tcp" {
-			v.add(field+".transport", "unknown transport %q (want udp or tcp)", l.Transport)
+		if l.Transport != "udp" && l.Transport != "tcp" && l.Transport != "tls" {
+			v.add(field+".transport", "unknown transport %q (want udp, tcp or tls)", l.Transport)
 		}
+		v.listenerTLS(field, l)
 		host, port, ok := v.hostPort(field+".address", l.Address)
 		if ok && exposed < 0 && !isLoopback(host) {
 			exposed = i
@@ -79,7 +80,7 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 		if !ok || port == 0 {
 			continue
 		}
-		key := l.Transport + " " + l.Address
+		key := socketKind(l.Transport) + " " + l.Address
 		if j, dup := seen[key]; dup {
 			v.add(field+".address", "duplicate listener: listen[%d] is %s %s too", j, l.Transport, l.Address)
 			continue

@@ -14,7 +14,8 @@ type ICEServer struct {
 }
 
 // ICEServers returns the ICE servers a WebRTC client should use: a stun: URL
-// for every UDP listener, and turn: URLs for every listener with the first
+// for every UDP listener, and turn: URLs for every listener (turns: for tls
+// ones, whose certificate the client must trust: see Listener.SPKI) with the first
 // [[users]] credential (or a REST API credential valid for a day when only
 // [auth].secret is set). IP literals are used, never host names. Nil before
 // Start.
@@ -32,6 +33,8 @@ func (s *Server) ICEServers() []ICEServer {
 			turnURLs = append(turnURLs, "turn:"+hostPort(l.Addr)+"?transport=udp")
 		case "tcp":
 			turnURLs = append(turnURLs, "turn:"+hostPort(l.Addr)+"?transport=tcp")
+		case "tls":
+			turnURLs = append(turnURLs, "turns:"+hostPort(l.Addr)+"?transport=tcp")
 		}
 	}
 	var out []ICEServer

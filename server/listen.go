@@ -14,18 +14,29 @@ import (
 
 // Listener is one bound STUN/TURN listening socket, as read back after Start.
 type Listener struct {
-	// Transport is "udp" or "tcp".
+	// Transport is "udp", "tcp" or "tls".
 	Transport string `json:"transport"`
 	// Addr is the address the socket is bound to (the real port when the
 	// config said 0).
 	Addr netip.AddrPort `json:"address"`
+	// CertFile is a tls listener's PEM certificate: the configured
+	// cert_file, or the self-signed one generated at Start (removed by
+	// Close). Clients that check certificates can be told to trust it.
+	CertFile string `json:"cert_file,omitempty"`
+	// SPKI is the base64 SHA-256 of a tls listener's SubjectPublicKeyInfo:
+	// Chromium trusts a self-signed TURN server with
+	// --ignore-certificate-errors-spki-list=SPKI.
+	SPKI string `json:"spki_sha256,omitempty"`
 }
 
 // boundSockets are the sockets Start bound, in config order.
 type boundSockets struct {
 	packetConns []net.PacketConn
 	listeners   []net.Listener
-	addrs       []Listener
+	// certs holds, beside each of listeners, the certificate of a tls
+	// listener (nil for tcp).
+	certs []*listenerCert
+	addrs []Listener
 }
 
 func (b *boundSockets) close() error {
@@ -47,7 +58,10 @@ const pairRetries = 10
 // first, then UDP on its port, retried with a new port when that one is
 // taken, as coredns's dnstest does), so stun: and turn:?transport=tcp URLs
 // share host:port as they do on real servers.
-func bindListeners(ctx context.Context, listen []config.Listener) (*boundSockets, error) {
+//
+// A tls listener is a TCP socket whose certificate is loaded, or generated
+// into certDir(), here.
+func bindListeners(ctx context.Context, listen []config.Listener, certDir func() (string, error)) (*boundSockets, error) {
 	var lc net.ListenConfig
 	b := &boundSockets{}
 	pairs := map[string]*pair{}
@@ -95,9 +109,27 @@ func bindListeners(ctx context.Context, listen []config.Listener) (*boundSockets
 				}
 			}
 			b.listeners = append(b.listeners, ln)
+			b.certs = append(b.certs, nil)
 			b.addrs = append(b.addrs, Listener{Transport: "tcp", Addr: addrPort(ln.Addr())})
+		case "tls":
+			ln, err := lc.Listen(ctx, "tcp", l.Address)
+			if err != nil {
+				return fail(fmt.Errorf("server: listen[%d]: %w", i, err))
+			}
+			b.listeners = append(b.listeners, ln)
+			b.certs = append(b.certs, nil)
+			dir, err := certDir()
+			if err != nil {
+				return fail(fmt.Errorf("server: listen[%d]: %w", i, err))
+			}
+			cert, err := newListenerCert(l, addrPort(ln.Addr()), dir)
+			if err != nil {
+				return fail(fmt.Errorf("server: listen[%d]: %w", i, err))
+			}
+			b.certs[len(b.certs)-1] = cert
+			b.addrs = append(b.addrs, Listener{Transport: "tls", Addr: addrPort(ln.Addr()), CertFile: cert.file, SPKI: cert.spki})
 		default:
-			return fail(fmt.Errorf("server: listen[%d].transport: unknown transport %q (want udp or tcp)", i, l.Transport))
+			return fail(fmt.Errorf("server: listen[%d].transport: unknown transport %q (want udp, tcp or tls)", i, l.Transport))
 		}
 	}
 	return b, nil

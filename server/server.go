@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,6 +62,7 @@ type Server struct {
 	httpLn    net.Listener
 	loops     sync.WaitGroup // pion's read loops, see track.go
 	serving   sync.WaitGroup // our own goroutines
+	certDir   string         // generated certificates of tls listeners (tls.go)
 }
 
 // New checks cfg and returns a Server that is not yet listening. It binds
@@ -145,7 +147,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return ErrStarted
 	}
 
-	socks, err := bindListeners(ctx, s.cfg.Listen)
+	defer func() {
+		if !s.started {
+			s.removeCertDir()
+		}
+	}()
+	socks, err := bindListeners(ctx, s.cfg.Listen, s.makeCertDir)
 	if err != nil {
 		return err
 	}
@@ -215,7 +222,11 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 	pcs = append(pcs, turn.PacketConnConfig{PacketConn: newLoopPacketConn(s.ic.nonces.conn, &s.loops)})
 
 	var lns []turn.ListenerConfig
-	for _, ln := range socks.listeners {
+	for i, ln := range socks.listeners {
+		if c := socks.certs[i]; c != nil {
+			// TLS beneath the interception: tcpConn reads plaintext.
+			ln = tls.NewListener(ln, c.config)
+		}
 		gen, err := newRelayGenerator(s.cfg.Relay, s.ic.guard)
 		if err != nil {
 			return nil, err
@@ -304,6 +315,7 @@ func (s *Server) Close() error {
 	case <-time.After(closeWait):
 		errs = append(errs, errors.New("server: pion read loops did not exit"))
 	}
+	s.removeCertDir()
 	return errors.Join(errs...)
 }
 
