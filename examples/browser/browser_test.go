@@ -141,6 +141,12 @@ const browserTimeout = 25 * time.Second
 // page error). Chromium is killed and waited for before it returns.
 func gatherInChromium(t *testing.T, servers []server.ICEServer, query string, timeout time.Duration, done func(events) bool) events {
 	t.Helper()
+	return gatherInChromiumWith(t, servers, query, timeout, nil, done)
+}
+
+// gatherInChromiumWith is gatherInChromium with extra Chromium flags.
+func gatherInChromiumWith(t *testing.T, servers []server.ICEServer, query string, timeout time.Duration, extra []string, done func(events) bool) events {
+	t.Helper()
 	bin := chromium(t)
 
 	ch := make(chan Event, 256)
@@ -165,6 +171,7 @@ func gatherInChromium(t *testing.T, servers []server.ICEServer, query string, ti
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	args := append([]string{"--user-data-dir=" + filepath.Join(dir, "profile")}, chromiumFlags...)
+	args = append(args, extra...)
 	args = append(args, ts.URL+"/"+query)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile

@@ -41,6 +41,9 @@ type Event struct {
 	CandidateType string `json:"candidateType,omitempty"`
 	Protocol      string `json:"protocol,omitempty"`
 	Candidate     string `json:"candidate,omitempty"`
+	// RelayProtocol is how a relay candidate reached its TURN server
+	// ("udp", "tcp" or "tls").
+	RelayProtocol string `json:"relayProtocol,omitempty"`
 	// Address and Port are the candidate's address, or the local address an
 	// error was reported for (empty when the browser hides it).
 	Address string `json:"address,omitempty"`
