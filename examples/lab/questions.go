@@ -49,7 +49,7 @@ var questions = map[string]question{
 		"d": "turnutils_stunclient has no timeout of its own; only `timeout 5` stopped it, and no answer had come in 5 s.",
 	}},
 	"level4": {right: "a", feedback: map[string]string{
-		"a": "The server holds each Binding request 400 ms before answering: `real 0m0.4…s`, where an undisturbed Binding takes a few ms.",
+		"a": "The server holds each Binding request 1 s before answering: `real 0m1.…s`, where an undisturbed Binding takes a few ms.",
 		"b": "turnutils_stunclient never resends: a lost request is never answered (level 3); this one was answered.",
 		"c": "It printed the reflexive address: the answer was a success.",
 		"d": "The reflexive address is 127.0.0.1, the client's own.",
