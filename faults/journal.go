@@ -3,8 +3,9 @@ package faults
 import (
 	"maps"
 	"net/netip"
-	"strings"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,146 +46,168 @@ type Entry struct {
 	Seed uint64 `json:"seed"`
 }
 
-// Query selects journal entries and events. Every field given must hold; the
-// zero Query selects everything.
-type Query struct {
-	// Rule is a rule ID.
-	Rule string `json:"rule,omitempty"`
-	// Method, Class, Transport and Direction are compared with the Entry's.
-	Method    string `json:"method,omitempty"`
-	Class     string `json:"class,omitempty"`
-	Transport string `json:"transport,omitempty"`
-	Direction string `json:"direction,omitempty"`
-	// Client is an address with port ("127.0.0.1:5000": that socket), an
-	// address ("127.0.0.1": any port) or a prefix ("10.0.0.0/8"). A value
-	// that is none of these selects nothing.
-	Client string `json:"client,omitempty"`
-	// Labels must all be among the rule's labels.
-	Labels map[string]string `json:"labels,omitempty"`
-	// SinceSeq selects entries with a greater Seq. Subscriptions ignore it.
-	SinceSeq uint64 `json:"since_seq,omitempty"`
-	// Limit caps how many entries Journal.Query returns (0 = no cap): the
-	// oldest matching ones, so a caller can page with SinceSeq. Count and
-	// subscriptions ignore it.
-	Limit int `json:"limit,omitempty"`
-}
-
-// queryFilter is a Query with its client parsed once.
-type queryFilter struct {
-	q       Query
-	hasAddr bool
-	addr    netip.AddrPort
-	prefix  netip.Prefix
-	bad     bool // Client did not parse: nothing matches
-}
-
-func newQueryFilter(q Query) queryFilter {
-	f := queryFilter{q: q}
-	if c := q.Client; c != "" {
-		if ap, err := netip.ParseAddrPort(c); err == nil {
-			f.hasAddr, f.addr = true, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		} else if strings.Contains(c, "/") {
-			p, err := netip.ParsePrefix(c)
-			f.prefix, f.bad = p.Masked(), err != nil
-		} else if a, err := netip.ParseAddr(c); err == nil {
-			f.prefix = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-		} else {
-			f.bad = true
-		}
-	}
-	return f
-}
-
-func (f *queryFilter) match(e *Entry) bool {
-	q := &f.q
-	switch {
-	case f.bad,
-		q.Rule != "" && q.Rule != e.Rule,
-		q.Method != "" && q.Method != e.Method,
-		q.Class != "" && q.Class != e.Class,
-		q.Transport != "" && q.Transport != e.Transport,
-		q.Direction != "" && q.Direction != e.Direction:
-		return false
-	}
-	client := netip.AddrPortFrom(e.Client.Addr().Unmap(), e.Client.Port())
-	if f.hasAddr && client != f.addr {
-		return false
-	}
-	if f.prefix.IsValid() && !f.prefix.Contains(client.Addr()) {
-		return false
-	}
-	return hasLabels(e.Labels, q.Labels)
-}
-
-// hasLabels reports whether have holds every pair in want.
-func hasLabels(have, want map[string]string) bool {
-	for k, v := range want {
-		if hv, ok := have[k]; !ok || hv != v {
-			return false
-		}
-	}
-	return true
-}
-
 // Journal is a bounded record of firings, newest last: when it is full the
 // oldest entry goes. It also fans each firing out to subscriptions. It is
-// safe for concurrent use; recording holds a mutex only long enough to store
-// one entry and offer it to each subscriber without blocking.
+// safe for concurrent use.
+//
+// Recording (on the packet path) never waits on a reader: readers (Query,
+// Count, Verify, Len) take no lock. Entries live in fixed-size chunks, each
+// slot complete before the sequence number that covers it is published. A
+// chunk that falls out of the window is recycled for new entries only when
+// no reader holds it (readers register on the chunk and check it is still
+// the one they wanted, see acquire); otherwise the writer leaves it to them
+// and takes a fresh one. A reader overtaken by the writer skips the entries
+// that left the window meanwhile, which is what it would have seen had it
+// come a moment later. Writers serialise among themselves on a mutex held
+// only to store one entry and offer it to each subscriber without blocking.
 type Journal struct {
-	mu   sync.Mutex
-	ring []Entry // grows to size, then wraps
-	head int     // index of the oldest entry once the ring is full
-	size int
-	seq  uint64
+	mu   sync.Mutex // writers: record, Clear, subscribe, Subscription.Close
 	subs []*Subscription
+
+	size   uint64                  // entries kept: the window is the last size
+	chunks []atomic.Pointer[chunk] // the chunk of seqs k*chunkSize+1... at chunks[k%len]
+	seq    atomic.Uint64           // the latest Seq, stored after its entry
+	floor  atomic.Uint64           // Clear dropped every entry up to this Seq
+}
+
+// chunkSize is how many entries one chunk holds.
+const chunkSize = 128
+
+// chunk holds the entries with Seq first ... first+chunkSize-1. Its slots
+// are written by the journal's writer only while no reader holds the chunk
+// under another first, and only past the journal's published seq.
+type chunk struct {
+	first   atomic.Uint64
+	readers atomic.Int32
+	entries [chunkSize]Entry
 }
 
 func newJournal(size int) *Journal {
 	if size == 0 {
 		size = DefaultJournalSize
 	}
-	return &Journal{size: max(size, 0)}
+	size = max(size, 0)
+	j := &Journal{size: uint64(size)}
+	if size > 0 {
+		// One chunk more than the window spans, so the chunk being filled
+		// never replaces one the window still reads.
+		j.chunks = make([]atomic.Pointer[chunk], (size+chunkSize-1)/chunkSize+1)
+	}
+	return j
 }
 
 // record numbers e, stores it and offers it to the subscribers.
 func (j *Journal) record(e Entry) uint64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.seq++
-	e.Seq = j.seq
-	switch {
-	case j.size == 0:
-	case len(j.ring) < j.size:
-		j.ring = append(j.ring, e)
-	default:
-		j.ring[j.head] = e
-		j.head = (j.head + 1) % j.size
+	e.Seq = j.seq.Load() + 1
+	if j.size > 0 {
+		k := (e.Seq - 1) / chunkSize
+		first := k*chunkSize + 1
+		slot := &j.chunks[k%uint64(len(j.chunks))]
+		c := slot.Load()
+		if c == nil || c.first.Load() != first {
+			if c != nil {
+				// Detach it first: a reader registering from now on sees
+				// it gone. One registered before keeps it.
+				slot.Store(nil)
+				if c.readers.Load() != 0 {
+					c = nil
+				}
+			}
+			if c == nil {
+				c = new(chunk)
+			}
+			c.first.Store(first)
+			slot.Store(c)
+		}
+		c.entries[e.Seq-first] = e
 	}
+	j.seq.Store(e.Seq) // after the entry: a reader that sees Seq finds it whole
 	for _, s := range j.subs {
 		s.offer(&e)
 	}
 	return e.Seq
 }
 
-// each calls f on the entries oldest first until f returns false.
-// j.mu must be held.
+// acquire returns chunk k registered for reading, or nil when the journal
+// no longer holds it. The caller must release it.
+func (j *Journal) acquire(k uint64) *chunk {
+	slot := &j.chunks[k%uint64(len(j.chunks))]
+	c := slot.Load()
+	if c == nil {
+		return nil
+	}
+	c.readers.Add(1)
+	// Registered: from here on the writer does not recycle c. Check it was
+	// not recycled (or detached) before.
+	if slot.Load() != c || c.first.Load() != k*chunkSize+1 {
+		c.readers.Add(-1)
+		return nil
+	}
+	return c
+}
+
+// window returns the Seqs of the entries held: first ... last (none when
+// first > last).
+func (j *Journal) window() (first, last uint64) {
+	floor := j.floor.Load() // before seq: floor never passes the seq read after it
+	last = j.seq.Load()
+	first = floor + 1
+	if last > j.size {
+		first = max(first, last-j.size+1)
+	}
+	return first, last
+}
+
+// each calls f on the entries held, oldest first, until f returns false.
+// It takes no lock: entries recorded after it started are not visited, and
+// entries that leave the window while it runs may be skipped. f must not
+// keep the pointer.
 func (j *Journal) each(f func(*Entry) bool) {
-	n := len(j.ring)
-	for i := range n {
-		if !f(&j.ring[(j.head+i)%n]) {
+	j.scan(false, f)
+}
+
+// scan is each, newest first when backward is set.
+func (j *Journal) scan(backward bool, f func(*Entry) bool) {
+	first, last := j.window()
+	if j.size == 0 || first > last {
+		return
+	}
+	var c *chunk
+	defer func() {
+		if c != nil {
+			c.readers.Add(-1)
+		}
+	}()
+	held := ^uint64(0) // the chunk index c was acquired for
+	for i := range last - first + 1 {
+		s := first + i
+		if backward {
+			s = last - i
+		}
+		if k := (s - 1) / chunkSize; k != held {
+			if c != nil {
+				c.readers.Add(-1)
+			}
+			c, held = j.acquire(k), k
+		}
+		if c == nil {
+			continue // recycled or cleared: those entries are gone
+		}
+		if !f(&c.entries[(s-1)%chunkSize]) {
 			return
 		}
 	}
 }
 
 // Query returns the entries q selects, oldest first, at most q.Limit of them.
+// The entries are copies the caller may keep and modify.
 func (j *Journal) Query(q Query) []Entry {
 	f := newQueryFilter(q)
 	var out []Entry
-	j.mu.Lock()
-	defer j.mu.Unlock()
 	j.each(func(e *Entry) bool {
-		if e.Seq > q.SinceSeq && f.match(e) {
+		if f.match(e) {
 			c := *e
 			c.Labels = maps.Clone(e.Labels)
 			out = append(out, c)
@@ -198,10 +221,8 @@ func (j *Journal) Query(q Query) []Entry {
 func (j *Journal) Count(q Query) int {
 	f := newQueryFilter(q)
 	n := 0
-	j.mu.Lock()
-	defer j.mu.Unlock()
 	j.each(func(e *Entry) bool {
-		if e.Seq > q.SinceSeq && f.match(e) {
+		if f.match(e) {
 			n++
 		}
 		return true
@@ -209,26 +230,62 @@ func (j *Journal) Count(q Query) int {
 	return n
 }
 
+// Verify checks that exactly expected entries match q (ignoring q.Limit),
+// and on a mismatch finds the near misses: the entries q does not select
+// that fail the fewest of its fields (see [Verification]). It reads the
+// journal once, copying only the near misses it returns.
+func (j *Journal) Verify(q Query, expected int) Verification {
+	f := newQueryFilter(q)
+	v := Verification{Expected: expected}
+	var near []NearMiss // best first: fewest failed fields, then latest
+	j.scan(true, func(e *Entry) bool {
+		failed := f.failed(e)
+		if failed == nil {
+			v.Actual++
+			return true
+		}
+		// Insert after every kept one with as few failures (they are
+		// later), if that is within the bound.
+		i := len(near)
+		for i > 0 && len(near[i-1].Failed) > len(failed) {
+			i--
+		}
+		if i < MaxNearMisses {
+			c := *e
+			c.Labels = maps.Clone(e.Labels)
+			near = slices.Insert(near, i, NearMiss{Entry: c, Failed: failed})
+			near = near[:min(len(near), MaxNearMisses)]
+		}
+		return true
+	})
+	v.Match = v.Actual == v.Expected
+	if !v.Match {
+		v.NearMisses = near
+	}
+	return v
+}
+
 // Len returns how many entries the journal holds.
 func (j *Journal) Len() int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return len(j.ring)
+	first, last := j.window()
+	if j.size == 0 || first > last {
+		return 0
+	}
+	return int(last - first + 1)
 }
 
 // LastSeq returns the sequence number of the latest firing (0 before any),
 // including firings no longer held.
 func (j *Journal) LastSeq() uint64 {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.seq
+	return j.seq.Load()
 }
 
 // Clear drops every entry. Sequence numbers keep increasing.
 func (j *Journal) Clear() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	clear(j.ring)
-	j.ring = j.ring[:0]
-	j.head = 0
+	j.floor.Store(j.seq.Load())
+	for i := range j.chunks {
+		j.chunks[i].Store(nil)
+	}
 }

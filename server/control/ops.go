@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -501,65 +499,15 @@ func (h *Handler) opMachinesSetState(r *request) (any, *Error) {
 	return MachinesResult{Machines: eng.MachineStates()}, nil
 }
 
-// checkQuery rejects query values that could never select anything (a
-// typo'd method, an unparsable client), naming the field under prefix.
+// checkQuery answers the first problem faults.Query.Validate finds in q
+// (a typo'd method, an unparsable client), naming the field under prefix.
 func checkQuery(prefix string, q faults.Query) *Error {
-	bad := func(field, msg string) *Error {
-		return &Error{Code: CodeBadRequest, Field: prefix + "." + field, Message: prefix + "." + field + ": " + msg}
+	fes := faults.FieldErrors(q.Validate())
+	if len(fes) == 0 {
+		return nil
 	}
-	oneOf := func(field, v string, allowed []string) *Error {
-		if v == "" || slices.Contains(allowed, v) {
-			return nil
-		}
-		return bad(field, fmt.Sprintf("unknown value %q (want one of %s)", v, strings.Join(allowed, ", ")))
-	}
-	for _, e := range []*Error{
-		oneOf("method", q.Method, faults.Methods()),
-		oneOf("class", q.Class, faults.Classes()),
-		oneOf("transport", q.Transport, []string{"udp", "tcp"}),
-		oneOf("direction", q.Direction, []string{"in", "out"}),
-	} {
-		if e != nil {
-			return e
-		}
-	}
-	if q.Client != "" {
-		if _, ok := parseClient(q.Client); !ok {
-			return bad("client", fmt.Sprintf("%q is not an address, address:port or CIDR prefix", q.Client))
-		}
-	}
-	if q.Limit < 0 {
-		return bad("limit", "must not be negative")
-	}
-	return nil
-}
-
-// clientFilter is Query.Client parsed, with the engine's semantics.
-type clientFilter struct {
-	addr   netip.AddrPort
-	prefix netip.Prefix
-}
-
-func parseClient(s string) (clientFilter, bool) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return clientFilter{addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, true
-	}
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return clientFilter{prefix: p.Masked()}, err == nil
-	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		return clientFilter{prefix: netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())}, true
-	}
-	return clientFilter{}, false
-}
-
-func (f clientFilter) match(ap netip.AddrPort) bool {
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	if f.addr.IsValid() {
-		return ap == f.addr
-	}
-	return f.prefix.Contains(ap.Addr())
+	f := prefix + "." + fes[0].Field
+	return &Error{Code: CodeBadRequest, Field: f, Message: f + ": " + fes[0].Msg}
 }
 
 func (h *Handler) opJournalQuery(r *request) (any, *Error) {
@@ -589,9 +537,6 @@ func (h *Handler) opJournalCount(r *request) (any, *Error) {
 	return CountResult{Count: h.b.Engine().Journal().Count(req.Query)}, nil
 }
 
-// maxNearMisses is how many near misses journal.verify returns.
-const maxNearMisses = 5
-
 func (h *Handler) opJournalVerify(r *request) (any, *Error) {
 	var req VerifyRequest
 	if e := r.decode(&req, "expected"); e != nil {
@@ -603,55 +548,7 @@ func (h *Handler) opJournalVerify(r *request) (any, *Error) {
 	if req.Expected < 0 {
 		return nil, &Error{Code: CodeBadRequest, Field: "expected", Message: "expected must not be negative"}
 	}
-	j := h.b.Engine().Journal()
-	res := VerifyResult{Expected: req.Expected, Actual: j.Count(req.Query)}
-	res.Match = res.Actual == res.Expected
-	if !res.Match {
-		res.NearMisses = nearMisses(j.Query(faults.Query{}), req.Query)
-	}
-	return res, nil
-}
-
-// nearMisses returns the entries q does not select that fail the fewest of
-// its fields, latest first among equals, at most maxNearMisses.
-func nearMisses(entries []faults.Entry, q faults.Query) []NearMiss {
-	var out []NearMiss
-	for i := len(entries) - 1; i >= 0; i-- { // latest first
-		if failed := failedFields(q, &entries[i]); len(failed) > 0 {
-			out = append(out, NearMiss{Entry: entries[i], Failed: failed})
-		}
-	}
-	slices.SortStableFunc(out, func(a, b NearMiss) int { return len(a.Failed) - len(b.Failed) })
-	return out[:min(len(out), maxNearMisses)]
-}
-
-// failedFields lists the fields of q that e fails (nil when q selects e).
-func failedFields(q faults.Query, e *faults.Entry) []string {
-	var failed []string
-	check := func(name, want, got string) {
-		if want != "" && want != got {
-			failed = append(failed, name)
-		}
-	}
-	check("rule", q.Rule, e.Rule)
-	check("method", q.Method, e.Method)
-	check("class", q.Class, e.Class)
-	check("transport", q.Transport, e.Transport)
-	check("direction", q.Direction, e.Direction)
-	if q.Client != "" {
-		if f, ok := parseClient(q.Client); !ok || !f.match(e.Client) {
-			failed = append(failed, "client")
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(q.Labels)) {
-		if v, ok := e.Labels[k]; !ok || v != q.Labels[k] {
-			failed = append(failed, "labels."+k)
-		}
-	}
-	if e.Seq <= q.SinceSeq {
-		failed = append(failed, "since_seq")
-	}
-	return failed
+	return h.b.Engine().Journal().Verify(req.Query, req.Expected), nil
 }
 
 func (h *Handler) opJournalClear(r *request) (any, *Error) {

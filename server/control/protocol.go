@@ -429,23 +429,11 @@ type CountResult struct {
 	Count int `json:"count"`
 }
 
-// NearMiss is a journal entry that a query almost selected: Failed lists
-// the query fields it failed ("method", "labels.test", ...).
-type NearMiss struct {
-	Entry  faults.Entry `json:"entry"`
-	Failed []string     `json:"failed"`
-}
-
-// VerifyResult is the result of journal.verify. Match is Expected ==
-// Actual. On a mismatch NearMisses holds up to five entries the query did
-// not select, those failing the fewest query fields first (latest first
-// among equals).
-type VerifyResult struct {
-	Match      bool       `json:"match"`
-	Expected   int        `json:"expected"`
-	Actual     int        `json:"actual"`
-	NearMisses []NearMiss `json:"near_misses,omitempty"`
-}
+// VerifyResult is the result of journal.verify: the journal's own
+// [faults.Verification]. Match is Expected == Actual; on a mismatch
+// NearMisses holds up to five entries the query did not select, those
+// failing the fewest query fields first (latest first among equals).
+type VerifyResult = faults.Verification
 
 // ResetResult is the result of reset: the scopes cleared.
 type ResetResult struct {
