@@ -50,8 +50,8 @@ type Ready struct {
 	Ready   bool   `json:"ready"`
 	Version string `json:"version"`
 	// PID is the server's process id.
-	PID  int   `json:"pid"`
-	Seed int64 `json:"seed"`
+	PID  int    `json:"pid"`
+	Seed uint64 `json:"seed"`
 	// Listeners are the STUN/TURN sockets with their real ports, in config
 	// order.
 	Listeners []server.Listener `json:"listeners"`

@@ -33,7 +33,7 @@ type Server struct {
 	Software string `toml:"software"`
 	// Seed seeds the RNG behind every probabilistic decision; 0 means random
 	// (the chosen seed is printed at start).
-	Seed int64 `toml:"seed"`
+	Seed uint64 `toml:"seed"`
 	// JournalSize is how many decisions the journal keeps.
 	JournalSize int `toml:"journal_size"`
 }

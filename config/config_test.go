@@ -72,6 +72,14 @@ func TestParseErrors(t *testing.T) {
 			`[relay]`,
 			`min_port = "x"`,
 		), []at{{2, "relay.min_port"}}, `expected an integer, got string "x"`},
+		{"negative seed", doc(
+			`[server]`,
+			`seed = -1`,
+		), []at{{2, "server.seed"}}, "-1 is out of range (want a non-negative integer)"},
+		{"seed not an integer", doc(
+			`[server]`,
+			`seed = 1.5`,
+		), []at{{2, "server.seed"}}, "expected a non-negative integer, got float 1.5"},
 		{"wrong type array", doc(
 			`[relay]`,
 			`allow_peers = "127.0.0.0/8"`,

@@ -124,6 +124,17 @@ func (d *decoder) decode(path string, data any, rv reflect.Value) {
 			return
 		}
 		rv.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, ok := data.(int64)
+		if !ok {
+			d.typeError(path, "a non-negative integer", data)
+			return
+		}
+		if n < 0 || rv.OverflowUint(uint64(n)) {
+			d.fail(path, "%d is out of range (want a non-negative integer)", n)
+			return
+		}
+		rv.SetUint(uint64(n))
 	case reflect.Float32, reflect.Float64:
 		switch n := data.(type) {
 		case float64:

@@ -50,7 +50,7 @@ func TestControlEveryOpOnRealTraffic(t *testing.T) {
 
 	h, err := c.Hello(ctx)
 	must("hello", err)
-	if h.Seed != uint64(srv.Seed()) || len(h.Ops) < 20 {
+	if h.Seed != srv.Seed() || len(h.Ops) < 20 {
 		t.Errorf("hello = %+v, want the server's seed and its ops", h)
 	}
 	want("no rules", 0)

@@ -21,7 +21,7 @@ func (b controlBackend) Engine() *faults.Engine { return b.s.eng }
 func (b controlBackend) Hello() control.Hello {
 	return control.Hello{
 		Version:      BuildVersion().Version,
-		Seed:         uint64(b.s.seed), //nolint:gosec // the seed's bits, as the engine has them
+		Seed:         b.s.seed,
 		Capabilities: []string{"udp", "tcp", "turn", "webhooks", "scenarios", "machines"},
 	}
 }

@@ -17,7 +17,7 @@ func TestSameSeedSameDecisions(t *testing.T) {
 	for _, transport := range transports {
 		t.Run(transport, func(t *testing.T) {
 			t.Parallel()
-			run := func(seed int64) (outcomes string, journal []string) {
+			run := func(seed uint64) (outcomes string, journal []string) {
 				srv := startServer(t, nil, server.WithSeed(seed))
 				addRule(t, srv, faults.Rule{
 					ID:          "coin",

@@ -13,7 +13,7 @@ type Option func(*options)
 type options struct {
 	logger  *slog.Logger
 	clock   faults.Clock
-	seed    int64
+	seed    uint64
 	seedSet bool
 }
 
@@ -32,6 +32,6 @@ func WithClock(c faults.Clock) Option {
 }
 
 // WithSeed seeds the server's random source, overriding [server].seed.
-func WithSeed(seed int64) Option {
+func WithSeed(seed uint64) Option {
 	return func(o *options) { o.seed, o.seedSet = seed, true }
 }

@@ -44,7 +44,7 @@ type Server struct {
 	cfg  config.Config
 	log  *slog.Logger
 	clk  faults.Clock
-	seed int64
+	seed uint64
 	auth *authenticator
 	eng  *faults.Engine
 	ic   *interceptor
@@ -86,7 +86,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		seed = o.seed
 	}
 	if seed == 0 {
-		seed = rand.Int64N(1<<53) + 1 // non-zero, and exact in JSON
+		seed = rand.Uint64N(1<<53) + 1 // non-zero, and exact in JSON
 	}
 	s := &Server{
 		cfg:  cfg,
@@ -99,12 +99,12 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	s.auth = newAuthenticator(cfg, s.clk, s.log.With("component", "auth"))
 	s.hub = webhook.New(cfg.Webhooks, webhook.Options{
 		Clock:  s.clk,
-		Seed:   uint64(seed), //nolint:gosec // any bit pattern is a fine seed
+		Seed:   seed,
 		Logger: s.log.With("component", "webhook"),
 	})
 	s.eng = faults.NewEngine(faults.EngineOptions{
 		Clock:       s.clk,
-		Seed:        uint64(seed), //nolint:gosec // any bit pattern is a fine seed
+		Seed:        seed,
 		JournalSize: cfg.Server.JournalSize,
 		Signals:     s.hub,
 	})
@@ -321,7 +321,7 @@ func (s *Server) Close() error {
 
 // Seed is the seed of the server's random source: [server].seed, the
 // WithSeed option, or the random one chosen when both were 0.
-func (s *Server) Seed() int64 { return s.seed }
+func (s *Server) Seed() uint64 { return s.seed }
 
 // Config returns a deep copy of the configuration the server was created
 // with: changing it changes nothing in the server.
