@@ -12,6 +12,7 @@ import (
 
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/control"
+	"github.com/stunfault/stunfault/server/webhook"
 )
 
 // controlBackend is a control.Backend around a bare engine.
@@ -21,7 +22,7 @@ func (b controlBackend) Engine() *faults.Engine { return b.eng }
 func (b controlBackend) Hello() control.Hello   { return control.Hello{Version: "test"} }
 func (b controlBackend) Stats() control.Stats   { return control.Stats{} }
 func (b controlBackend) SetWebhook(context.Context, string, control.WebhookSettings) error {
-	return control.ErrUnknownWebhook
+	return webhook.ErrUnknownWebhook
 }
 
 // startControl serves a control handler on an engine for the test's

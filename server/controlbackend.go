@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/control"
@@ -51,8 +49,5 @@ func (b controlBackend) SetWebhook(_ context.Context, name string, s control.Web
 		Status:           s.Status,
 		SyntheticPending: s.SyntheticPending,
 	})
-	if errors.Is(err, webhook.ErrUnknownWebhook) {
-		return fmt.Errorf("%w: %w", control.ErrUnknownWebhook, err)
-	}
 	return err
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/control"
+	"github.com/stunfault/stunfault/server/webhook"
 )
 
 // engineOnly is the smallest Backend: an engine, no webhooks.
@@ -21,7 +22,7 @@ func (b engineOnly) Engine() *faults.Engine { return b.eng }
 func (b engineOnly) Hello() control.Hello   { return control.Hello{Version: "example"} }
 func (b engineOnly) Stats() control.Stats   { return control.Stats{} }
 func (b engineOnly) SetWebhook(context.Context, string, control.WebhookSettings) error {
-	return control.ErrUnknownWebhook
+	return webhook.ErrUnknownWebhook
 }
 
 // Arm a 403 on Binding over the control socket, see the very next request

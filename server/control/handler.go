@@ -56,7 +56,8 @@ type Backend interface {
 	// webhooks); the handler fills in the engine's part.
 	Stats() Stats
 	// SetWebhook changes a simulated webhook at runtime. For a name it
-	// does not know it returns an error wrapping [ErrUnknownWebhook].
+	// does not know it returns an error wrapping [webhook.ErrUnknownWebhook];
+	// the handler answers it with unknown_webhook.
 	SetWebhook(ctx context.Context, name string, s WebhookSettings) error
 }
 

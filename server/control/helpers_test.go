@@ -15,6 +15,7 @@ import (
 
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/control"
+	"github.com/stunfault/stunfault/server/webhook"
 )
 
 func TestMain(m *testing.M) {
@@ -54,7 +55,7 @@ func (b *fakeBackend) SetWebhook(_ context.Context, name string, s control.Webho
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.webhooks[name]; !ok {
-		return fmt.Errorf("webhook %q: %w", name, control.ErrUnknownWebhook)
+		return fmt.Errorf("webhook %q: %w", name, webhook.ErrUnknownWebhook)
 	}
 	b.webhooks[name] = s
 	return nil

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server/webhook"
 )
 
 // request is one decoded request on its way through an op.
@@ -639,7 +640,7 @@ func (h *Handler) opWebhookSet(r *request) (any, *Error) {
 		return nil, &Error{Code: CodeBadRequest, Field: "synthetic_pending", Message: "synthetic_pending must not be negative"}
 	}
 	if err := h.b.SetWebhook(r.ctx, req.Name, s); err != nil {
-		if errors.Is(err, ErrUnknownWebhook) {
+		if errors.Is(err, webhook.ErrUnknownWebhook) {
 			return nil, &Error{Code: CodeUnknownWebhook, Field: "name", Message: fmt.Sprintf("no webhook %q", req.Name)}
 		}
 		if fes := faults.FieldErrors(err); len(fes) > 0 {

@@ -2,7 +2,6 @@ package control
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/stunfault/stunfault/faults"
@@ -95,10 +94,6 @@ const (
 	// CodeInternal means the server failed; the request may be retried.
 	CodeInternal = "internal"
 )
-
-// ErrUnknownWebhook is wrapped by a Backend's SetWebhook error for a webhook
-// name it does not know; the handler answers it with unknown_webhook.
-var ErrUnknownWebhook = errors.New("control: unknown webhook")
 
 // ErrorDetail is one of several problems reported by one [Error], such as
 // one bad rule among those given to rules.replace.

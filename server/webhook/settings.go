@@ -8,7 +8,8 @@ import (
 )
 
 // ErrUnknownWebhook is returned (wrapped) by Hub.Set for a name that is not
-// a configured webhook.
+// a configured webhook; a control.Backend's SetWebhook returns it too, and
+// the control socket answers it with unknown_webhook.
 var ErrUnknownWebhook = errors.New("webhook: unknown webhook")
 
 // MaxSynthetic bounds Settings.SyntheticPending.
