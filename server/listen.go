@@ -200,13 +200,17 @@ func bindPair(ctx context.Context, lc *net.ListenConfig, address string) (*pair,
 	return nil, fmt.Errorf("no port free for both udp and tcp: %w", lastErr)
 }
 
+// addrPort returns a socket's address, an IPv4 one unmapped (a socket that
+// is not the kernel's, such as pion's vnet, may hold IPv4 in 16 bytes).
 func addrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
 	switch a := a.(type) {
 	case *net.UDPAddr:
-		return a.AddrPort()
+		ap = a.AddrPort()
 	case *net.TCPAddr:
-		return a.AddrPort()
+		ap = a.AddrPort()
+	default:
+		ap, _ = netip.ParseAddrPort(a.String())
 	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"net"
 
 	"github.com/stunfault/stunfault/faults"
 )
@@ -15,6 +16,9 @@ type options struct {
 	clock   faults.Clock
 	seed    uint64
 	seedSet bool
+	// Caller-supplied sockets (sockets.go).
+	packetConns []net.PacketConn
+	listeners   []net.Listener
 }
 
 // WithLogger sends the server's logs, pion's included, to l. The default is

@@ -63,17 +63,18 @@ type Server struct {
 	loops     sync.WaitGroup // pion's read loops, see track.go
 	serving   sync.WaitGroup // our own goroutines
 	certDir   string         // generated certificates of tls listeners (tls.go)
+	supplied  *options       // caller-supplied sockets (sockets.go)
 }
 
 // New checks cfg and returns a Server that is not yet listening. It binds
 // nothing: call Start. The caller should call Close when done.
 func New(cfg config.Config, opts ...Option) (*Server, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("server: invalid config: %w", err)
-	}
 	o := options{}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if err := validateWith(cfg, &o); err != nil {
+		return nil, fmt.Errorf("server: invalid config: %w", err)
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
@@ -89,10 +90,11 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		seed = rand.Uint64N(1<<53) + 1 // non-zero, and exact in JSON
 	}
 	s := &Server{
-		cfg:  cfg,
-		log:  o.logger,
-		clk:  o.clock,
-		seed: seed,
+		cfg:      cfg,
+		log:      o.logger,
+		clk:      o.clock,
+		seed:     seed,
+		supplied: &o,
 
 		closeDone: make(chan struct{}),
 	}
@@ -156,6 +158,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	socks.addCallerSockets(s.supplied)
 	var lc net.ListenConfig
 	httpLn, err := lc.Listen(ctx, "tcp", s.cfg.HTTP.Address)
 	if err != nil {
