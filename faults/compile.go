@@ -1,11 +1,9 @@
 package faults
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +56,7 @@ type compiledAction struct {
 // ruleState is the mutable side of a rule: counters, and what the firing
 // decision serialises on.
 type ruleState struct {
+	retired    chan struct{} // closed when the rule leaves the active set
 	matched    atomic.Uint64
 	fired      atomic.Uint64
 	letThrough atomic.Uint64
@@ -84,7 +83,7 @@ func compile(r Rule) (*compiledRule, error) {
 		times:   uint64(r.Times),
 		after:   uint64(r.After),
 		every:   uint64(r.Every),
-		st:      new(ruleState),
+		st:      &ruleState{retired: make(chan struct{})},
 	}
 	if c.every == 0 {
 		c.every = 1
@@ -223,68 +222,6 @@ func compileMatch(m *Match) (matcher, error) {
 		wm.recent = wm.q.Body != nil || wm.q.MinBodyBytes > 0 || wm.q.MinHeaderBytes > 0 ||
 			wm.q.Window > 0 || (wm.minInflight == 0 && wm.minPending == 0)
 		out.webhook = wm
-	}
-	return out, nil
-}
-
-// compileAction parses a's parameters into a normalised copy.
-func compileAction(a *Action) (compiledAction, error) {
-	if a.Type == "ratelimit" {
-		if a.Then == nil {
-			return compiledAction{}, &FieldError{Field: "action.then", Msg: "required"}
-		}
-		then, err := compileAction(a.Then)
-		if err != nil {
-			var fe *FieldError
-			if errors.As(err, &fe) {
-				fe.Field = "action.then" + strings.TrimPrefix(fe.Field, "action")
-			}
-			return compiledAction{}, err
-		}
-		cp := *a
-		return compiledAction{
-			a:       &cp,
-			limited: true,
-			rate:    a.Rate,
-			burst:   float64(max(a.Burst, 1)),
-			then:    &then,
-		}, nil
-	}
-	kind, ok := actionKindOf(a.Type)
-	if !ok {
-		return compiledAction{}, &FieldError{Field: "action.type", Msg: fmt.Sprintf("unknown action type %q", a.Type)}
-	}
-	cp := *a
-	cp.Then = nil
-	out := compiledAction{a: &cp, kind: kind}
-	switch kind {
-	case Error:
-		if cp.Integrity == "" {
-			cp.Integrity = "auto"
-		}
-		if cp.Alternate != "" {
-			ap, err := netip.ParseAddrPort(cp.Alternate)
-			if err != nil {
-				return out, &FieldError{Field: "action.alternate", Msg: err.Error()}
-			}
-			out.addr = ap
-		}
-	case MappedAddress:
-		ap, err := netip.ParseAddrPort(cp.Address)
-		if err != nil {
-			return out, &FieldError{Field: "action.address", Msg: err.Error()}
-		}
-		out.addr = ap
-	case Delay:
-		out.delay, out.jitter = cp.Delay.D(), cp.Jitter.D()
-	case Duplicate:
-		if cp.Copies == 0 {
-			cp.Copies = 1
-		}
-	case Corrupt:
-		if cp.Count == 0 {
-			cp.Count = 1
-		}
 	}
 	return out, nil
 }

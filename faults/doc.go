@@ -10,6 +10,11 @@
 // subscribers ([Engine.Subscribe]). Time comes from a [Clock] and chance from
 // one seeded RNG, so tests are reproducible.
 //
+// Each action type (error, drop, delay, ...) is one small type in its own
+// file, action_NAME.go: its parameters, their documented ranges, its
+// compilation and the directions and transports it applies to. The
+// registry in action.go lists them once; nothing else names a kind.
+//
 // The package does no I/O. It knows nothing of sockets, HTTP or TOML files:
 // it must not import net, net/http, the toml decoder or anything under
 // server. The server acts on verdicts; the simulated webhook side is read

@@ -267,15 +267,9 @@ func (e *Engine) fire(r *compiledRule, p *Packet, now time.Time) (Verdict, bool)
 		st.fired.Add(1)
 	}
 
-	v := Verdict{Kind: act.kind, Rule: r.rule.ID, Action: act.a, Address: act.addr}
+	v := Verdict{Kind: act.kind, Rule: r.rule.ID, Action: act.a, Address: act.addr, Retired: st.retired}
 	if act.kind == Delay {
-		v.Delay = act.delay
-		if act.jitter > 0 {
-			e.rngMu.Lock()
-			j := time.Duration(e.rng.Int64N(int64(2*act.jitter)+1)) - act.jitter
-			e.rngMu.Unlock()
-			v.Delay = max(v.Delay+j, 0)
-		}
+		v.Delay = e.delayOf(act)
 	}
 	if now.IsZero() {
 		now = e.clock.Now()

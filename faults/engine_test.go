@@ -223,6 +223,10 @@ func TestEngineActions(t *testing.T) {
 			got := e.Decide(fresh(tt.p))
 			if tt.want.Action != nil {
 				tt.want.Rule, tt.want.Seq = "r", 1
+				if got.Retired == nil {
+					t.Error("Decide: Retired is nil for a fired rule")
+				}
+				got.Retired = nil // a channel of the engine's own
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Decide = %+v (action %+v), want %+v (action %+v)", got, got.Action, tt.want, tt.want.Action)

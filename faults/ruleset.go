@@ -413,6 +413,7 @@ func (e *Engine) commit(rules []*compiledRule, scenario string) uint64 {
 	if s.needTx && e.tx.Load() == nil {
 		e.tx.Store(new(txTracker))
 	}
-	e.snap.Store(s)
+	old := e.snap.Swap(s)
+	retire(old.rules, rules)
 	return s.revision
 }

@@ -18,9 +18,6 @@ var (
 	ruleMethods    = []string{"binding", "allocate", "refresh", "createpermission", "channelbind", "send", "data", "channeldata"}
 	ruleClasses    = []string{"request", "indication", "success", "error"}
 	ruleTransports = []string{"udp", "tcp"}
-	ruleKinds      = []string{"error", "drop", "delay", "duplicate", "truncate", "corrupt", "mapped_address", "close", "ratelimit", "pass"}
-	ruleIntegrity  = []string{"auto", "none", "bad"}
-	corruptTargets = []string{"header", "attribute", "fingerprint"}
 )
 
 // Methods returns the method names Match.Methods accepts, in protocol order.
@@ -30,23 +27,7 @@ func Methods() []string { return slices.Clone(ruleMethods) }
 func Classes() []string { return slices.Clone(ruleClasses) }
 
 // Kinds returns the action types Action.Type accepts.
-func Kinds() []string { return slices.Clone(ruleKinds) }
-
-// kindParams lists, per action type, the Action fields (by TOML/JSON name)
-// that belong to it. Any other parameter set on an action of that type is an
-// error, so a typo'd type ("drop" with a code) does not pass silently.
-var kindParams = map[string][]string{
-	"error":          {"code", "reason", "integrity", "alternate"},
-	"drop":           nil,
-	"delay":          {"delay", "jitter"},
-	"duplicate":      {"copies"},
-	"truncate":       {"length"},
-	"corrupt":        {"target", "count"},
-	"mapped_address": {"address"},
-	"close":          nil,
-	"ratelimit":      {"rate", "burst", "then"},
-	"pass":           nil,
-}
+func Kinds() []string { return slices.Clone(actionNames) }
 
 // attributeTypes maps STUN attribute names (RFC 5389, 8489, 5766, 8656, 5245,
 // 8445, 5780, 6062, 7635) to their numbers.
@@ -264,135 +245,6 @@ func (v *ruleValidator) attribute(field string, a *AttributeMatch) {
 	if a.Present != nil && !*a.Present && (a.Contains != "" || a.Regex != "" || a.MinLen > 0 || a.MaxLen > 0) {
 		v.add(field+".present", "false contradicts contains, regex, min_len and max_len (they require the attribute)")
 	}
-}
-
-// action checks a (at field, "action" or "action.then") against the rule's
-// match m. nested is true for the then of a ratelimit.
-func (v *ruleValidator) action(field string, a *Action, m *Match, nested bool) {
-	params, known := kindParams[a.Type]
-	switch {
-	case a.Type == "":
-		v.add(field+".type", "required (want one of %s)", strings.Join(ruleKinds, ", "))
-	case !known:
-		v.add(field+".type", "unknown action type %q (want one of %s)", a.Type, strings.Join(ruleKinds, ", "))
-	case nested && a.Type == "ratelimit":
-		v.add(field+".type", "a ratelimit's then may not itself be a ratelimit")
-		return
-	}
-	if known {
-		for _, p := range setParams(a) {
-			if !slices.Contains(params, p) {
-				v.add(field+"."+p, "not a parameter of %s", a.Type)
-			}
-		}
-	}
-
-	switch a.Type {
-	case "error":
-		if a.Code < 300 || a.Code > 699 {
-			v.add(field+".code", "must be between 300 and 699, got %d", a.Code)
-		}
-		if a.Integrity != "" && !slices.Contains(ruleIntegrity, a.Integrity) {
-			v.add(field+".integrity", "unknown integrity %q (want auto, none or bad)", a.Integrity)
-		}
-		switch {
-		case a.Code == 300 && a.Alternate == "":
-			v.add(field+".alternate", "required for code 300 (the ALTERNATE-SERVER address, ip:port)")
-		case a.Code != 300 && a.Alternate != "":
-			v.add(field+".alternate", "only for code 300, got code %d", a.Code)
-		case a.Alternate != "":
-			if _, err := netip.ParseAddrPort(a.Alternate); err != nil {
-				v.add(field+".alternate", "invalid address %q (want ip:port such as \"127.0.0.1:3479\")", a.Alternate)
-			}
-		}
-		if m.Direction == "out" {
-			v.add("match.direction", "an error action answers an inbound request: direction must be in")
-		}
-		if len(m.Classes) > 0 && !slices.Contains(m.Classes, "request") {
-			v.add("match.classes", "an error action answers requests, but the classes %v include no request", m.Classes)
-		}
-		if len(m.Methods) > 0 && !slices.ContainsFunc(m.Methods, func(s string) bool {
-			return s != "send" && s != "data" && s != "channeldata"
-		}) {
-			v.add("match.methods", "an error action answers requests, but send, data and channeldata are never requests")
-		}
-	case "delay":
-		if a.Delay <= 0 {
-			v.add(field+".delay", "must be greater than 0, got %v", a.Delay)
-		}
-		if a.Jitter < 0 {
-			v.add(field+".jitter", "must not be negative, got %v", a.Jitter)
-		}
-	case "duplicate":
-		v.nonNegative(field+".copies", a.Copies)
-	case "truncate":
-		v.nonNegative(field+".length", a.Length)
-	case "corrupt":
-		if !slices.Contains(corruptTargets, a.Target) {
-			v.add(field+".target", "unknown target %q (want header, attribute or fingerprint)", a.Target)
-		}
-		v.nonNegative(field+".count", a.Count)
-	case "mapped_address":
-		if a.Address == "" {
-			v.add(field+".address", "required (the ip:port to put in XOR-MAPPED-ADDRESS)")
-		} else if _, err := netip.ParseAddrPort(a.Address); err != nil {
-			v.add(field+".address", "invalid address %q (want ip:port such as \"203.0.113.7:40000\")", a.Address)
-		}
-		if m.Direction != "out" {
-			v.add("match.direction", "mapped_address rewrites outbound Binding success responses: set direction = \"out\"")
-		}
-		for i, s := range m.Methods {
-			if s != "binding" {
-				v.add(fmt.Sprintf("match.methods[%d]", i), "mapped_address applies only to binding, got %q", s)
-			}
-		}
-		for i, s := range m.Classes {
-			if s != "success" {
-				v.add(fmt.Sprintf("match.classes[%d]", i), "mapped_address applies only to success responses, got %q", s)
-			}
-		}
-	case "close":
-		if len(m.Transports) != 1 || m.Transports[0] != "tcp" {
-			v.add("match.transports", "close applies only to TCP connections: set transports = [\"tcp\"]")
-		}
-	case "ratelimit":
-		if math.IsNaN(a.Rate) || a.Rate <= 0 {
-			v.add(field+".rate", "must be greater than 0 (messages per second), got %v", a.Rate)
-		}
-		if a.Burst < 1 {
-			v.add(field+".burst", "must be at least 1, got %d", a.Burst)
-		}
-		if a.Then == nil {
-			v.add(field+".then", "required (the action for messages over the rate, such as { type = \"drop\" })")
-		} else {
-			v.action(field+".then", a.Then, m, true)
-		}
-	}
-}
-
-// setParams lists the parameters set (non-zero) on a, by TOML/JSON name.
-func setParams(a *Action) []string {
-	var p []string
-	add := func(set bool, name string) {
-		if set {
-			p = append(p, name)
-		}
-	}
-	add(a.Code != 0, "code")
-	add(a.Reason != "", "reason")
-	add(a.Integrity != "", "integrity")
-	add(a.Alternate != "", "alternate")
-	add(a.Delay != 0, "delay")
-	add(a.Jitter != 0, "jitter")
-	add(a.Copies != 0, "copies")
-	add(a.Length != 0, "length")
-	add(a.Target != "", "target")
-	add(a.Count != 0, "count")
-	add(a.Address != "", "address")
-	add(a.Rate != 0, "rate")
-	add(a.Burst != 0, "burst")
-	add(a.Then != nil, "then")
-	return p
 }
 
 // ValidName reports whether s can name a webhook or a scenario: one or more

@@ -1,0 +1,16 @@
+package faults
+
+// Close closes the client's TCP connection.
+const Close ActionKind = 8
+
+// closeAction closes the client's TCP connection instead of passing the
+// message, in either direction.
+type closeAction struct{}
+
+func (closeAction) spec() actionSpec {
+	return actionSpec{name: "close", kind: Close, transports: 1 << TCP, about: "close applies only to TCP connections"}
+}
+
+func (closeAction) check(*ruleValidator, string, *Action, *Match) {}
+
+func (closeAction) compile(*compiledAction) error { return nil }

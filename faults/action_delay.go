@@ -1,0 +1,44 @@
+package faults
+
+import "time"
+
+// Delay passes a copy of the message after Verdict.Delay.
+const Delay ActionKind = 3
+
+// MaxDelay bounds Action.Delay and Action.Jitter.
+const MaxDelay = time.Hour
+
+// delayAction holds the message for delay, plus or minus up to jitter
+// (rolled per message on the engine's RNG), then passes it.
+type delayAction struct{}
+
+func (delayAction) spec() actionSpec {
+	return actionSpec{name: "delay", kind: Delay, params: []string{"delay", "jitter"}}
+}
+
+func (delayAction) check(v *ruleValidator, field string, a *Action, _ *Match) {
+	if a.Delay <= 0 || a.Delay.D() > MaxDelay {
+		v.add(field+".delay", "must be greater than 0 and at most %v, got %v", MaxDelay, a.Delay)
+	}
+	if a.Jitter < 0 || a.Jitter.D() > MaxDelay {
+		v.add(field+".jitter", "must be between 0 and %v, got %v", MaxDelay, a.Jitter)
+	}
+}
+
+func (delayAction) compile(c *compiledAction) error {
+	c.delay, c.jitter = c.a.Delay.D(), c.a.Jitter.D()
+	return nil
+}
+
+// delayOf returns how long a delay verdict of act holds its message: the
+// delay plus a jitter rolled uniformly in [-jitter, +jitter], never below
+// zero. Validation bounds both by MaxDelay, so 2*jitter+1 cannot overflow.
+func (e *Engine) delayOf(act *compiledAction) time.Duration {
+	d := act.delay
+	if act.jitter > 0 {
+		e.rngMu.Lock()
+		defer e.rngMu.Unlock()
+		d += time.Duration(e.rng.Int64N(int64(2*act.jitter)+1)) - act.jitter
+	}
+	return max(d, 0)
+}
