@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"iter"
 	"net/netip"
+
+	"github.com/stunfault/stunfault/internal/stunwire"
 )
 
 // Direction is which way a message travels through stunfault.
@@ -106,11 +108,10 @@ func (c Class) String() string {
 
 // STUN wire constants (RFC 8489 §5, §14).
 const (
-	stunHeaderSize  = 20
-	stunMagicCookie = 0x2112A442
-	attrUsername    = 0x0006
-	attrIntegrity   = 0x0008
-	attrIntegrity2  = 0x001C // MESSAGE-INTEGRITY-SHA256
+	stunHeaderSize = stunwire.HeaderSize
+	attrUsername   = 0x0006
+	attrIntegrity  = 0x0008
+	attrIntegrity2 = 0x001C // MESSAGE-INTEGRITY-SHA256
 )
 
 // packetKind is what the header says a message is.
@@ -167,25 +168,19 @@ func (p *Packet) parse() {
 	}
 	p.kind = kindOther
 	d := p.Data
-	switch {
-	case len(d) >= stunHeaderSize && d[0]&0xC0 == 0 &&
-		binary.BigEndian.Uint32(d[4:8]) == stunMagicCookie:
-		// RFC 8489 §5: the two most significant bits are zero, the length
-		// counts the attributes (a multiple of 4), and the cookie is fixed.
-		n := binary.BigEndian.Uint16(d[2:4])
-		if n%4 != 0 || int(n) > len(d)-stunHeaderSize {
-			return
-		}
-		p.kind, p.typ, p.length = kindSTUN, binary.BigEndian.Uint16(d[0:2]), n
-	case len(d) >= 4 && d[0]&0xC0 == 0x40:
-		// RFC 8656 §12.4: ChannelData starts with a channel number whose
-		// first two bits are 01, then a 16-bit length of the data.
-		n := binary.BigEndian.Uint16(d[2:4])
-		if int(n) > len(d)-4 {
-			return
-		}
-		p.kind, p.typ, p.length = kindChannelData, binary.BigEndian.Uint16(d[0:2]), n
+	kind, size := stunwire.Classify(d)
+	if size > len(d) {
+		return // the length does not fit in Data
 	}
+	switch kind {
+	case stunwire.STUN:
+		p.kind, p.typ = kindSTUN, binary.BigEndian.Uint16(d[0:2])
+	case stunwire.ChannelData:
+		p.kind, p.typ = kindChannelData, binary.BigEndian.Uint16(d[0:2])
+	default:
+		return
+	}
+	p.length = binary.BigEndian.Uint16(d[2:4])
 }
 
 // IsSTUN reports whether Data is a well-formed STUN header: leading bits

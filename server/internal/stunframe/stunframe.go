@@ -7,15 +7,10 @@
 package stunframe
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
-)
 
-const (
-	stunHeaderSize        = 20
-	channelDataHeaderSize = 4
-	magicCookie           = 0x2112A442
+	"github.com/stunfault/stunfault/internal/stunwire"
 )
 
 var (
@@ -27,34 +22,18 @@ var (
 )
 
 // MaxFrame is the largest frame: a STUN header and the largest length.
-const MaxFrame = stunHeaderSize + 0xFFFF
+const MaxFrame = stunwire.HeaderSize + 0xFFFF
 
 // Size returns the length of the frame at the start of b: ErrIncomplete when
 // b is too short to tell or to hold it, ErrInvalid when b cannot start one.
 func Size(b []byte) (int, error) {
-	if len(b) < channelDataHeaderSize {
+	switch kind, n := stunwire.Classify(b); kind {
+	case stunwire.Incomplete:
 		return 0, ErrIncomplete
-	}
-	switch b[0] >> 6 {
-	case 0: // STUN: the two top bits are 0 (RFC 8489 §5)
-		if len(b) >= 8 && binary.BigEndian.Uint32(b[4:8]) != magicCookie {
-			return 0, ErrInvalid
-		}
-		length := int(binary.BigEndian.Uint16(b[2:4]))
-		if length%4 != 0 {
-			return 0, ErrInvalid
-		}
-		if len(b) < 8 {
-			return 0, ErrIncomplete
-		}
-		return frame(b, stunHeaderSize+length)
-	case 1: // ChannelData: channel numbers 0x4000-0x4FFF (RFC 8656 §12)
-		if b[0] > 0x4F {
-			return 0, ErrInvalid
-		}
-		length := int(binary.BigEndian.Uint16(b[2:4]))
-		padded := (length + 3) &^ 3
-		return frame(b, channelDataHeaderSize+padded)
+	case stunwire.STUN:
+		return frame(b, n)
+	case stunwire.ChannelData:
+		return frame(b, (n+3)&^3)
 	}
 	return 0, ErrInvalid
 }
