@@ -17,6 +17,7 @@ import (
 
 	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/internal/pionlog"
 	"github.com/stunfault/stunfault/server/control"
 	"github.com/stunfault/stunfault/server/internal/stunframe"
 	"github.com/stunfault/stunfault/server/webhook"
@@ -245,7 +246,7 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 	ts, err := turn.NewServer(turn.ServerConfig{
 		PacketConnConfigs:  pcs,
 		ListenerConfigs:    lns,
-		LoggerFactory:      pionLoggerFactory{log: s.log.With("component", "pion")},
+		LoggerFactory:      pionlog.Factory{Log: s.log.With("component", "pion")},
 		InboundMTU:         inboundMTU,
 		Realm:              s.cfg.Server.Realm,
 		AuthHandler:        s.auth.handle,

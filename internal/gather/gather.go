@@ -24,6 +24,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/stunfault/stunfault/internal/pionlog"
 	"github.com/stunfault/stunfault/server"
 )
 
@@ -261,6 +262,6 @@ func newAPI(opts Options) (*webrtc.API, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	se.LoggerFactory = loggerFactory{log: log.With("component", "gather")}
+	se.LoggerFactory = pionlog.Factory{Log: log.With("component", "gather")}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se)), nil
 }

@@ -1,4 +1,6 @@
-package gather
+// Package pionlog routes pion's leveled loggers into log/slog: the one
+// adapter the server (pion/turn) and the ICE gatherer (pion/webrtc) share.
+package pionlog
 
 import (
 	"context"
@@ -8,15 +10,16 @@ import (
 	"github.com/pion/logging"
 )
 
-// levelTrace is below slog.LevelDebug: pion's Trace logs.
-const levelTrace = slog.LevelDebug - 4
+// LevelTrace is below slog.LevelDebug: pion's Trace logs.
+const LevelTrace = slog.LevelDebug - 4
 
-// loggerFactory routes pion's leveled loggers into a slog.Logger, one "scope"
+// Factory is a logging.LoggerFactory that logs to Log, with one "scope"
 // attribute per pion component.
-type loggerFactory struct{ log *slog.Logger }
+type Factory struct{ Log *slog.Logger }
 
-func (f loggerFactory) NewLogger(scope string) logging.LeveledLogger {
-	return logger{log: f.log.With("scope", scope)}
+// NewLogger returns the logger of one pion component.
+func (f Factory) NewLogger(scope string) logging.LeveledLogger {
+	return logger{log: f.Log.With("scope", scope)}
 }
 
 type logger struct{ log *slog.Logger }
@@ -37,8 +40,8 @@ func (l logger) write(level slog.Level, msg string) {
 	}
 }
 
-func (l logger) Trace(msg string)                  { l.write(levelTrace, msg) }
-func (l logger) Tracef(format string, args ...any) { l.logf(levelTrace, format, args...) }
+func (l logger) Trace(msg string)                  { l.write(LevelTrace, msg) }
+func (l logger) Tracef(format string, args ...any) { l.logf(LevelTrace, format, args...) }
 func (l logger) Debug(msg string)                  { l.write(slog.LevelDebug, msg) }
 func (l logger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
 func (l logger) Info(msg string)                   { l.write(slog.LevelInfo, msg) }
