@@ -2,17 +2,12 @@ package server
 
 import (
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/stunfault/stunfault/faults"
-	"github.com/stunfault/stunfault/server/internal/mutate"
 	"github.com/stunfault/stunfault/server/internal/stunerror"
 )
-
-// maxPendingDelays bounds the delayed copies one socket holds at once. A
-// delay rule that would exceed it lets the message through undelayed (and
-// counts it in DelayOverflows) rather than grow without bound.
-const maxPendingDelays = 4096
 
 // interceptor is what every wrapped socket shares: the engine that decides
 // and what the actions need to act. Safe for concurrent use.
@@ -25,9 +20,53 @@ type interceptor struct {
 	software string
 	clock    faults.Clock
 	log      *slog.Logger
+	delays   *delayQueue // every pending delayed message of the server
 
-	delayOverflows atomic.Uint64
-	replyErrors    atomic.Uint64
+	delayOverflows atomic.Uint64 // delays passed at once: the budget was spent
+	replyErrors    atomic.Uint64 // injected errors that could not be built
+	panics         atomic.Uint64 // panics recovered while handling a message
+}
+
+// decide is what the interception layer asks about every message: the
+// relay guard's refusal when it has one (see relayguard.go), else the
+// engine's verdict. A verdict with a nil Action asks for nothing: the
+// message passes. A panic on the way is recovered and counted, and the
+// message passes untouched (the zero Verdict): one bad rule or message must
+// not end pion's read loop, and with it the listener.
+func (ic *interceptor) decide(pkt *faults.Packet) (v faults.Verdict) {
+	defer func() {
+		if r := recover(); r != nil {
+			ic.recovered(r, "", pkt)
+			v = faults.Verdict{}
+		}
+	}()
+	if a := ic.guard.refuse(pkt); a != nil {
+		return faults.Verdict{Kind: faults.Error, Action: a}
+	}
+	return ic.engine.Decide(pkt)
+}
+
+// apply runs the effect of m's verdict through pt. It reports false when the
+// effect panicked (the panic is logged and counted): the caller then passes
+// the message untouched, unless the effect handed something on already.
+func (ic *interceptor) apply(pt path, m *message) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			ic.recovered(r, m.v.Rule, m.pkt)
+			ok = false
+		}
+	}()
+	effectOf(m.v.Kind)(pt, m)
+	return true
+}
+
+// recovered logs and counts a panic recovered while handling pkt. rule is
+// the rule that fired, "" when the panic came before one did.
+func (ic *interceptor) recovered(r any, rule string, pkt *faults.Packet) {
+	ic.panics.Add(1)
+	ic.log.Error("panic while handling a message: it passes untouched",
+		"rule", rule, "panic", r, "direction", pkt.Dir, "transport", pkt.Transport,
+		"client", pkt.Client, "size", len(pkt.Data), "stack", string(debug.Stack()))
 }
 
 // appendErrorReply appends to dst the error response a verdict of kind Error
@@ -62,30 +101,4 @@ func (ic *interceptor) appendErrorReply(dst []byte, p *faults.Packet, v faults.V
 		return dst
 	}
 	return resp
-}
-
-// mutated returns the bytes a Truncate, Corrupt or MappedAddress verdict
-// sends instead of data, always a copy; ok is false when the verdict does
-// not apply (a mapped_address on something that is not a Binding success),
-// and the original goes through unchanged.
-func (ic *interceptor) mutated(data []byte, v faults.Verdict) (out []byte, ok bool) {
-	switch v.Kind {
-	case faults.Truncate:
-		return mutate.Truncate(data, v.Action.Length), true
-	case faults.Corrupt:
-		return mutate.Corrupt(data, v.Action.Target, v.Action.Count), true
-	case faults.MappedAddress:
-		b, err := mutate.MappedAddress(data, v.Address)
-		if err != nil {
-			ic.log.Debug("mapped_address does not apply", "rule", v.Rule, "err", err)
-			return nil, false
-		}
-		return b, true
-	}
-	return nil, false
-}
-
-// copies returns how many extra copies a Duplicate verdict sends.
-func copies(v faults.Verdict) int {
-	return max(1, v.Action.Copies)
 }

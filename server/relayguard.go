@@ -66,15 +66,6 @@ func (g *relayGuard) setOwn(socks *boundSockets, http net.Listener) {
 	g.own.Store(newOwnAddrs(addrs, localAddrs()))
 }
 
-// decide is what the interception layer asks about every inbound message:
-// the guard's refusal when it has one, else the engine's verdict.
-func (ic *interceptor) decide(p *faults.Packet) faults.Verdict {
-	if a := ic.guard.refuse(p); a != nil {
-		return faults.Verdict{Kind: faults.Error, Action: a}
-	}
-	return ic.engine.Decide(p)
-}
-
 // refuse returns the error to answer p with, or nil to let it through. The
 // common case (anything but an Allocate, CreatePermission, ChannelBind or
 // Connect request) costs a look at the header.

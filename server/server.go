@@ -131,6 +131,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		software: cfg.Server.Software,
 		clock:    s.clk,
 		log:      s.log.With("component", "intercept"),
+		delays:   newDelayQueue(s.clk),
 	}
 	return s, nil
 }

@@ -18,40 +18,44 @@ import (
 // (stunframe.Reader), shows each whole frame to the engine, and hands pion
 // only whole frames, so pion's framer never sees half a message. Outbound,
 // pion writes one whole message per Write, which is decided the same way.
+// Verdicts are applied through a path (tcpIn, tcpOut).
 //
 // What inbound byte changes do on a stream: corrupting an attribute or the
 // FINGERPRINT keeps the length, so the stream stays in step and pion sees a
-// wrong value; corrupting the header breaks pion's framing, and pion closes
-// the connection; truncate hands pion the cut frame and then ends the
-// stream (EOF), since nothing after it could be framed again. Outbound, a
-// truncated frame desynchronises the client's stream.
+// wrong value; anything else that hands pion less or other than a whole
+// frame (truncate, a corrupted header) ends the stream (EOF) after it,
+// since nothing after it could be framed again, and pion closes the
+// connection. Outbound, a truncated frame desynchronises the client's
+// stream.
 type tcpConn struct {
 	net.Conn
 	ic     *interceptor
 	client netip.AddrPort
 	fr     *stunframe.Reader
-	timers *timerSet
+	ready  *wakeQueue
+	owner  *delayOwner
 
 	// Read side: only pion's per-connection read loop reads.
-	out    []byte      // bytes decided on and due to pion
-	raw    bool        // the stream could not be framed: pass bytes through
-	reply  []byte      // scratch for injected errors
-	eof    bool        // the stream ends after out
-	bound  atomic.Bool // a ConnectionBind succeeded: relayed data follows (RFC 6062)
-	readMu sync.Mutex
-	ready  [][]byte // delayed frames now due, oldest first
-	wake   bool
+	in      tcpIn
+	bound   atomic.Bool // a ConnectionBind succeeded: relayed data follows (RFC 6062)
+	out     []byte      // bytes decided on and due to pion
+	again   int         // more copies of dup due after out (duplicate)
+	dup     []byte      // valid until the next c.fr.Next
+	raw     bool        // the stream could not be framed: pass bytes through
+	scratch []byte      // for injected errors
+	eof     bool        // the stream ends after out
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
 func newTCPConn(c net.Conn, ic *interceptor) *tcpConn {
-	tc := &tcpConn{Conn: c, ic: ic, timers: newTimerSet(ic.clock, maxPendingDelays)}
+	tc := &tcpConn{Conn: c, ic: ic, ready: newWakeQueue(c.SetReadDeadline), owner: new(delayOwner)}
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		tc.client = a.AddrPort()
 	}
 	tc.fr = stunframe.NewReader(c)
+	tc.in.c = tc
 	return tc
 }
 
@@ -63,11 +67,17 @@ func (c *tcpConn) Read(p []byte) (int, error) {
 			c.out = c.out[n:]
 			return n, nil
 		}
+		if c.again > 0 {
+			c.again--
+			c.out = c.dup
+			continue
+		}
+		c.dup = nil
 		if c.eof {
 			return 0, io.EOF
 		}
-		if f, ok := c.popReady(); ok {
-			c.out = f
+		if f, ok := c.ready.pop(); ok {
+			c.out = f.data
 			continue
 		}
 		if !c.raw && c.bound.Load() {
@@ -92,51 +102,24 @@ func (c *tcpConn) Read(p []byte) (int, error) {
 			}
 			return 0, err
 		}
-		c.out = c.decideIn(frame)
+		c.decideIn(frame)
 	}
 }
 
-// decideIn returns what pion gets for one inbound frame (nil: nothing).
-// frame is only valid until the next c.fr.Next, so anything kept is copied.
-func (c *tcpConn) decideIn(frame []byte) []byte {
+// decideIn sets what pion gets for one inbound frame (c.out, c.again).
+// frame is only valid until the next c.fr.Next, so anything kept longer is
+// copied.
+func (c *tcpConn) decideIn(frame []byte) {
 	pkt := faults.Packet{Data: frame, Dir: faults.In, Transport: faults.TCP, Client: c.client}
 	v := c.ic.decide(&pkt)
-	switch v.Kind {
-	case faults.Pass:
-		return frame
-	case faults.Drop:
-		return nil
-	case faults.Error:
-		if c.reply = c.ic.appendErrorReply(c.reply[:0], &pkt, v); len(c.reply) > 0 {
-			_, _ = c.Conn.Write(c.reply)
-		}
-		return nil
-	case faults.Delay:
-		f := append([]byte(nil), frame...)
-		if c.timers.after(v, func() { c.pushReady(f) }) {
-			return nil
-		}
-		c.ic.delayOverflows.Add(1)
-		return frame
-	case faults.Duplicate:
-		out := append([]byte(nil), frame...)
-		for range copies(v) {
-			out = append(out, frame...)
-		}
-		return out
-	case faults.Truncate:
-		out, _ := c.ic.mutated(frame, v)
-		c.eof = true
-		return out
-	case faults.Corrupt:
-		out, _ := c.ic.mutated(frame, v)
-		return out
-	case faults.Close:
-		c.eof = true
-		_ = c.Close()
-		return nil
+	if v.Action == nil { // no rule fired, no refusal
+		c.out = frame
+		return
 	}
-	return frame
+	c.in.delivered = false
+	if !c.ic.apply(&c.in, &message{ic: c.ic, pkt: &pkt, v: v, scratch: &c.scratch}) && !c.in.delivered {
+		c.out = frame
+	}
 }
 
 // Write sends one message pion wrote, as the engine decides. It always
@@ -152,69 +135,101 @@ func (c *tcpConn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p) // not exactly one frame: not ours to judge
 	}
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.TCP, Client: c.client}
-	v := c.ic.engine.Decide(&pkt)
-	switch v.Kind {
-	case faults.Drop:
-		return len(p), nil
-	case faults.Delay:
-		b := append([]byte(nil), p...)
-		if c.timers.after(v, func() { _, _ = c.Conn.Write(b) }) {
-			return len(p), nil
-		}
-		c.ic.delayOverflows.Add(1)
-	case faults.Duplicate:
-		out := append([]byte(nil), p...)
-		for range copies(v) {
-			out = append(out, p...)
-		}
-		if _, err := c.Conn.Write(out); err != nil {
-			return 0, err
-		}
-		return len(p), nil
-	case faults.Truncate, faults.Corrupt, faults.MappedAddress:
-		if out, ok := c.ic.mutated(p, v); ok {
-			if _, err := c.Conn.Write(out); err != nil {
-				return 0, err
-			}
-			return len(p), nil
-		}
-	case faults.Close:
-		_ = c.Close()
-		return len(p), nil
+	v := c.ic.decide(&pkt)
+	if v.Action == nil {
+		return c.Conn.Write(p)
 	}
-	return c.Conn.Write(p)
+	out := &tcpOut{c: c}
+	if !c.ic.apply(out, &message{ic: c.ic, pkt: &pkt, v: v}) && !out.sent {
+		return c.Conn.Write(p)
+	}
+	if out.err != nil {
+		return 0, out.err
+	}
+	return len(p), nil
 }
 
-// Close stops pending delays and closes the connection; it is idempotent.
+// Close releases pending delays and closes the connection; it is
+// idempotent.
 func (c *tcpConn) Close() error {
 	c.closeOnce.Do(func() {
-		c.timers.stop()
+		c.ic.delays.cancel(c.owner)
 		c.closeErr = c.Conn.Close()
 	})
 	return c.closeErr
 }
 
-func (c *tcpConn) pushReady(f []byte) {
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	c.ready = append(c.ready, f)
-	if !c.wake {
-		c.wake = true
-		_ = c.Conn.SetReadDeadline(time.Now())
+// tcpIn is the path of a frame pion is about to read.
+type tcpIn struct {
+	c         *tcpConn
+	delivered bool
+}
+
+func (t *tcpIn) deliver(b []byte) {
+	t.delivered = true
+	t.c.out = b
+	if n, err := stunframe.Size(b); err != nil || n != len(b) {
+		t.c.eof = true // not a whole frame: the stream cannot be framed after it
 	}
 }
 
-func (c *tcpConn) popReady() ([]byte, bool) {
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	if c.wake {
-		c.wake = false
-		_ = c.Conn.SetReadDeadline(time.Time{})
+// repeat hands b on again n times. b is the frame (or part of it), valid
+// until the next frame is read, which happens only once the copies are out.
+func (t *tcpIn) repeat(b []byte, n int) {
+	t.c.again, t.c.dup = n, b
+}
+
+func (t *tcpIn) later(d time.Duration, b []byte, retired <-chan struct{}) bool {
+	f, ready := datagram{data: append([]byte(nil), b...)}, t.c.ready
+	return t.c.ic.delays.after(t.c.owner, d, len(b), retired, func() { ready.push(f) })
+}
+
+func (t *tcpIn) reply(b []byte) { _, _ = t.c.Conn.Write(b) }
+
+func (t *tcpIn) close() {
+	t.delivered = true
+	t.c.eof = true
+	_ = t.c.Close()
+}
+
+// tcpOut is the path of a frame pion writes.
+type tcpOut struct {
+	c    *tcpConn
+	sent bool
+	err  error
+}
+
+func (t *tcpOut) deliver(b []byte) {
+	t.sent = true
+	if _, err := t.c.Conn.Write(b); err != nil && t.err == nil {
+		t.err = err
 	}
-	if len(c.ready) == 0 {
-		return nil, false
+}
+
+// repeat writes the n copies in one vectored write where the socket
+// supports it, so no copy of b is made and no other message lands between
+// them.
+func (t *tcpOut) repeat(b []byte, n int) {
+	bufs := make(net.Buffers, n)
+	for i := range bufs {
+		bufs[i] = b
 	}
-	f := c.ready[0]
-	c.ready = c.ready[1:]
-	return f, true
+	t.sent = true
+	if _, err := bufs.WriteTo(t.c.Conn); err != nil && t.err == nil {
+		t.err = err
+	}
+}
+
+func (t *tcpOut) later(d time.Duration, b []byte, retired <-chan struct{}) bool {
+	cp, conn := append([]byte(nil), b...), t.c.Conn
+	ok := t.c.ic.delays.after(t.c.owner, d, len(b), retired, func() { _, _ = conn.Write(cp) })
+	t.sent = ok
+	return ok
+}
+
+func (t *tcpOut) reply([]byte) {} // outbound messages are answers already
+
+func (t *tcpOut) close() {
+	t.sent = true
+	_ = t.c.Close()
 }

@@ -7,26 +7,38 @@ import (
 
 // pion's Server.Close closes its sockets but does not wait for its read loops,
 // and it never closes accepted TCP connections. The wrappers here let Close
-// do both: each read loop holds one count on a WaitGroup, released the first
-// time its read returns an error (after which pion's loop exits), and
-// accepted connections are remembered so Close can close them.
+// do both: each read loop (a UDP socket's, the TCP accept loop, each
+// accepted connection's) holds one loopToken, released the first time its
+// read returns an error (after which pion's loop exits), and accepted
+// connections are remembered so Close can close them.
 
-// loopPacketConn is a net.PacketConn whose first ReadFrom error releases one
-// count of loops.
+// loopToken is one count of a pion read loop on the server's WaitGroup.
+type loopToken struct{ done func() }
+
+func newLoopToken(loops *sync.WaitGroup) loopToken {
+	loops.Add(1)
+	return loopToken{done: sync.OnceFunc(loops.Done)}
+}
+
+// ended releases the count; later calls do nothing. Call it when the loop's
+// read fails: pion's loop then exits.
+func (t loopToken) ended() { t.done() }
+
+// loopPacketConn is a net.PacketConn whose first ReadFrom error ends its
+// loop.
 type loopPacketConn struct {
 	net.PacketConn
-	done func()
+	loop loopToken
 }
 
 func newLoopPacketConn(pc net.PacketConn, loops *sync.WaitGroup) *loopPacketConn {
-	loops.Add(1)
-	return &loopPacketConn{PacketConn: pc, done: sync.OnceFunc(loops.Done)}
+	return &loopPacketConn{PacketConn: pc, loop: newLoopToken(loops)}
 }
 
 func (c *loopPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	n, addr, err := c.PacketConn.ReadFrom(p)
 	if err != nil {
-		c.done()
+		c.loop.ended()
 	}
 	return n, addr, err
 }
@@ -35,7 +47,7 @@ func (c *loopPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 type trackingListener struct {
 	net.Listener
 	loops *sync.WaitGroup
-	done  func()
+	loop  loopToken
 	wrap  func(net.Conn) net.Conn // the interception beneath pion's framer
 
 	mu     sync.Mutex
@@ -44,12 +56,11 @@ type trackingListener struct {
 }
 
 func newTrackingListener(l net.Listener, loops *sync.WaitGroup, wrap func(net.Conn) net.Conn) *trackingListener {
-	loops.Add(1)
 	return &trackingListener{
 		Listener: l,
 		wrap:     wrap,
 		loops:    loops,
-		done:     sync.OnceFunc(loops.Done),
+		loop:     newLoopToken(loops),
 		conns:    make(map[*trackedConn]struct{}),
 	}
 }
@@ -57,7 +68,7 @@ func newTrackingListener(l net.Listener, loops *sync.WaitGroup, wrap func(net.Co
 func (l *trackingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
-		l.done()
+		l.loop.ended()
 		return nil, err
 	}
 	l.mu.Lock()
@@ -66,8 +77,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		_ = c.Close()
 		return nil, net.ErrClosed
 	}
-	l.loops.Add(1)
-	tc := &trackedConn{Conn: l.wrap(c), l: l, done: sync.OnceFunc(l.loops.Done)}
+	tc := &trackedConn{Conn: l.wrap(c), l: l, loop: newLoopToken(l.loops)}
 	l.conns[tc] = struct{}{}
 	return tc, nil
 }
@@ -88,13 +98,13 @@ func (l *trackingListener) closeConns() {
 type trackedConn struct {
 	net.Conn
 	l    *trackingListener
-	done func()
+	loop loopToken
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if err != nil {
-		c.done()
+		c.loop.ended()
 	}
 	return n, err
 }
@@ -102,7 +112,7 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 // Close is called by pion once its loop for this connection has exited (for
 // whatever reason), and by closeConns.
 func (c *trackedConn) Close() error {
-	defer c.done()
+	defer c.loop.ended()
 	c.l.mu.Lock()
 	delete(c.l.conns, c)
 	c.l.mu.Unlock()

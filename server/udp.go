@@ -4,66 +4,66 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/stunfault/stunfault/faults"
 )
 
 // packetConn is the net.PacketConn pion serves a UDP listener on: every
-// datagram in (ReadFrom) and out (WriteTo) is shown to the engine first.
+// datagram in (ReadFrom) and out (WriteTo) is shown to the engine first,
+// and a rule's verdict is applied through a path (udpIn, udpOut).
 //
 // ReadFrom runs on pion's single read loop. A pass returns pion's own buffer
 // untouched: no copy, no goroutine hop, no allocation. A delayed or
-// duplicated datagram waits in ready; when its timer fires, the read blocked
-// in the socket is woken with SetReadDeadline(now), and the timeout that
-// causes is swallowed here: any error from ReadFrom ends pion's read loop,
-// and with it the listener.
+// duplicated datagram waits in ready (see wakeQueue), and the timeout that
+// waking the read causes is swallowed here: any error from ReadFrom ends
+// pion's read loop, and with it the listener.
 //
 // WriteTo is called concurrently by pion's read loop and relay goroutines,
 // so it shares nothing unlocked.
 type packetConn struct {
 	net.PacketConn
-	ic     *interceptor
-	done   func() // releases the server's count of read loops
-	timers *timerSet
+	ic    *interceptor
+	loop  loopToken
+	ready *wakeQueue
+	owner *delayOwner
 
-	reply []byte // scratch for injected errors; used by the reader only
-
-	busy  atomic.Bool // ready is not empty or wake is set: the reader must look
-	mu    sync.Mutex
-	ready []datagram // due for pion, oldest first
-	wake  bool       // a past read deadline is set to wake the reader
+	in      udpIn  // the read side's path, reused: only pion's read loop reads
+	scratch []byte // for injected errors; used by the reader only
 }
 
+// datagram is a message due to pion's reader: its bytes and, on UDP, its
+// sender.
 type datagram struct {
 	data []byte
 	addr net.Addr
 }
 
 func newPacketConn(pc net.PacketConn, ic *interceptor, loops *sync.WaitGroup) *packetConn {
-	loops.Add(1)
-	return &packetConn{
+	c := &packetConn{
 		PacketConn: pc,
 		ic:         ic,
-		done:       sync.OnceFunc(loops.Done),
-		timers:     newTimerSet(ic.clock, maxPendingDelays),
+		loop:       newLoopToken(loops),
+		ready:      newWakeQueue(pc.SetReadDeadline),
+		owner:      new(delayOwner),
 	}
+	c.in.c = c
+	return c
 }
 
 // ReadFrom returns the next datagram pion should handle.
 func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		if d, ok := c.popReady(); ok {
+		if d, ok := c.ready.pop(); ok {
 			return copy(p, d.data), d.addr, nil
 		}
 		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				continue // our own wake-up (see popReady); never pion's business
+				continue // our own wake-up (see wakeQueue); never pion's business
 			}
-			c.done()
+			c.loop.ended()
 			return n, addr, err
 		}
 		ua, ok := addr.(*net.UDPAddr)
@@ -72,37 +72,18 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		pkt := faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: ua.AddrPort()}
 		v := c.ic.decide(&pkt)
-		switch v.Kind {
-		case faults.Pass:
+		if v.Action == nil { // no rule fired, no refusal
 			return n, addr, nil
-		case faults.Drop:
-			continue
-		case faults.Error:
-			if c.reply = c.ic.appendErrorReply(c.reply[:0], &pkt, v); len(c.reply) > 0 {
-				_, _ = c.PacketConn.WriteTo(c.reply, addr)
-			}
-			continue
-		case faults.Delay:
-			d := datagram{data: append([]byte(nil), p[:n]...), addr: addr}
-			if c.timers.after(v, func() { c.pushReady(d) }) {
-				continue
-			}
-			c.ic.delayOverflows.Add(1)
-			return n, addr, nil
-		case faults.Duplicate:
-			for range copies(v) {
-				c.pushReady(datagram{data: append([]byte(nil), p[:n]...), addr: addr})
-			}
-			return n, addr, nil
-		case faults.Truncate, faults.Corrupt:
-			// The copy goes to pion in pion's own buffer: this datagram's
-			// bytes, which pion reads before its next ReadFrom.
-			out, _ := c.ic.mutated(p[:n], v)
-			return copy(p, out), addr, nil
 		}
-		// Close and MappedAddress do not apply inbound on UDP (rules that
-		// ask for them are rejected when compiled).
-		return n, addr, nil
+		in := &c.in
+		in.p, in.addr, in.n = p, addr, -1
+		m := message{ic: c.ic, pkt: &pkt, v: v, scratch: &c.scratch}
+		if !c.ic.apply(in, &m) && in.n < 0 {
+			in.n = n // the effect panicked before handing anything on
+		}
+		if in.n >= 0 {
+			return in.n, addr, nil
+		}
 	}
 }
 
@@ -113,72 +94,89 @@ func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return c.PacketConn.WriteTo(p, addr)
 	}
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.UDP, Client: ua.AddrPort()}
-	v := c.ic.engine.Decide(&pkt)
-	switch v.Kind {
-	case faults.Drop:
-		return len(p), nil
-	case faults.Delay:
-		b := append([]byte(nil), p...)
-		if c.timers.after(v, func() { _, _ = c.PacketConn.WriteTo(b, addr) }) {
-			return len(p), nil
-		}
-		c.ic.delayOverflows.Add(1)
-	case faults.Duplicate:
-		for range copies(v) {
-			if _, err := c.PacketConn.WriteTo(p, addr); err != nil {
-				return 0, err
-			}
-		}
-	case faults.Truncate, faults.Corrupt, faults.MappedAddress:
-		if out, ok := c.ic.mutated(p, v); ok {
-			if _, err := c.PacketConn.WriteTo(out, addr); err != nil {
-				return 0, err
-			}
-			return len(p), nil
-		}
+	v := c.ic.decide(&pkt)
+	if v.Action == nil {
+		return c.PacketConn.WriteTo(p, addr)
 	}
-	return c.PacketConn.WriteTo(p, addr)
+	out := &udpOut{c: c, addr: addr}
+	if !c.ic.apply(out, &message{ic: c.ic, pkt: &pkt, v: v}) && !out.sent {
+		return c.PacketConn.WriteTo(p, addr)
+	}
+	if out.err != nil {
+		return 0, out.err
+	}
+	return len(p), nil
 }
 
-// Close stops pending delays and closes the socket.
+// Close releases pending delays and closes the socket.
 func (c *packetConn) Close() error {
-	c.timers.stop()
+	c.ic.delays.cancel(c.owner)
 	return c.PacketConn.Close()
 }
 
-func (c *packetConn) pushReady(d datagram) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ready = append(c.ready, d)
-	c.busy.Store(true)
-	if !c.wake {
-		c.wake = true
-		// Wake the blocked read now (wall time: this is not a wait).
-		_ = c.PacketConn.SetReadDeadline(time.Now())
+// udpIn is the path of a datagram pion is about to read: what it delivers
+// goes into pion's buffer p.
+type udpIn struct {
+	c    *packetConn
+	p    []byte   // pion's buffer, holding the datagram
+	addr net.Addr // its sender
+	n    int      // bytes delivered into p; -1: nothing (read on)
+}
+
+func (u *udpIn) deliver(b []byte) {
+	if len(b) > 0 && len(u.p) > 0 && &b[0] == &u.p[0] {
+		u.n = len(b) // the datagram itself, or a prefix (truncate): nothing to copy
+		return
+	}
+	u.n = copy(u.p, b)
+}
+
+func (u *udpIn) repeat(b []byte, n int) {
+	d := datagram{data: append([]byte(nil), b...), addr: u.addr} // one copy, shared: read-only
+	for range n {
+		u.c.ready.push(d)
 	}
 }
 
-// popReady returns the oldest due datagram. Taking the lock also clears a
-// wake-up deadline, so the next read blocks again.
-func (c *packetConn) popReady() (datagram, bool) {
-	if !c.busy.Load() {
-		return datagram{}, false // the fast path: no lock
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.wake {
-		c.wake = false
-		_ = c.PacketConn.SetReadDeadline(time.Time{})
-	}
-	if len(c.ready) == 0 {
-		c.busy.Store(false)
-		return datagram{}, false
-	}
-	d := c.ready[0]
-	c.ready[0] = datagram{}
-	c.ready = c.ready[1:]
-	if len(c.ready) == 0 {
-		c.busy.Store(false)
-	}
-	return d, true
+func (u *udpIn) later(d time.Duration, b []byte, retired <-chan struct{}) bool {
+	dg := datagram{data: append([]byte(nil), b...), addr: u.addr}
+	ready := u.c.ready
+	return u.c.ic.delays.after(u.c.owner, d, len(b), retired, func() { ready.push(dg) })
 }
+
+func (u *udpIn) reply(b []byte) { _, _ = u.c.PacketConn.WriteTo(b, u.addr) }
+
+func (u *udpIn) close() {} // not on UDP: rules asking for it do not validate
+
+// udpOut is the path of a datagram pion writes.
+type udpOut struct {
+	c    *packetConn
+	addr net.Addr
+	sent bool  // something was written
+	err  error // the first write error
+}
+
+func (u *udpOut) write(b []byte) {
+	u.sent = true
+	if _, err := u.c.PacketConn.WriteTo(b, u.addr); err != nil && u.err == nil {
+		u.err = err
+	}
+}
+
+func (u *udpOut) deliver(b []byte) { u.write(b) }
+
+func (u *udpOut) repeat(b []byte, n int) {
+	for range n {
+		u.write(b)
+	}
+}
+
+func (u *udpOut) later(d time.Duration, b []byte, retired <-chan struct{}) bool {
+	cp, pc, addr := append([]byte(nil), b...), u.c.PacketConn, u.addr
+	ok := u.c.ic.delays.after(u.c.owner, d, len(b), retired, func() { _, _ = pc.WriteTo(cp, addr) })
+	u.sent = ok
+	return ok
+}
+
+func (u *udpOut) reply([]byte) {} // outbound messages are answers already
+func (u *udpOut) close()       {} // not on UDP

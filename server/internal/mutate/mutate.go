@@ -1,7 +1,7 @@
 // Package mutate makes the byte-level changes of stunfault's truncate,
-// corrupt and mapped_address actions. Every function returns a new slice and
-// never modifies its input: pion reuses its buffers, so the original must
-// stay intact.
+// corrupt and mapped_address actions. No function modifies its input: pion
+// reuses its buffers, so the original must stay intact. Corrupt and
+// MappedAddress return a new slice; Truncate returns a prefix of its input.
 package mutate
 
 import (
@@ -38,10 +38,10 @@ const (
 	TargetFingerprint = "fingerprint"
 )
 
-// Truncate returns the first n bytes of b (all of b when n >= len(b)).
+// Truncate returns the first n bytes of b (all of b when n >= len(b)), as a
+// prefix of b: nothing is copied.
 func Truncate(b []byte, n int) []byte {
-	n = max(0, min(n, len(b)))
-	return append([]byte(nil), b[:n]...)
+	return b[:max(0, min(n, len(b)))]
 }
 
 // Corrupt returns a copy of b with count bytes (at least 1) inverted in
