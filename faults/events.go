@@ -5,18 +5,15 @@ import (
 	"sync/atomic"
 )
 
-// Event is a firing as delivered to a subscription: the same record the
-// journal keeps. Its Labels map is shared and must not be modified.
-type Event = Entry
-
 // Subscription receives the firings that match its filter, in sequence
 // order, as they happen. Delivery never blocks the packet path: when C is
 // full, the event is dropped and counted in Lost.
 type Subscription struct {
-	// C delivers the events. It is closed by Close.
-	C <-chan Event
+	// C delivers the firings as journal entries. Their Labels maps are
+	// shared and must not be modified. C is closed by Close.
+	C <-chan Entry
 
-	c      chan Event
+	c      chan Entry
 	filter queryFilter
 	lost   atomic.Uint64
 	j      *Journal
@@ -32,7 +29,7 @@ func (e *Engine) Subscribe(buffer int, filter Query) *Subscription {
 
 func (j *Journal) subscribe(buffer int, filter Query) *Subscription {
 	filter.SinceSeq, filter.Limit = 0, 0
-	c := make(chan Event, max(buffer, 1))
+	c := make(chan Entry, max(buffer, 1))
 	s := &Subscription{C: c, c: c, filter: newQueryFilter(filter), j: j}
 	j.mu.Lock()
 	defer j.mu.Unlock()
