@@ -18,13 +18,10 @@ type EngineOptions struct {
 	// Clock times rule expiry (for), rate limits and journal entries.
 	// Nil means SystemClock.
 	Clock Clock
-	// Rand is the source of every probabilistic decision (probability,
-	// jitter). Nil means a PCG source seeded from Seed. The engine
-	// serialises its own use of it, so it must not be used elsewhere.
-	Rand *rand.Rand
-	// Seed seeds the RNG when Rand is nil and is recorded in every journal
-	// entry. The engine uses it as given, 0 included: choosing a random seed
-	// is the caller's job.
+	// Seed seeds the PCG source of every probabilistic decision
+	// (probability, jitter) and is recorded in every journal entry: the same
+	// seed and the same messages give the same decisions. The engine uses
+	// it as given, 0 included: choosing a random seed is the caller's job.
 	Seed uint64
 	// JournalSize is how many firings the journal keeps: 0 means
 	// DefaultJournalSize, a negative value keeps none (events are still
@@ -98,15 +95,12 @@ func NewEngine(opts EngineOptions) *Engine {
 		clock:    opts.Clock,
 		seed:     opts.Seed,
 		signals:  opts.Signals,
-		rng:      opts.Rand,
+		rng:      rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5DEECE66D)),
 		journal:  newJournal(opts.JournalSize),
 		machines: make(map[string]*machine),
 	}
 	if e.clock == nil {
 		e.clock = SystemClock{}
-	}
-	if e.rng == nil {
-		e.rng = rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5DEECE66D))
 	}
 	e.snap.Store(&snapshot{})
 	return e
