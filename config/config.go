@@ -55,8 +55,20 @@ type Listener struct {
 
 // Relay configures TURN relayed transport addresses.
 type Relay struct {
-	// Address is the IP relayed addresses are bound to and reported as.
+	// Address is the IP relayed addresses are bound to (IPv4 or IPv6), for
+	// clients asking for a relay of its family.
 	Address string `toml:"address"`
+	// Address6 is a second relay address, of the other family ("::1" by
+	// default beside an IPv4 Address): an Allocate for a family that has
+	// no relay address gets 440 Address Family not Supported. Empty: none.
+	Address6 string `toml:"address6"`
+	// ExternalAddress and ExternalAddress6 are what XOR-RELAYED-ADDRESS
+	// carries instead of Address and Address6, while relays are still
+	// bound on those (coturn's external-ip): the address clients can reach
+	// when the server sits behind a NAT or in a container. Empty: the bound
+	// address itself.
+	ExternalAddress  string `toml:"external_address"`
+	ExternalAddress6 string `toml:"external_address6"`
 	// MinPort and MaxPort bound the relay port range (inclusive).
 	MinPort int `toml:"min_port"`
 	MaxPort int `toml:"max_port"`

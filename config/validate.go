@@ -92,6 +92,7 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 	if _, err := netip.ParseAddr(r.Address); err != nil {
 		v.add("relay.address", "invalid IP address %q", r.Address)
 	}
+	v.relayAddresses(r)
 	portOK := true
 	for _, p := range []struct {
 		field string

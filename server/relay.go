@@ -17,24 +17,38 @@ import (
 // answers 403 before it gets that far).
 var errOwnAddress = errors.New("server: peer is one of stunfault's own listening addresses")
 
-// newRelayGenerator returns pion's port-range generator for [relay]: relayed
-// addresses are bound on relay.address within [min_port, max_port]. The
-// relays it makes never send to an address of g's own set (see relayGuard).
+// newRelayGenerator returns the relay generator for [relay]: relayed
+// addresses of the family the client asks for are bound on relay.address or
+// relay.address6 within [min_port, max_port], and reported as the external
+// address when one is set. The relays it makes never send to an address of
+// g's own set (see relayGuard).
 func newRelayGenerator(r config.Relay, g *relayGuard) (turn.RelayAddressGenerator, error) {
-	ip := net.ParseIP(r.Address)
-	if ip == nil {
+	v4, v6 := r.RelayAddresses()
+	if !v4.Bind.IsValid() && !v6.Bind.IsValid() {
 		return nil, fmt.Errorf("server: relay.address %q is not an IP address", r.Address)
 	}
-	return guardedGenerator{
-		RelayAddressGenerator: &turn.RelayAddressGeneratorPortRange{
-			RelayAddress: ip,
-			Address:      r.Address,
-			MinPort:      uint16(r.MinPort), //nolint:gosec // validated to 1-65535 by config
-			MaxPort:      uint16(r.MaxPort), //nolint:gosec // validated to 1-65535 by config
-			MaxRetries:   64,
-		},
-		own: g.own.Load,
-	}, nil
+	fg := familyGenerator{}
+	for _, a := range []config.RelayAddress{v4, v6} {
+		if !a.Bind.IsValid() {
+			continue
+		}
+		gen := guardedGenerator{
+			RelayAddressGenerator: &turn.RelayAddressGeneratorPortRange{
+				RelayAddress: net.IP(a.External.AsSlice()),
+				Address:      a.Bind.String(),
+				MinPort:      uint16(r.MinPort), //nolint:gosec // validated to 1-65535 by config
+				MaxPort:      uint16(r.MaxPort), //nolint:gosec // validated to 1-65535 by config
+				MaxRetries:   64,
+			},
+			own: g.own.Load,
+		}
+		if a.Bind.Is4() {
+			fg.v4 = gen
+		} else {
+			fg.v6 = gen
+		}
+	}
+	return fg, nil
 }
 
 // guardedGenerator wraps the relays of a generator so that they never reach

@@ -33,6 +33,8 @@ var (
 //
 //   - Allocate asking for a TCP relay (RFC 6062) with 442 Unsupported
 //     Transport Protocol unless [relay].tcp_allocations is on;
+//   - Allocate asking for a relay of a family with no relay address
+//     ([relay].address, address6) with 440 Address Family not Supported;
 //   - CreatePermission, ChannelBind or Connect whose XOR-PEER-ADDRESS is
 //     one of stunfault's own listening addresses (a STUN/TURN listener or
 //     the HTTP side) with 403 Forbidden, whatever allow_peers says.
@@ -46,6 +48,7 @@ var (
 // the guard never tells an unauthenticated client more than pion does.
 type relayGuard struct {
 	tcpAllocations bool
+	relay4, relay6 bool // a relay address of each family is configured
 	auth           *authenticator
 	realm          string
 	log            *slog.Logger
@@ -53,7 +56,13 @@ type relayGuard struct {
 }
 
 func newRelayGuard(cfg config.Config, auth *authenticator, log *slog.Logger) *relayGuard {
-	return &relayGuard{tcpAllocations: cfg.Relay.TCPAllocations, auth: auth, realm: cfg.Server.Realm, log: log}
+	v4, v6 := cfg.Relay.RelayAddresses()
+	return &relayGuard{
+		tcpAllocations: cfg.Relay.TCPAllocations,
+		relay4:         v4.Bind.IsValid(),
+		relay6:         v6.Bind.IsValid(),
+		auth:           auth, realm: cfg.Server.Realm, log: log,
+	}
 }
 
 // setOwn records the addresses Start bound: every STUN/TURN listener and
@@ -75,11 +84,8 @@ func (g *relayGuard) refuse(p *faults.Packet) *faults.Action {
 	}
 	switch p.Method() {
 	case faults.MethodAllocate:
-		if g.tcpAllocations {
-			return nil
-		}
-		if v, ok := p.Attr(attrRequestedTranport); !ok || len(v) < 1 || v[0] != protoTCP {
-			return nil
+		if g.tcpAllocations || !g.wantsTCP(p) {
+			return g.refuseFamily(p)
 		}
 		if !g.authentic(p) {
 			return nil
