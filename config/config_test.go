@@ -114,7 +114,17 @@ func TestParseErrors(t *testing.T) {
 		{"zero lifetime", doc(
 			`[relay]`,
 			`allocation_lifetime = "0s"`,
-		), []at{{2, "relay.allocation_lifetime"}}, "greater than 0"},
+		), []at{{2, "relay.allocation_lifetime"}}, "must be between 1s and 24h0m0s, got 0s"},
+		{"lifetimes out of range", doc(
+			`[relay]`,
+			`allocation_lifetime = "25h"`,
+			`permission_lifetime = "500ms"`,
+			`channel_lifetime = "-1s"`,
+		), []at{{2, "relay.allocation_lifetime"}, {3, "relay.permission_lifetime"}, {4, "relay.channel_lifetime"}}, "must be between 1s and 24h0m0s, got 25h0m0s"},
+		{"journal too large", doc(
+			`[server]`,
+			`journal_size = 1000001`,
+		), []at{{2, "server.journal_size"}}, "must be between 1 and 1000000, got 1000001"},
 		{"port range min over max", doc(
 			`[relay]`,
 			`min_port = 60000`,
@@ -155,6 +165,63 @@ func TestParseErrors(t *testing.T) {
 			`transport = "udp"`,
 			`address = "127.0.0.1:3478"`,
 		), []at{{6, "listen[1].address"}}, "duplicate listener: listen[0]"},
+		{"0.0.0.0 beside 127.0.0.1", doc(
+			`users = [{ name = "alice", password = "x" }]`,
+			`[[listen]]`,
+			`transport = "udp"`,
+			`address = "127.0.0.1:3478"`,
+			`[[listen]]`,
+			`transport = "tcp"`,
+			`address = "0.0.0.0:3478"`, // another transport: fine
+			`[[listen]]`,
+			`transport = "udp"`,
+			`address = "0.0.0.0:3478"`,
+		), []at{{10, "listen[2].address"}}, "0.0.0.0:3478 overlaps listen[0] (udp 127.0.0.1:3478): 0.0.0.0:3478 takes udp port 3478 on every address, so serve could not bind both"},
+		{":: beside 127.0.0.1", doc(
+			`users = [{ name = "alice", password = "x" }]`,
+			`[[listen]]`,
+			`transport = "tcp"`,
+			`address = "[::]:3478"`,
+			`[[listen]]`,
+			`transport = "tcp"`,
+			`address = "127.0.0.2:3478"`,
+		), []at{{7, "listen[1].address"}}, "127.0.0.2:3478 overlaps listen[0] (tcp [::]:3478): [::]:3478 takes tcp port 3478 on every address"},
+		{"localhost beside 127.0.0.1", doc(
+			`[[listen]]`,
+			`transport = "tcp"`,
+			`address = "127.0.0.1:3478"`,
+			`[[listen]]`,
+			`transport = "tcp"`,
+			`address = "127.0.0.2:3478"`, // another address: fine
+			`[[listen]]`,
+			`transport = "tcp"`,
+			`address = "localhost:3478"`,
+		), []at{{9, "listen[2].address"}}, "localhost:3478 is 127.0.0.1:3478, which listen[0] (tcp 127.0.0.1:3478) binds too"},
+		{"http on a tcp listener", doc(
+			`[[listen]]`,
+			`transport = "udp"`,
+			`address = "127.0.0.1:8478"`, // UDP: fine
+			`[[listen]]`,
+			`transport = "tcp"`,
+			`address = "127.0.0.1:8478"`,
+			`[http]`,
+			`address = "127.0.0.1:8478"`,
+		), []at{{8, "http.address"}}, "127.0.0.1:8478 is listen[1]'s address too (tcp 127.0.0.1:8478), so serve could not bind both"},
+		{"http on localhost beside a tcp listener", doc(
+			`[[listen]]`,
+			`transport = "tcp"`,
+			`address = "127.0.0.1:3478"`,
+			`[http]`,
+			`address = "localhost:3478"`,
+		), []at{{5, "http.address"}}, "localhost:3478 is listen[0]'s address too (tcp 127.0.0.1:3478), so serve could not bind both"},
+		{"http on 0.0.0.0 beside a tcp listener", doc(
+			`[[listen]]`,
+			`transport = "tcp"`,
+			`address = "127.0.0.1:3478"`,
+			`[http]`,
+			`address = "0.0.0.0:3478"`,
+			`token = "t"`,
+		), []at{{5, "http.address"}}, "0.0.0.0:3478 overlaps listen[0] (tcp 127.0.0.1:3478): 0.0.0.0:3478 takes tcp port 3478 on every address"},
 		{"no listener", doc(
 			`listen = []`,
 		), []at{{1, "listen"}}, "at least one listener"},
@@ -222,7 +289,25 @@ func TestParseErrors(t *testing.T) {
 			`error_probability = 1.5`,
 			`rate_limit = -1`,
 			`max_body_bytes = 0`,
-		), []at{{2, "webhooks.crm.status"}, {3, "webhooks.crm.error_status"}, {4, "webhooks.crm.error_probability"}, {5, "webhooks.crm.rate_limit"}, {6, "webhooks.crm.max_body_bytes"}}, "between 100 and 599"},
+		), []at{{2, "webhooks.crm.status"}, {3, "webhooks.crm.error_status"}, {4, "webhooks.crm.error_probability"}, {5, "webhooks.crm.rate_limit"}, {6, "webhooks.crm.max_body_bytes"}}, "must be between 200 and 599, got 700"},
+		{"webhook numbers too large", doc(
+			`[webhooks.crm]`,
+			`latency = "2h"`,
+			`jitter = "1281024h"`,
+			`status = 150`,
+			`error_status = 600`,
+			`rate_limit = 1e9`,
+			`max_body_bytes = 2147483648`,
+		), []at{{2, "webhooks.crm.latency"}, {3, "webhooks.crm.jitter"}, {4, "webhooks.crm.status"}, {5, "webhooks.crm.error_status"}, {6, "webhooks.crm.rate_limit"}, {7, "webhooks.crm.max_body_bytes"}}, "must be between 0s and 1h0m0s, got 2h0m0s"},
+		{"webhook jitter", doc(
+			`[webhooks.crm]`,
+			`jitter = "1281024h"`,
+		), []at{{2, "webhooks.crm.jitter"}}, "must be between 0s and 1h0m0s, got 1281024h0m0s"},
+		{"webhook rate limit", doc(
+			`[webhooks.crm]`,
+			`rate_limit = nan`,
+			`max_body_bytes = 1073741825`,
+		), []at{{2, "webhooks.crm.rate_limit"}, {3, "webhooks.crm.max_body_bytes"}}, "must be between 0 (no limit) and 1000000 requests per second, got NaN"},
 		{"webhook name", doc(
 			`[webhooks."a b"]`,
 		), []at{{1, "webhooks.a b"}}, `invalid webhook name "a b"`},
@@ -401,7 +486,7 @@ func TestParseReportsEveryError(t *testing.T) {
 	}
 	want := []string{
 		`<input>:1: colour: unknown key "colour"`,
-		`<input>:3: server.journal_size: must be at least 1, got -1`,
+		`<input>:3: server.journal_size: must be between 1 and 1000000, got -1`,
 		`<input>:5: relay.min_port: expected an integer, got string "low"`,
 		`<input>:6: relay.allow_peers[0]: invalid CIDR "nope"`,
 		`<input>:9: rules[0].match.methods[0]: unknown method "bindng"`,

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -58,14 +57,14 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 	if c.Server.Realm == "" {
 		v.add("server.realm", "must not be empty")
 	}
-	if c.Server.JournalSize < 1 {
-		v.add("server.journal_size", "must be at least 1, got %d", c.Server.JournalSize)
+	if n := c.Server.JournalSize; n < 1 || n > MaxJournalSize {
+		v.add("server.journal_size", "must be between 1 and %d, got %d", MaxJournalSize, n)
 	}
 
 	if len(c.Listen) == 0 {
 		v.add("listen", "at least one listener is required")
 	}
-	seen := map[string]int{}
+	var binds []binding
 	exposed := -1 // the first listener off loopback
 	for i, l := range c.Listen {
 		field := indexPath("listen", i)
@@ -74,18 +73,19 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 		}
 		v.listenerTLS(field, l)
 		host, port, ok := v.hostPort(field+".address", l.Address)
-		if ok && exposed < 0 && !isLoopback(host) {
+		if !ok {
+			continue
+		}
+		ip, _ := hostIP(host)
+		if exposed < 0 && !ip.IsLoopback() {
 			exposed = i
 		}
-		if !ok || port == 0 {
+		b := binding{field: field, transport: l.Transport, kind: socketKind(l.Transport), addr: l.Address, ip: ip, port: port}
+		if j := slices.IndexFunc(binds, b.clash); j >= 0 {
+			v.clash(field+".address", b, binds[j])
 			continue
 		}
-		key := socketKind(l.Transport) + " " + l.Address
-		if j, dup := seen[key]; dup {
-			v.add(field+".address", "duplicate listener: listen[%d] is %s %s too", j, l.Transport, l.Address)
-			continue
-		}
-		seen[key] = i
+		binds = append(binds, b)
 	}
 
 	r := &c.Relay
@@ -119,8 +119,8 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 		{"relay.permission_lifetime", r.PermissionLifetime},
 		{"relay.channel_lifetime", r.ChannelLifetime},
 	} {
-		if l.d <= 0 {
-			v.add(l.field, "must be greater than 0, got %v", l.d)
+		if l.d.D() < MinLifetime || l.d.D() > MaxLifetime {
+			v.add(l.field, "must be between %v and %v, got %v", MinLifetime, MaxLifetime, l.d)
 		}
 	}
 
@@ -149,8 +149,15 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 		}
 	}
 
-	if host, _, ok := v.hostPort("http.address", c.HTTP.Address); ok && c.HTTP.Token == "" && !isLoopback(host) {
-		v.addNear("http.address", "http.token", "required when http.address is not loopback (%s)", c.HTTP.Address)
+	if host, port, ok := v.hostPort("http.address", c.HTTP.Address); ok {
+		ip, _ := hostIP(host)
+		if c.HTTP.Token == "" && !ip.IsLoopback() {
+			v.addNear("http.address", "http.token", "required when http.address is not loopback (%s)", c.HTTP.Address)
+		}
+		b := binding{field: "http", transport: "tcp", kind: "tcp", addr: c.HTTP.Address, ip: ip, port: port}
+		if j := slices.IndexFunc(binds, b.clash); j >= 0 {
+			v.clash("http.address", b, binds[j])
+		}
 	}
 	for i, o := range c.HTTP.AllowedOrigins {
 		u, err := url.Parse(o)
@@ -185,29 +192,8 @@ func (v *validator) webhook(field, name string, w Webhook) {
 	if !faults.ValidName(name) {
 		v.add(field, "invalid webhook name %q (want letters, digits, '_' and '-')", name)
 	}
-	if w.Latency < 0 {
-		v.add(field+".latency", "must not be negative, got %v", w.Latency)
-	}
-	if w.Jitter < 0 {
-		v.add(field+".jitter", "must not be negative, got %v", w.Jitter)
-	}
-	if w.Mode != "sync" && w.Mode != "async" {
-		v.add(field+".mode", "unknown mode %q (want sync or async)", w.Mode)
-	}
-	if w.Status < 100 || w.Status > 599 {
-		v.add(field+".status", "must be between 100 and 599, got %d", w.Status)
-	}
-	if w.ErrorStatus != 0 && (w.ErrorStatus < 100 || w.ErrorStatus > 599) {
-		v.add(field+".error_status", "must be 0 (none) or between 100 and 599, got %d", w.ErrorStatus)
-	}
-	if p := w.ErrorProbability; math.IsNaN(p) || p < 0 || p > 1 {
-		v.add(field+".error_probability", "must be between 0 and 1, got %v", p)
-	}
-	if math.IsNaN(w.RateLimit) || w.RateLimit < 0 {
-		v.add(field+".rate_limit", "must not be negative (0 = no limit), got %v", w.RateLimit)
-	}
-	if w.MaxBodyBytes <= 0 {
-		v.add(field+".max_body_bytes", "must be greater than 0, got %d", w.MaxBodyBytes)
+	for _, fe := range faults.FieldErrors(w.Validate()) {
+		v.add(field+"."+fe.Field, "%s", fe.Msg)
 	}
 }
 
@@ -258,14 +244,24 @@ func (v *validator) hostPort(field, addr string) (host string, port int, ok bool
 	return h, port, true
 }
 
-// isLoopback reports whether host (an IP address or "localhost") is
-// loopback: 127.0.0.0/8, ::1 or localhost.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
+// clash reports that b, at field, cannot be bound beside earlier.
+func (v *validator) clash(field string, b, earlier binding) {
+	if b.ip == earlier.ip {
+		switch {
+		case b.field == "http":
+			v.add(field, "%s is %s's address too (%s), so serve could not bind both", b.addr, earlier.field, earlier)
+		case b.addr == earlier.addr:
+			v.add(field, "duplicate listener: %s is %s too", earlier.field, earlier)
+		default:
+			v.add(field, "%s is %s:%d, which %s (%s) binds too", b.addr, b.ip, b.port, earlier.field, earlier)
+		}
+		return
 	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
+	wild := b
+	if !wild.ip.IsUnspecified() {
+		wild = earlier
+	}
+	v.add(field, "%s overlaps %s (%s): %s takes %s port %d on every address, so serve could not bind both", b.addr, earlier.field, earlier, wild.addr, b.kind, b.port)
 }
 
 func sortedMapKeys[V any](m map[string]V) []string {

@@ -62,6 +62,7 @@ const pairRetries = 10
 // A tls listener is a TCP socket whose certificate is loaded, or generated
 // into certDir(), here.
 func bindListeners(ctx context.Context, listen []config.Listener, certDir func() (string, error)) (*boundSockets, error) {
+	listen = bindAddresses(listen)
 	var lc net.ListenConfig
 	b := &boundSockets{}
 	pairs := map[string]*pair{}

@@ -162,7 +162,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	socks.addCallerSockets(s.supplied)
 	var lc net.ListenConfig
-	httpLn, err := lc.Listen(ctx, "tcp", s.cfg.HTTP.Address)
+	httpLn, err := lc.Listen(ctx, "tcp", config.BindAddress(s.cfg.HTTP.Address))
 	if err != nil {
 		return errors.Join(fmt.Errorf("server: http.address: %w", err), socks.close())
 	}

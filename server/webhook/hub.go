@@ -310,9 +310,7 @@ func (h *Hub) draw(cfg config.Webhook) (time.Duration, bool) {
 	}
 	h.rngMu.Lock()
 	defer h.rngMu.Unlock()
-	if jitter > 0 {
-		delay += time.Duration(h.rng.Int64N(int64(jitter) + 1))
-	}
+	delay = withJitter(h.rng, delay, jitter)
 	if roll {
 		failed = h.rng.Float64() < cfg.ErrorProbability
 	}

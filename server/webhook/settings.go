@@ -3,7 +3,11 @@ package webhook
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
 
+	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/faults"
 )
 
@@ -38,31 +42,34 @@ type Settings struct {
 
 // Set applies s to the webhook name. It returns an error wrapping
 // ErrUnknownWebhook for an unknown name, and for invalid values one wrapping
-// a *faults.FieldError per field ("latency", "mode", "status",
-// "synthetic_pending"), changing nothing.
+// a *faults.FieldError per field ("latency", "jitter", "mode", "status",
+// "synthetic_pending"), changing nothing. The values given are held to the
+// same ranges as in the config ([config.Webhook.Validate]).
 func (h *Hub) Set(name string, s Settings) error {
 	hk := h.hooks[name]
 	if hk == nil {
 		return fmt.Errorf("%w %q (have %s)", ErrUnknownWebhook, name, orNone(h.names))
 	}
-	if err := s.validate(); err != nil {
-		return fmt.Errorf("webhook %q: %w", name, err)
-	}
 	hk.mu.Lock()
 	defer hk.mu.Unlock()
+	next := hk.cfg
 	if s.Latency != nil {
-		hk.cfg.Latency = *s.Latency
+		next.Latency = *s.Latency
 	}
 	if s.Jitter != nil {
-		hk.cfg.Jitter = *s.Jitter
+		next.Jitter = *s.Jitter
 	}
 	if s.Mode != nil {
-		hk.cfg.Mode = *s.Mode
-		hk.syncMode.Store(*s.Mode == "sync")
+		next.Mode = *s.Mode
 	}
 	if s.Status != nil {
-		hk.cfg.Status = *s.Status
+		next.Status = *s.Status
 	}
+	if err := s.validate(next); err != nil {
+		return fmt.Errorf("webhook %q: %w", name, err)
+	}
+	hk.cfg = next
+	hk.syncMode.Store(next.Mode == "sync")
 	if s.SyntheticPending != nil {
 		hk.synthetic.Store(int64(*s.SyntheticPending))
 	}
@@ -72,25 +79,32 @@ func (h *Hub) Set(name string, s Settings) error {
 	return nil
 }
 
-func (s *Settings) validate() error {
+// validate checks the fields s sets, as they would be in next: config's
+// checks for the config's keys, and synthetic_pending's own range.
+func (s *Settings) validate(next config.Webhook) error {
+	given := map[string]bool{"latency": s.Latency != nil, "jitter": s.Jitter != nil, "mode": s.Mode != nil, "status": s.Status != nil}
 	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, &faults.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
-	}
-	if s.Latency != nil && *s.Latency < 0 {
-		bad("latency", "must not be negative, got %v", *s.Latency)
-	}
-	if s.Jitter != nil && *s.Jitter < 0 {
-		bad("jitter", "must not be negative, got %v", *s.Jitter)
-	}
-	if s.Mode != nil && *s.Mode != "sync" && *s.Mode != "async" {
-		bad("mode", "unknown mode %q (want sync or async)", *s.Mode)
-	}
-	if s.Status != nil && (*s.Status < 100 || *s.Status > 599) {
-		bad("status", "must be between 100 and 599, got %d", *s.Status)
+	for _, fe := range faults.FieldErrors(next.Validate()) {
+		if given[fe.Field] {
+			errs = append(errs, fe)
+		}
 	}
 	if s.SyntheticPending != nil && (*s.SyntheticPending < 0 || *s.SyntheticPending > MaxSynthetic) {
-		bad("synthetic_pending", "must be between 0 and %d, got %d", MaxSynthetic, *s.SyntheticPending)
+		errs = append(errs, &faults.FieldError{Field: "synthetic_pending", Msg: fmt.Sprintf("must be between 0 and %d, got %d", MaxSynthetic, *s.SyntheticPending)})
 	}
 	return errors.Join(errs...)
+}
+
+// withJitter returns latency plus a uniform draw from [0, jitter], for any
+// values: no overflow and no panic (a sum past the largest Duration is that
+// Duration). Validated configs keep both at most config.MaxWebhookLatency.
+func withJitter(r *rand.Rand, latency, jitter time.Duration) time.Duration {
+	if jitter <= 0 {
+		return latency
+	}
+	j := time.Duration(r.Uint64N(uint64(jitter) + 1)) //nolint:gosec // jitter > 0, so uint64(jitter)+1 <= 1<<63 and the draw fits
+	if latency > math.MaxInt64-j {
+		return math.MaxInt64
+	}
+	return latency + j
 }
