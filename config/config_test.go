@@ -197,6 +197,14 @@ func TestParseErrors(t *testing.T) {
 			`transport = "tcp"`,
 			`address = "localhost:3478"`,
 		), []at{{9, "listen[2].address"}}, "localhost:3478 is 127.0.0.1:3478, which listen[0] (tcp 127.0.0.1:3478) binds too"},
+		{"tls beside tcp", doc(
+			`[[listen]]`,
+			`transport = "tcp"`,
+			`address = "127.0.0.1:5349"`,
+			`[[listen]]`,
+			`transport = "tls"`,
+			`address = "127.0.0.1:5349"`,
+		), []at{{6, "listen[1].address"}}, "duplicate listener: listen[0] is tcp 127.0.0.1:5349 too"},
 		{"http on a tcp listener", doc(
 			`[[listen]]`,
 			`transport = "udp"`,

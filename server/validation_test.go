@@ -1,0 +1,81 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stunfault/stunfault/config"
+	"github.com/stunfault/stunfault/server"
+)
+
+// postAPI sends body to POST /api/op and returns the reply's status and
+// body, compacted.
+func postAPI(t *testing.T, srv *server.Server, op, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(srv.HTTPURL()+"/api/"+op, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		t.Fatalf("reply is not JSON: %v: %s", err, b)
+	}
+	return resp.StatusCode, compact.String()
+}
+
+// The control socket holds webhook.set to the config's ranges, in the
+// config's words.
+func TestWebhookSetRangesOnTheWire(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	tests := []struct {
+		name, body, want string
+	}{
+		{"latency over 1h", `{"name":"servicenow","latency":"2h"}`,
+			`{"ok":false,"error":{"code":"bad_request","message":"latency: must be between 0s and 1h0m0s, got 2h0m0s","field":"latency"}}`},
+		{"1xx status", `{"name":"servicenow","status":150}`,
+			`{"ok":false,"error":{"code":"bad_request","message":"status: must be between 200 and 599, got 150","field":"status"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := postAPI(t, srv, "webhook.set", tt.body)
+			if status != http.StatusBadRequest || body != tt.want {
+				t.Errorf("POST /api/webhook.set %s:\n got %d %s\nwant 400 %s", tt.body, status, body, tt.want)
+			}
+		})
+	}
+}
+
+// "localhost" in an address is 127.0.0.1, bound without asking a resolver.
+func TestLocalhostBindsLoopback(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Listen = []config.Listener{{Transport: "udp", Address: "localhost:0"}, {Transport: "tcp", Address: "localhost:0"}}
+	cfg.HTTP.Address = "localhost:0"
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for _, l := range srv.Listeners() {
+		if l.Addr.Addr().String() != "127.0.0.1" {
+			t.Errorf("%s listener on %s, want 127.0.0.1", l.Transport, l.Addr)
+		}
+	}
+	if a := srv.HTTPAddr(); a.Addr().String() != "127.0.0.1" {
+		t.Errorf("HTTP on %s, want 127.0.0.1", a)
+	}
+}
