@@ -34,7 +34,7 @@ import (
 
 // commands are stunfault's commands, in the order help lists them.
 var commands = []*command{
-	serveCmd, checkCmd, rulesCmd, scenarioCmd, eventsCmd, journalCmd, statsCmd, webhookCmd, versionCmd,
+	serveCmd, checkCmd, rulesCmd, scenarioCmd, eventsCmd, journalCmd, statsCmd, webhookCmd, loadCmd, versionCmd,
 }
 
 func main() {
