@@ -2,7 +2,6 @@ package faults
 
 import (
 	"encoding/binary"
-	"iter"
 	"net/netip"
 
 	"github.com/stunfault/stunfault/internal/stunwire"
@@ -211,24 +210,6 @@ func (p *Packet) Class() Class {
 	return Class((p.typ&0x0010)>>4 | (p.typ&0x0100)>>7)
 }
 
-// Channel returns the channel number of a ChannelData message (0 otherwise).
-func (p *Packet) Channel() uint16 {
-	if !p.IsChannelData() {
-		return 0
-	}
-	return p.typ
-}
-
-// Length returns the header's length field: the attributes' size for STUN,
-// the application data's size for ChannelData, 0 for anything else.
-func (p *Packet) Length() int {
-	p.parse()
-	if p.kind == kindOther {
-		return 0
-	}
-	return int(p.length)
-}
-
 // TransactionID returns the STUN transaction ID (zero when Data is not STUN).
 func (p *Packet) TransactionID() [12]byte {
 	var id [12]byte
@@ -252,22 +233,6 @@ func (p *Packet) Attr(typ uint16) ([]byte, bool) {
 			return v, true
 		}
 		b = rest
-	}
-}
-
-// Attrs iterates over the attributes of a STUN message in order, yielding each
-// type and value (without padding; values alias Data). It stops at the first
-// malformed attribute, so every value lies within Data.
-func (p *Packet) Attrs() iter.Seq2[uint16, []byte] {
-	return func(yield func(uint16, []byte) bool) {
-		b := p.attrBytes()
-		for {
-			t, v, rest, ok := nextAttr(b)
-			if !ok || !yield(t, v) {
-				return
-			}
-			b = rest
-		}
 	}
 }
 
