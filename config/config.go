@@ -36,6 +36,16 @@ type Server struct {
 	Seed uint64 `toml:"seed"`
 	// JournalSize is how many decisions the journal keeps.
 	JournalSize int `toml:"journal_size"`
+	// TCPMaxConnections bounds the open connections of each tcp or tls
+	// listener; beyond it, new connections are closed as they are accepted
+	// (and counted in stats).
+	TCPMaxConnections int `toml:"tcp_max_connections"`
+	// TCPIdleTimeout closes a tcp or tls connection that has no TURN
+	// allocation and has sent nothing for this long (coturn does the same).
+	TCPIdleTimeout faults.Duration `toml:"tcp_idle_timeout"`
+	// TCPFrameTimeout closes a tcp or tls connection that has sent part of
+	// a message and not the rest for this long.
+	TCPFrameTimeout faults.Duration `toml:"tcp_frame_timeout"`
 }
 
 // Listener is one STUN/TURN listening socket.
@@ -110,6 +120,11 @@ type HTTP struct {
 	Token string `toml:"token"`
 	// AllowedOrigins are extra Origins allowed to open the control socket.
 	AllowedOrigins []string `toml:"allowed_origins"`
+	// ReadTimeout bounds reading a request's headers, and again reading its
+	// body; a client slower than that gets no answer (headers) or 400 (body).
+	ReadTimeout faults.Duration `toml:"read_timeout"`
+	// IdleTimeout closes a keep-alive connection idle for this long.
+	IdleTimeout faults.Duration `toml:"idle_timeout"`
 }
 
 // Webhook is one simulated webhook endpoint.

@@ -61,6 +61,8 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 		v.add("server.journal_size", "must be between 1 and %d, got %d", MaxJournalSize, n)
 	}
 
+	v.limits(c)
+
 	if len(c.Listen) == 0 {
 		v.add("listen", "at least one listener is required")
 	}

@@ -26,15 +26,22 @@ func (b controlBackend) Hello() control.Hello {
 
 func (b controlBackend) Stats() control.Stats {
 	var st control.Stats
-	for _, l := range b.s.Listeners() {
-		st.Listeners = append(st.Listeners, control.ListenerStats{Transport: l.Transport, Address: l.Addr.String()})
-	}
 	b.s.mu.Lock()
+	guards := b.s.guards
 	if b.s.turn != nil {
 		n := b.s.turn.AllocationCount()
 		st.Allocations = &n
 	}
 	b.s.mu.Unlock()
+	for _, l := range b.s.Listeners() {
+		ls := control.ListenerStats{Transport: l.Transport, Address: l.Addr.String()}
+		for _, g := range guards {
+			if g.lis.Transport == l.Transport && g.lis.Addr == l.Addr {
+				ls.TCP = &control.TCPStats{Open: g.open.Load(), Refused: g.refused.Load(), TimedOut: g.timedOut.Load()}
+			}
+		}
+		st.Listeners = append(st.Listeners, ls)
+	}
 	st.Webhooks = map[string]control.WebhookStats{}
 	for name, hs := range b.s.hub.Stats() {
 		st.Webhooks[name] = control.WebhookStats{Inflight: hs.Inflight, Pending: hs.Pending}

@@ -2,7 +2,10 @@ package server
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"sync"
+	"time"
 )
 
 // handler returns the HTTP side's routes: health, version, the simulated
@@ -18,14 +21,67 @@ func (s *Server) handler() http.Handler {
 	return mux
 }
 
-// healthz is /healthz's answer.
+// healthz is /healthz's answer: status "ok" (200), or "failing" (503)
+// when a listener has stopped accepting connections for good.
 type healthz struct {
 	Status    string     `json:"status"`
 	Listeners []Listener `json:"listeners"`
+	// Failed lists the listeners that stopped accepting, and why.
+	Failed []failedListener `json:"failed,omitempty"`
+}
+
+// failedListener is a listener that stopped accepting, in /healthz.
+type failedListener struct {
+	Transport string `json:"transport"`
+	Address   string `json:"address"`
+	Error     string `json:"error"`
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, healthz{Status: "ok", Listeners: s.Listeners()})
+	h := healthz{Status: "ok", Listeners: s.Listeners()}
+	s.mu.Lock()
+	guards := s.guards
+	s.mu.Unlock()
+	for _, g := range guards {
+		if err := g.failure(); err != nil {
+			h.Failed = append(h.Failed, failedListener{Transport: g.lis.Transport, Address: g.lis.Addr.String(), Error: err.Error()})
+		}
+	}
+	status := http.StatusOK
+	if len(h.Failed) > 0 {
+		h.Status, status = "failing", http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, h)
+}
+
+// bodyDeadline bounds reading each request body to d from when the handler
+// starts (net/http's ReadTimeout would also cut a webhook request held
+// for its latency). The deadline is lifted when the body is read to its
+// end, so a handler may then hold the request.
+func bodyDeadline(next http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, lift: sync.OnceFunc(func() { _ = rc.SetReadDeadline(time.Time{}) })}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts the read deadline once the body has been read.
+type deadlineBody struct {
+	io.ReadCloser
+	lift func()
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.lift()
+	}
+	return n, err
 }
 
 func handleVersion(w http.ResponseWriter, _ *http.Request) {

@@ -59,6 +59,8 @@ type Server struct {
 	turn      *turn.Server
 	socks     *boundSockets
 	tcp       []*trackingListener
+	guards    []*guardListener // beneath tcp, one each
+	allocs    *allocWatch
 	http      *http.Server
 	httpLn    net.Listener
 	loops     sync.WaitGroup // pion's read loops, see track.go
@@ -98,6 +100,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		supplied: &o,
 
 		closeDone: make(chan struct{}),
+		allocs:    newAllocWatch(),
 	}
 	s.auth = newAuthenticator(cfg, s.clk, s.log.With("component", "auth"))
 	s.hub = webhook.New(cfg.Webhooks, webhook.Options{
@@ -175,8 +178,9 @@ func (s *Server) Start(ctx context.Context) error {
 
 	s.turn, s.socks, s.httpLn = turnSrv, socks, httpLn
 	s.http = &http.Server{
-		Handler:           s.handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           bodyDeadline(s.handler(), s.cfg.HTTP.ReadTimeout.D()),
+		ReadHeaderTimeout: s.cfg.HTTP.ReadTimeout.D(),
+		IdleTimeout:       s.cfg.HTTP.IdleTimeout.D(),
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.serving.Add(1)
@@ -236,7 +240,13 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		tl := newTrackingListener(ln, &s.loops, func(c net.Conn) net.Conn { return newTCPConn(c, s.ic) })
+		transport := "tcp"
+		if socks.certs[i] != nil {
+			transport = "tls"
+		}
+		g := newGuardListener(ln, Listener{Transport: transport, Addr: addrPort(ln.Addr())}, s.tcpLimits(), s.allocs, s.log.With("component", "tcp"))
+		s.guards = append(s.guards, g)
+		tl := newTrackingListener(g, &s.loops, func(c net.Conn) net.Conn { return newTCPConn(c, s.ic) })
 		s.tcp = append(s.tcp, tl)
 		lns = append(lns, turn.ListenerConfig{
 			Listener:              tl,
@@ -254,6 +264,10 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 		AllocationLifetime: s.cfg.Relay.AllocationLifetime.D(),
 		PermissionTimeout:  s.cfg.Relay.PermissionLifetime.D(),
 		ChannelBindTimeout: s.cfg.Relay.ChannelLifetime.D(),
+		EventHandler: turn.EventHandler{
+			OnAllocationCreated: func(src, dst net.Addr, _, _, _ string, _ net.Addr, _ int) { s.allocs.changed(src, dst, 1) },
+			OnAllocationDeleted: func(src, dst net.Addr, _, _, _ string) { s.allocs.changed(src, dst, -1) },
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: starting pion/turn: %w", err)
@@ -322,6 +336,15 @@ func (s *Server) Close() error {
 	}
 	s.removeCertDir()
 	return errors.Join(errs...)
+}
+
+// tcpLimits are the [server] tcp_* bounds of every tcp and tls listener.
+func (s *Server) tcpLimits() tcpLimits {
+	return tcpLimits{
+		maxConns: s.cfg.Server.TCPMaxConnections,
+		idle:     s.cfg.Server.TCPIdleTimeout.D(),
+		frame:    s.cfg.Server.TCPFrameTimeout.D(),
+	}
 }
 
 // Seed is the seed of the server's random source: [server].seed, the

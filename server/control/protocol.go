@@ -197,6 +197,21 @@ type Hello struct {
 type ListenerStats struct {
 	Transport string `json:"transport"`
 	Address   string `json:"address"`
+	// TCP counts a tcp or tls listener's connections; nil for udp.
+	TCP *TCPStats `json:"tcp,omitempty"`
+}
+
+// TCPStats counts one tcp or tls listener's connections, in
+// [ListenerStats].
+type TCPStats struct {
+	// Open counts connections open now.
+	Open int64 `json:"open"`
+	// Refused counts connections closed as they were accepted, beyond
+	// [server] tcp_max_connections.
+	Refused uint64 `json:"refused"`
+	// TimedOut counts connections closed by tcp_idle_timeout or
+	// tcp_frame_timeout.
+	TimedOut uint64 `json:"timed_out"`
 }
 
 // WebhookStats is the load on one simulated webhook, in [Stats].
