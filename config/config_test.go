@@ -671,7 +671,7 @@ func TestMerge(t *testing.T) {
 				t.Fatalf("Rules = %v", c.Rules)
 			}
 			r := c.Rules[0]
-			if r.ID != "r" || r.Labels["test"] != "t" || r.IsEnabled() || r.Chance() != 0.5 ||
+			if r.ID != "r" || r.Labels["test"] != "t" || r.IsEnabled() || r.Probability == nil || *r.Probability != 0.5 ||
 				!slices.Equal(r.Match.Methods, []string{"binding"}) || r.Match.Authenticated == nil || !*r.Match.Authenticated ||
 				r.Action.Type != "ratelimit" || r.Action.Then == nil || r.Action.Then.Code != 403 {
 				t.Errorf("rule = %+v", r)

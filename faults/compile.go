@@ -79,7 +79,7 @@ func compile(r Rule) (*compiledRule, error) {
 	c := &compiledRule{
 		rule:    &r,
 		enabled: r.IsEnabled(),
-		prob:    r.Chance(),
+		prob:    r.chance(),
 		times:   uint64(r.Times),
 		after:   uint64(r.After),
 		every:   uint64(r.Every),

@@ -50,8 +50,8 @@ type Rule struct {
 // IsEnabled reports whether the rule is on (Enabled nil or true).
 func (r *Rule) IsEnabled() bool { return r.Enabled == nil || *r.Enabled }
 
-// Chance returns the rule's probability (1 when unset).
-func (r *Rule) Chance() float64 {
+// chance returns the rule's probability (1 when unset).
+func (r *Rule) chance() float64 {
 	if r.Probability == nil {
 		return 1
 	}
