@@ -453,6 +453,11 @@ const ticketPayload = `{"short_description":"Inbound call from +15551230001","ca
 //     Chromium gets its relay candidate from the second server, reported
 //     with the first server's url. Traffic goes to 127.0.0.1 and to the
 //     namespace's address only.
+// netnsUser is the TURN credential of the namespace's stunfault (which
+// listens off loopback, where the built-in user/pass is refused), and of
+// the first server that redirects Chromium to it.
+var netnsUser = config.User{Name: "student", Password: "alternate-server-test"}
+
 func TestChromiumAlternateServer(t *testing.T) {
 	t.Parallel()
 	// The second server relays from its own port range, so its relay
@@ -503,7 +508,9 @@ func TestChromiumAlternateServer(t *testing.T) {
 		// own addresses) could not, and get their relay from the first
 		// server.
 		rule := redirectTo(b.UDPAddr.String(), netip.PrefixFrom(ns.HostAddr, 32).String())
-		a := startStunfault(t, nil, rule)
+		first := config.Default()
+		first.Users = []config.User{netnsUser} // the credential Chromium brings to the second
+		a := startStunfault(t, &first, rule)
 		_, turnUDP, _ := urls(t, a)
 		fromSecond := func(e Event) bool {
 			return e.Address == ns.NSAddr.String() && e.Port >= minPort && e.Port <= maxPort

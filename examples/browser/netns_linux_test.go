@@ -349,6 +349,9 @@ func netnsServerMain(v string) error {
 	cfg.Relay.Address = nc.Host
 	cfg.Relay.MinPort, cfg.Relay.MaxPort = nc.MinPort, nc.MaxPort
 	cfg.Relay.AllowPeers = nc.AllowPeers
+	// Off loopback the built-in user/pass is refused: the namespace's
+	// server and the first one share a credential of their own.
+	cfg.Users = []config.User{netnsUser}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv, err := server.New(cfg, server.WithLogger(log))
 	if err != nil {
