@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
@@ -187,9 +188,14 @@ func (fs *flagSet) controlFlags() *controlFlags {
 	return cf
 }
 
-// dial connects to the control socket: an unreachable server is a runtime
-// failure (exit 1), a refused token or origin the user's to fix (exit 2).
+// dial connects to the control socket: a malformed -control URL or a
+// refused token or origin is the user's to fix (exit 2), an unreachable
+// server a runtime failure (exit 1).
 func (cf *controlFlags) dial(ctx context.Context) (*control.Client, error) {
+	if u, err := url.Parse(cf.url); err != nil || u.Host == "" ||
+		(u.Scheme != "ws" && u.Scheme != "wss" && u.Scheme != "http" && u.Scheme != "https") {
+		return nil, inputErrorf("-control %q: want ws://HOST:PORT/control (or http://HOST:PORT)", cf.url)
+	}
 	token := cf.token
 	if token == "" {
 		token = os.Getenv("STUNFAULT_TOKEN") // read here, so that -h never prints it
@@ -198,7 +204,11 @@ func (cf *controlFlags) dial(ctx context.Context) (*control.Client, error) {
 	if err != nil {
 		var ce *control.Error
 		if errors.As(err, &ce) {
-			return nil, &inputError{msg: err.Error(), err: err}
+			msg := err.Error()
+			if ce.Code == control.CodeUnauthorized {
+				msg += "; pass the server's [http] token with -token TOKEN or set STUNFAULT_TOKEN"
+			}
+			return nil, &inputError{msg: msg, err: err}
 		}
 		return nil, fmt.Errorf("cannot reach stunfault at %s: %w", cf.url, err)
 	}

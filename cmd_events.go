@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/control"
 )
 
@@ -75,9 +76,11 @@ type eventStream struct {
 	json    bool // print JSON lines
 	printed int
 
-	since     *uint64 // subscribe after this seq (nil: only new events)
-	seed      uint64  // of the server last connected to
-	connected bool    // a session has reached the server before
+	since     *uint64   // subscribe after this seq (nil: only new events)
+	lastTime  time.Time // of the entry with seq *since, once one was printed
+	seed      uint64    // of the server last connected to
+	connected bool      // a session has reached a server before
+	reached   bool      // the last session reached the server
 }
 
 func (s *eventStream) done() bool { return s.count > 0 && s.printed >= s.count }
@@ -96,13 +99,11 @@ func (s *eventStream) reconnect(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		before := s.connected
-		s.connected = false
+		s.reached = false
 		err := s.session(ctx)
-		if s.connected || ctx.Err() != nil || s.done() {
+		if s.reached || ctx.Err() != nil || s.done() {
 			return err
 		}
-		s.connected = before
 		var ie *inputError
 		if errors.As(err, &ie) {
 			return err
@@ -112,6 +113,32 @@ func (s *eventStream) reconnect(ctx context.Context) error {
 		}
 		wait = min(2*wait, followMaxRetry)
 	}
+}
+
+// restarted tells whether the server c reached is another one than the
+// last session's (a restarted stunfault has another seed, unless the
+// config fixes it, and a journal whose entry at the last seq printed is
+// not the one printed, or not there yet).
+func (s *eventStream) restarted(ctx context.Context, c *control.Client, hello control.Hello) (bool, error) {
+	if s.since == nil || hello.Seed != s.seed {
+		return s.since != nil, nil
+	}
+	if *s.since == 0 {
+		return false, nil
+	}
+	entries, err := c.QueryJournal(ctx, faults.Query{SinceSeq: *s.since - 1, Limit: 1})
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case len(entries) == 0: // the journal has not reached the last seq printed
+		return true, nil
+	case entries[0].Seq != *s.since, s.lastTime.IsZero():
+		// Evicted from the journal's ring, or nothing printed to compare
+		// with: assume the same server.
+		return false, nil
+	}
+	return !entries[0].Time.Equal(s.lastTime), nil
 }
 
 // session connects once and prints events until the connection ends, ctx
@@ -128,20 +155,19 @@ func (s *eventStream) session(ctx context.Context) error {
 	}
 	if s.connected {
 		// A reconnection: the same server resumes after the last event
-		// printed; a restarted one (another seed, or a journal that has not
-		// reached that event) starts its sequence numbers again.
-		st, err := c.Stats(ctx)
+		// printed; a restarted one starts its sequence numbers again.
+		restarted, err := s.restarted(ctx, c, hello)
 		if err != nil {
 			return controlErr(err)
 		}
-		if s.since != nil && (hello.Seed != s.seed || st.Journal.LastSeq < *s.since) {
+		if restarted {
 			fmt.Fprintln(s.inv.stderr, "events: the server restarted; replaying its journal from the start")
 			zero := uint64(0)
 			s.since = &zero
 		}
 		fmt.Fprintf(s.inv.stderr, "events: reconnected to %s\n", s.cf.url)
 	}
-	s.connected, s.seed = true, hello.Seed
+	s.connected, s.reached, s.seed = true, true, hello.Seed
 	req := s.filter
 	req.SinceSeq = s.since
 	sub, err := c.Subscribe(ctx, req)
@@ -180,7 +206,7 @@ func (s *eventStream) session(ctx context.Context) error {
 			}
 			if ev.Entry != nil {
 				seq := ev.Entry.Seq
-				s.since = &seq
+				s.since, s.lastTime = &seq, ev.Entry.Time
 			}
 			if ev.Event == control.EventDecision {
 				s.printed++

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -165,10 +167,11 @@ func listOrNone(ids []string) string {
 	return strings.Join(ids, ", ")
 }
 
-// printRules writes a table of rules.
+// printRules writes a table of rules: TIMES is the cap on firings, FOR
+// how long the rule lasts after it was added ("-": no limit).
 func printRules(w io.Writer, sts []faults.RuleStatus) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPRIO\tON\tMATCHED\tFIRED\tACTION\tMATCH")
+	fmt.Fprintln(tw, "ID\tPRIO\tON\tMATCHED\tFIRED\tTIMES\tFOR\tLABELS\tACTION\tMATCH")
 	for _, st := range sts {
 		r := &st.Rule
 		on := "yes"
@@ -178,9 +181,29 @@ func printRules(w io.Writer, sts []faults.RuleStatus) {
 		case !r.IsEnabled():
 			on = "no"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\n", r.ID, r.Priority, on, st.Matched, st.Fired, actionSummary(&r.Action), matchSummary(&r.Match))
+		times, lasts := "-", "-"
+		if r.Times > 0 {
+			times = strconv.Itoa(r.Times)
+		}
+		if r.For > 0 {
+			lasts = r.For.String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Priority, on, st.Matched, st.Fired,
+			times, lasts, labelsSummary(r.Labels), actionSummary(&r.Action), matchSummary(&r.Match))
 	}
 	_ = tw.Flush()
+}
+
+// labelsSummary is "k=v,k2=v2" in key order, or "-".
+func labelsSummary(labels map[string]string) string {
+	if len(labels) == 0 {
+		return "-"
+	}
+	var kv []string
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		kv = append(kv, k+"="+labels[k])
+	}
+	return strings.Join(kv, ",")
 }
 
 func actionSummary(a *faults.Action) string {

@@ -61,6 +61,15 @@ func runWebhook(ctx context.Context, inv *invocation) error {
 	if res.Requests > 0 && res.Answered == 0 {
 		return fmt.Errorf("webhook: all %d requests failed: %w", res.Requests, res.FirstErr)
 	}
+	if n := res.Statuses[http.StatusNotFound] + res.Statuses[http.StatusMethodNotAllowed]; n > 0 && n == res.Answered {
+		// Every answer says the target is wrong: not a webhook at all.
+		status := http.StatusNotFound
+		if res.Statuses[status] == 0 {
+			status = http.StatusMethodNotAllowed
+		}
+		return fmt.Errorf("webhook: POST %s answered %d %s: is there a webhook of that name ([webhooks.NAME] in the server's config)?",
+			o.URL, status, http.StatusText(status))
+	}
 	return nil
 }
 

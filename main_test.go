@@ -228,16 +228,6 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	}
 }
 
-func TestVersion(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"version"}, &out, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(out.String(), "stunfault ") || !strings.Contains(out.String(), "pion/turn") {
-		t.Errorf("version printed %q", out.String())
-	}
-}
-
 // The embedded default names the well-known ports; tests never bind them.
 func TestDefaultConfigUsesWellKnownPorts(t *testing.T) {
 	cfg := config.Default()
