@@ -216,10 +216,8 @@ func (v *validator) rules(field string, rules []faults.Rule, webhooks map[string
 				ids[r.ID] = i
 			}
 		}
-		if w := r.Match.Webhook; w != nil && w.Name != "" && faults.ValidName(w.Name) {
-			if _, ok := webhooks[w.Name]; !ok {
-				v.add(prefix+".match.webhook.name", "unknown webhook %q (have %s)", w.Name, orNone(sortedMapKeys(webhooks)))
-			}
+		if fe := faults.CheckWebhookName(r, sortedMapKeys(webhooks)); fe != nil {
+			v.add(prefix+"."+fe.Field, "%s", fe.Msg)
 		}
 	}
 }

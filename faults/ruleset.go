@@ -43,7 +43,7 @@ func (e *Engine) Add(r Rule) (Change, error) {
 	if r.ID == "" {
 		r.ID = e.newID(s.rules, nil)
 	}
-	c, err := compile(r)
+	c, err := e.compileRule(r)
 	if err != nil {
 		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", r.ID, err)
 	}
@@ -130,7 +130,7 @@ func (e *Engine) Update(id string, f func(*Rule) error) (Change, error) {
 		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", id,
 			&FieldError{Field: "id", Msg: fmt.Sprintf("an update cannot change the id (to %q): add a new rule and remove this one", r.ID)})
 	}
-	c, err := compile(r)
+	c, err := e.compileRule(r)
 	if err != nil {
 		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", id, err)
 	}
@@ -198,7 +198,7 @@ func (e *Engine) compileRules(prefix string, rules []Rule) ([]*compiledRule, err
 			}
 			seen[r.ID] = i
 		}
-		c, err := compile(r)
+		c, err := e.compileRule(r)
 		if err != nil {
 			fes := FieldErrors(err)
 			if len(fes) == 0 { // Validate always returns FieldErrors

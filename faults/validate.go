@@ -164,6 +164,7 @@ func (v *ruleValidator) oneOf(field, what string, values, known []string) {
 }
 
 func (v *ruleValidator) check(r *Rule) {
+	v.utf8(r)
 	if r.Probability != nil {
 		if p := *r.Probability; math.IsNaN(p) || p < 0 || p > 1 {
 			v.add("probability", "must be between 0 and 1, got %v", p)

@@ -79,3 +79,29 @@ func TestLocalhostBindsLoopback(t *testing.T) {
 		t.Errorf("HTTP on %s, want 127.0.0.1", a)
 	}
 }
+
+// The control socket refuses what the config refuses: a rule naming a
+// webhook the server does not have.
+func TestControlRefusesUnknownWebhook(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	tests := []struct {
+		name, op, body, want string
+	}{
+		{"rules.add", "rules.add", `{"rule":{"id":"crm","match":{"webhook":{"name":"crm","min_inflight":1}},"action":{"type":"drop"}}}`,
+			`{"ok":false,"error":{"code":"invalid_rule","message":"match.webhook.name: unknown webhook \"crm\" (have servicenow)","field":"match.webhook.name"}}`},
+		{"rules.replace", "rules.replace", `{"rules":[{"id":"crm","match":{"webhook":{"name":"crm"}},"action":{"type":"drop"}}]}`,
+			`{"ok":false,"error":{"code":"invalid_rule","message":"rules[0].match.webhook.name: unknown webhook \"crm\" (have servicenow)","field":"rules[0].match.webhook.name"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := postAPI(t, srv, tt.op, tt.body)
+			if status != http.StatusUnprocessableEntity || body != tt.want {
+				t.Errorf("POST /api/%s %s:\n got %d %s\nwant 422 %s", tt.op, tt.body, status, body, tt.want)
+			}
+		})
+	}
+	if rules := srv.Faults().List(); len(rules) != 0 {
+		t.Errorf("rules after refusals: %v, want none", rules)
+	}
+}
