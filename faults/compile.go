@@ -186,7 +186,7 @@ func compileMatch(m *Match) (matcher, error) {
 		a := &m.Attributes[i]
 		field := fmt.Sprintf("match.attributes[%d]", i)
 		var am attrMatcher
-		if am.typ, err = ParseAttributeType(a.Type); err != nil {
+		if am.typ, err = parseAttributeType(a.Type); err != nil {
 			return out, &FieldError{Field: field + ".type", Msg: err.Error()}
 		}
 		am.absent = a.Present != nil && !*a.Present

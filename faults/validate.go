@@ -20,13 +20,9 @@ var (
 	ruleTransports = []string{"udp", "tcp"}
 )
 
-// Methods returns the method names Match.Methods accepts, in protocol order.
-func Methods() []string { return slices.Clone(ruleMethods) }
-
-// Classes returns the class names Match.Classes accepts.
-func Classes() []string { return slices.Clone(ruleClasses) }
-
-// Kinds returns the action types Action.Type accepts.
+// Kinds returns the action types Action.Type accepts, in registry order.
+// server's tests walk it to check that every type acts on every transport
+// and direction it validates for.
 func Kinds() []string { return slices.Clone(actionNames) }
 
 // attributeTypes maps STUN attribute names (RFC 5389, 8489, 5766, 8656, 5245,
@@ -81,11 +77,11 @@ var attributeTypes = map[string]uint16{
 	"MOBILITY-TICKET":           0x8030,
 }
 
-// ParseAttributeType returns the number of the STUN attribute s names. s is
+// parseAttributeType returns the number of the STUN attribute s names. s is
 // a name from the STUN RFCs (USERNAME, XOR-MAPPED-ADDRESS, ...; case does not
 // matter and '_' may stand for '-') or a number from 0 to 65535, decimal or
 // 0x hex.
-func ParseAttributeType(s string) (uint16, error) {
+func parseAttributeType(s string) (uint16, error) {
 	if s == "" {
 		return 0, errors.New("empty attribute type")
 	}
@@ -234,7 +230,7 @@ func (v *ruleValidator) match(m *Match) {
 func (v *ruleValidator) attribute(field string, a *AttributeMatch) {
 	if a.Type == "" {
 		v.add(field+".type", "required (an attribute name such as USERNAME, or a number)")
-	} else if _, err := ParseAttributeType(a.Type); err != nil {
+	} else if _, err := parseAttributeType(a.Type); err != nil {
 		v.add(field+".type", "%v", err)
 	}
 	v.regexp(field+".regex", a.Regex)
