@@ -453,6 +453,7 @@ const ticketPayload = `{"short_description":"Inbound call from +15551230001","ca
 //     Chromium gets its relay candidate from the second server, reported
 //     with the first server's url. Traffic goes to 127.0.0.1 and to the
 //     namespace's address only.
+//
 // netnsUser is the TURN credential of the namespace's stunfault (which
 // listens off loopback, where the built-in user/pass is refused), and of
 // the first server that redirects Chromium to it.
