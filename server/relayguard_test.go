@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/stun/v4"
 
+	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server"
 )
 
@@ -281,6 +282,10 @@ func TestTCPAllocationEndToEnd(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
 	cfg.Relay.TCPAllocations = true
+	// Short connection timeouts: a data connection is exempt from both.
+	timeout := 100 * time.Millisecond
+	cfg.Server.TCPFrameTimeout = faults.Duration(timeout)
+	cfg.Server.TCPIdleTimeout = faults.Duration(timeout)
 	srv := startServer(t, &cfg)
 
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -321,7 +326,7 @@ func TestTCPAllocationEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	_ = conn.SetDeadline(deadline)
 	_ = peerConn.SetDeadline(deadline)
-	for _, dir := range []struct {
+	exchange := []struct {
 		name     string
 		from, to net.Conn
 		data     []byte
@@ -330,16 +335,26 @@ func TestTCPAllocationEndToEnd(t *testing.T) {
 		// 0x4865) announcing 25964 bytes.
 		{"client to peer", conn, peerConn, []byte("Hello peer, this is not STUN")},
 		{"peer to client", peerConn, conn, []byte("Hello client")},
-	} {
-		if _, err := dir.from.Write(dir.data); err != nil {
-			t.Fatalf("%s: write: %v", dir.name, err)
+	}
+	for round := range 2 {
+		if round == 1 {
+			// The data connection is now in the middle of what looks
+			// like a ChannelData message, and has no allocation of its
+			// own: it must outlive both timeouts. (This wait is what is
+			// tested, not a synchronisation.)
+			time.Sleep(3 * timeout)
 		}
-		got := make([]byte, len(dir.data))
-		if _, err := io.ReadFull(dir.to, got); err != nil {
-			t.Fatalf("%s: read: %v", dir.name, err)
-		}
-		if !bytes.Equal(got, dir.data) {
-			t.Errorf("%s: got %q, want %q", dir.name, got, dir.data)
+		for _, dir := range exchange {
+			if _, err := dir.from.Write(dir.data); err != nil {
+				t.Fatalf("round %d, %s: write: %v", round, dir.name, err)
+			}
+			got := make([]byte, len(dir.data))
+			if _, err := io.ReadFull(dir.to, got); err != nil {
+				t.Fatalf("round %d, %s: read: %v", round, dir.name, err)
+			}
+			if !bytes.Equal(got, dir.data) {
+				t.Errorf("%s: got %q, want %q", dir.name, got, dir.data)
+			}
 		}
 	}
 }

@@ -129,7 +129,7 @@ func (c *tcpConn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p) // relayed peer data after ConnectionBind
 	}
 	if isConnectionBindSuccess(p) {
-		defer c.bound.Store(true)
+		defer c.carryData()
 	}
 	if n, err := stunframe.Size(p); err != nil || n != len(p) {
 		return c.Conn.Write(p) // not exactly one frame: not ours to judge

@@ -165,8 +165,9 @@ type guardConn struct {
 	// Read side: one reader at a time (pion's loop for this connection).
 	hdr        [8]byte // the start of a message whose size is not yet known
 	nhdr       int
-	remain     int  // bytes of the current message still to come
-	raw        bool // not STUN or ChannelData: no timeouts
+	remain     int         // bytes of the current message still to come
+	raw        bool        // not STUN or ChannelData: no timeouts
+	data       atomic.Bool // a TCP relay data connection (RFC 6062): no framing, no timeouts
 	frameStart time.Time
 	last       time.Time
 
@@ -249,7 +250,7 @@ func (c *guardConn) Close() error {
 // zero time for never. Only the reader calls it.
 func (c *guardConn) due() time.Time {
 	switch {
-	case c.raw:
+	case c.raw || c.data.Load():
 	case c.nhdr > 0 || c.remain > 0:
 		if c.l.limits.frame > 0 {
 			return c.frameStart.Add(c.l.limits.frame)
@@ -284,11 +285,16 @@ func (c *guardConn) allocationGone() {
 	_ = c.Conn.SetReadDeadline(earliest(c.limit, c.wake))
 }
 
+// carryData is called once a ConnectionBind made this a TCP relay data
+// connection: the peer's bytes follow, which are not messages, and may
+// pause as long as the peer likes.
+func (c *guardConn) carryData() { c.data.Store(true) }
+
 // track follows message boundaries through b, the bytes just read.
 func (c *guardConn) track(b []byte) {
 	now := time.Now()
 	c.last = now
-	for len(b) > 0 && !c.raw {
+	for len(b) > 0 && !c.raw && !c.data.Load() {
 		if c.remain > 0 {
 			k := min(c.remain, len(b))
 			c.remain -= k
