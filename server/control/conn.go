@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -111,6 +112,7 @@ func (c *conn) serve() {
 		close(s.stop)
 		s.fs.Close()
 		delete(c.subs, id)
+		c.h.subs.Add(-1)
 	}
 	c.subsMu.Unlock()
 	<-writerDone
@@ -155,6 +157,22 @@ func (c *conn) write() {
 	}
 }
 
+// admit counts one more subscription on c, or says which bound it would
+// pass. Every admitted subscription is then registered by subscribe, and
+// released when it ends.
+func (c *conn) admit() *Error {
+	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
+	if len(c.subs) >= MaxConnSubscriptions {
+		return &Error{Code: CodeLimitExceeded, Message: fmt.Sprintf("this connection has %d subscriptions, the most it may have: unsubscribe first", MaxConnSubscriptions)}
+	}
+	if c.h.subs.Add(1) > MaxSubscriptions {
+		c.h.subs.Add(-1)
+		return &Error{Code: CodeLimitExceeded, Message: fmt.Sprintf("the server has %d subscriptions, the most it takes: try again once others end", MaxSubscriptions)}
+	}
+	return nil
+}
+
 // subscribe registers a subscription and returns it with the function that
 // starts its forwarder, to be called once the reply is queued.
 func (c *conn) subscribe(fs *faults.Subscription, replay []faults.Entry) (*serverSub, func()) {
@@ -188,6 +206,7 @@ func (c *conn) unsubscribe(id uint64) bool {
 	if !ok {
 		return false
 	}
+	c.h.subs.Add(-1)
 	close(s.stop)
 	s.fs.Close()
 	<-s.exited

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -31,8 +32,15 @@ const (
 	// DefaultEventBuffer is how many events a subscription queues on the
 	// server before it drops them (and says so with a lost event).
 	DefaultEventBuffer = 1024
-	// MaxEventBuffer bounds SubscribeRequest.Buffer.
-	MaxEventBuffer = 1 << 16
+	// MaxEventBuffer bounds SubscribeRequest.Buffer: a full buffer holds
+	// about 1 MB.
+	MaxEventBuffer = 4096
+	// MaxConnSubscriptions bounds the subscriptions of one connection, and
+	// MaxSubscriptions those of all connections together (at most about
+	// 64 MB of buffered events); beyond, subscribe fails with
+	// CodeLimitExceeded.
+	MaxConnSubscriptions = 16
+	MaxSubscriptions     = 64
 )
 
 // lostCheckInterval is how often an idle subscription looks for events the
@@ -100,6 +108,7 @@ type Handler struct {
 	conns   map[*conn]struct{}
 	closed  bool
 	wg      sync.WaitGroup // every connection goroutine
+	subs    atomic.Int64   // subscriptions of every connection
 
 	// forwardHook, when set (by tests), runs before a subscription
 	// forwards each live event.

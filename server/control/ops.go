@@ -671,6 +671,9 @@ func (h *Handler) opSubscribe(r *request) (any, *Error) {
 	if buffer == 0 {
 		buffer = DefaultEventBuffer
 	}
+	if e := r.c.admit(); e != nil {
+		return nil, e
+	}
 	eng := h.b.Engine()
 	j := eng.Journal()
 	// Subscribe before reading the journal: a firing in between is in

@@ -91,6 +91,9 @@ const (
 	// CodeUnsupportedMediaType means a POST /api request's Content-Type was
 	// not application/json.
 	CodeUnsupportedMediaType = "unsupported_media_type"
+	// CodeLimitExceeded means a bound was reached (subscriptions per
+	// connection or in total); the request may succeed once others end.
+	CodeLimitExceeded = "limit_exceeded"
 	// CodeInternal means the server failed; the request may be retried.
 	CodeInternal = "internal"
 )
@@ -136,6 +139,8 @@ func (e *Error) HTTPStatus() int {
 		return http.StatusUnprocessableEntity
 	case CodeInternal:
 		return http.StatusInternalServerError
+	case CodeLimitExceeded:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusBadRequest
 }

@@ -41,7 +41,20 @@ type Options struct {
 	// History is how many records are kept per webhook; 0 means
 	// DefaultHistory.
 	History int
+	// MaxHeld bounds the sync requests held at once, over every webhook,
+	// and MaxPending the async work pending at once; beyond, a request
+	// gets 503 with Retry-After. 0 means DefaultMaxHeld and
+	// DefaultMaxPending.
+	MaxHeld    int
+	MaxPending int
 }
+
+// Defaults of Options.MaxHeld and MaxPending. Each held or pending request
+// keeps up to 64 KiB of its body, so together they hold at most 128 MiB.
+const (
+	DefaultMaxHeld    = 1024
+	DefaultMaxPending = 1024
+)
 
 // Hub is the simulated webhook side: an http.Handler for POST
 // /webhook/{name} and the faults.Signals the engine reads. It is safe for
@@ -55,6 +68,7 @@ type Hub struct {
 	names   []string
 	history int
 	nextID  atomic.Uint64
+	load    *load // held and pending requests, against their bounds
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -71,6 +85,7 @@ var _ faults.Signals = (*Hub)(nil)
 // hook is one webhook's settings, counters and records.
 type hook struct {
 	changes *changes // the Hub's: notified after every count change
+	load    *load    // the Hub's
 	name    string
 	// inflight counts held sync requests, pending held ones plus async work
 	// in progress; synthetic is webhook.set's synthetic load and syncMode
@@ -101,6 +116,13 @@ func New(hooks map[string]config.Webhook, opts Options) *Hub {
 		rng:     rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		done:    make(chan struct{}),
 		changes: newChanges(),
+		load:    &load{maxHeld: int64(opts.MaxHeld), maxPending: int64(opts.MaxPending)},
+	}
+	if h.load.maxHeld <= 0 {
+		h.load.maxHeld = DefaultMaxHeld
+	}
+	if h.load.maxPending <= 0 {
+		h.load.maxPending = DefaultMaxPending
 	}
 	if h.clock == nil {
 		h.clock = faults.SystemClock{}
@@ -115,6 +137,7 @@ func New(hooks map[string]config.Webhook, opts Options) *Hub {
 		cfg = fill(cfg)
 		hk := &hook{
 			changes:  h.changes,
+			load:     h.load,
 			name:     name,
 			cfg:      cfg,
 			bucket:   newBucket(cfg.RateLimit),
@@ -242,8 +265,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serveSync holds the request for delay, then answers status.
 func (h *Hub) serveSync(w http.ResponseWriter, r *http.Request, hk *hook, e *entry, cfg config.Webhook, delay time.Duration, status int, failed bool) {
+	if !h.load.held.take(h.load.maxHeld) {
+		h.refuse(w, r, hk, e, cfg, fmt.Sprintf("%d requests are held already, the most the server holds", h.load.maxHeld))
+		return
+	}
 	e.held = true
 	if !hk.begin(h, e) {
+		h.load.held.release()
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "webhook: closed"})
 		return
 	}
@@ -282,13 +310,25 @@ func (h *Hub) serveSync(w http.ResponseWriter, r *http.Request, hk *hook, e *ent
 
 // serveAsync answers 202 at once and keeps the work pending for delay.
 func (h *Hub) serveAsync(w http.ResponseWriter, r *http.Request, hk *hook, e *entry, delay time.Duration) {
+	if !h.load.pending.take(h.load.maxPending) {
+		h.refuse(w, r, hk, e, hk.config(), fmt.Sprintf("%d async requests are pending already, the most the server keeps", h.load.maxPending))
+		return
+	}
 	e.Status = http.StatusAccepted
 	if !hk.beginAsync(h, e, delay) {
+		h.load.pending.release()
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "webhook: closed"})
 		return
 	}
 	h.logRequest(r.Context(), e, http.StatusAccepted)
 	writeJSON(w, http.StatusAccepted, acceptedBody{Status: "accepted", ID: strconv.FormatUint(e.ID, 10)})
+}
+
+// refuse answers 503 for a request beyond MaxHeld or MaxPending, with a
+// Retry-After of the webhook's latency: by then some have ended.
+func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, hk *hook, e *entry, cfg config.Webhook, why string) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter(cfg.Latency.D())))
+	h.answerNow(w, r, hk, e, http.StatusServiceUnavailable, "webhook: "+why)
 }
 
 // answerNow records e as answered with status at once and writes msg.

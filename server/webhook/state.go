@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/stunfault/stunfault/config"
@@ -50,6 +51,7 @@ func (hk *hook) beginAsync(h *Hub, e *entry, delay time.Duration) bool {
 		hk.requests++
 		hk.records.push(e)
 		hk.end(h.clock, e)
+		hk.load.pending.release() // nothing is pending
 		return true
 	}
 	hk.activate(e)
@@ -87,6 +89,9 @@ func (hk *hook) finish(clock faults.Clock, e *entry, status int) bool {
 	if e.held {
 		hk.inflight.Add(-1)
 		hk.statuses[status]++
+		hk.load.held.release()
+	} else {
+		hk.load.pending.release()
 	}
 	hk.pending.Add(-1)
 	e.Status = status
@@ -113,3 +118,24 @@ func (hk *hook) end(clock faults.Clock, e *entry) {
 	e.End = clock.Now()
 	hk.ended.push(e)
 }
+
+// load counts the requests held and the async work pending over every
+// webhook of a Hub, against Options.MaxHeld and MaxPending.
+type load struct {
+	held, pending       counter
+	maxHeld, maxPending int64
+}
+
+// counter is a count that is taken before the thing it counts exists.
+type counter struct{ n atomic.Int64 }
+
+// take counts one more, unless that would pass limit.
+func (c *counter) take(limit int64) bool {
+	if c.n.Add(1) > limit {
+		c.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (c *counter) release() { c.n.Add(-1) }
