@@ -257,6 +257,27 @@ func TestRelayGuardPionClient(t *testing.T) {
 			t.Fatalf("AllocateTCP: %v, want a 442 error response", err)
 		}
 	})
+	t.Run("Dial through a TCP relay to the HTTP side gets 403", func(t *testing.T) {
+		t.Parallel()
+		cfg := testConfig()
+		cfg.Relay.TCPAllocations = true
+		on := startServer(t, &cfg)
+		c := newTURNClient(t, on, "tcp", "user", "pass")
+		alloc, err := c.AllocateTCP()
+		if err != nil {
+			t.Fatalf("AllocateTCP: %v", err)
+		}
+		defer alloc.Close()
+		conn, err := alloc.Dial("tcp", on.HTTPAddr().String())
+		if err == nil {
+			_ = conn.Close()
+			t.Fatal("Dial to the HTTP side through the relay succeeded")
+		}
+		var te *stun.TurnError
+		if !errors.As(err, &te) || te.ErrorCodeAttr.Code != stun.CodeForbidden {
+			t.Fatalf("Dial(%s): %v, want a 403 error response", on.HTTPAddr(), err)
+		}
+	})
 	t.Run("CreatePermission to the HTTP side gets 403", func(t *testing.T) {
 		t.Parallel()
 		c := newTURNClient(t, srv, "udp", "user", "pass")
