@@ -5,15 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/stun/v4"
 
 	"github.com/stunfault/stunfault/server/control"
 )
@@ -30,23 +33,26 @@ func TestServeChild(t *testing.T) {
 	if path == "" {
 		t.Skip("runs only as the child of a signal test")
 	}
+	if n, err := strconv.ParseUint(os.Getenv(childNofileEnv), 10, 64); err == nil {
+		lim := syscall.Rlimit{Cur: n, Max: n}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			t.Fatalf("setrlimit: %v", err)
+		}
+	}
 	os.Args = []string{"stunfault", "serve", "-free-ports", "-ready-json", "-config", path}
 	main()
 }
 
-// SIGTERM closes the server within about a second whatever its clients do,
-// and webhook requests held for their latency are answered 503, not reset.
-func TestSIGTERMAnswersHeldWebhooksAndExits(t *testing.T) {
-	t.Parallel()
-	cfg := writeFile(t, "held.toml", portZeroConfig+`
-[webhooks.crm]
-mode = "sync"
-latency = "1h"
-status = 201
-`)
+// childNofileEnv, when set, is the child's limit of open files.
+const childNofileEnv = "STUNFAULT_TEST_NOFILE"
+
+// startChild runs `stunfault serve` on config in a child process with env
+// added, and returns its ready line and a channel that yields its exit.
+func startChild(t *testing.T, config string, env ...string) (Ready, *exec.Cmd, chan error) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeChild$")
 	// GORACE: under -race a process sleeps a second on exit by default.
-	cmd.Env = append(os.Environ(), childEnv+"="+cfg, "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), append([]string{childEnv + "=" + config, "GORACE=atexit_sleep_ms=0"}, env...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +78,20 @@ status = 201
 	if err := json.Unmarshal(lines.Bytes(), &ready); err != nil {
 		t.Fatalf("ready line %q: %v", lines.Text(), err)
 	}
+	return ready, cmd, exited
+}
+
+// SIGTERM closes the server within about a second whatever its clients do,
+// and webhook requests held for their latency are answered 503, not reset.
+func TestSIGTERMAnswersHeldWebhooksAndExits(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, "held.toml", portZeroConfig+`
+[webhooks.crm]
+mode = "sync"
+latency = "1h"
+status = 201
+`)
+	ready, cmd, exited := startChild(t, cfg)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -147,5 +167,62 @@ status = 201
 	case <-c.Done():
 	case <-ctx.Done():
 		t.Error("the control client was not disconnected")
+	}
+}
+
+// Out of file descriptors, a TCP listener keeps accepting once some are
+// free again (pion's accept loop used to end at the first EMFILE, for
+// good, while /healthz said ok).
+func TestTCPListenerSurvivesEMFILE(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, "emfile.toml", portZeroConfig)
+	ready, _, _ := startChild(t, cfg, childNofileEnv+"=64")
+	var tcpAddr string
+	for _, l := range ready.Listeners {
+		if l.Transport == "tcp" {
+			tcpAddr = l.Addr.String()
+		}
+	}
+	// More connections than the child has descriptors: the kernel takes
+	// them all, the child's accept fails with EMFILE from some point on.
+	var conns []net.Conn
+	for range 100 {
+		c, err := net.Dial("tcp", tcpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// Once they are closed, the child has descriptors again: a new
+	// connection is accepted and answered.
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	c, err := net.Dial("tcp", tcpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
+	if _, err := c.Write(req.Raw); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 1500)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("Binding over TCP after EMFILE: %v (the listener died)", err)
+	}
+	res := &stun.Message{Raw: buf[:n]}
+	if err := res.Decode(); err != nil || res.Type != stun.BindingSuccess {
+		t.Fatalf("Binding over TCP after EMFILE: got %v %v, want a success", res.Type, err)
+	}
+	resp, err := http.Get(ready.HTTPURL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz after EMFILE: %d, want 200", resp.StatusCode)
 	}
 }
