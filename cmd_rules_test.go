@@ -2,8 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"net/http/httptest"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,32 +10,15 @@ import (
 	"github.com/pion/stun/v4"
 
 	"github.com/stunfault/stunfault/faults"
-	"github.com/stunfault/stunfault/server/control"
-	"github.com/stunfault/stunfault/server/webhook"
+	"github.com/stunfault/stunfault/server/servertest"
 )
 
-// controlBackend is a control.Backend around a bare engine.
-type controlBackend struct{ eng *faults.Engine }
-
-func (b controlBackend) Engine() *faults.Engine { return b.eng }
-func (b controlBackend) Hello() control.Hello   { return control.Hello{Version: "test"} }
-func (b controlBackend) Stats() control.Stats   { return control.Stats{} }
-func (b controlBackend) SetWebhook(context.Context, string, control.WebhookSettings) error {
-	return webhook.ErrUnknownWebhook
-}
-
-// startControl serves a control handler on an engine for the test's
-// duration and returns the engine and the control URL.
+// startControl starts a stunfault for the test and returns its engine
+// and control URL.
 func startControl(t *testing.T) (*faults.Engine, string) {
 	t.Helper()
-	eng := faults.NewEngine(faults.EngineOptions{Seed: 7})
-	h := control.NewHandler(controlBackend{eng}, control.HandlerOptions{})
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		h.Close()
-		srv.Close()
-	})
-	return eng, "ws" + strings.TrimPrefix(srv.URL, "http") + "/control"
+	srv := servertest.New(t)
+	return srv.Faults(), srv.ControlURL()
 }
 
 // runCmd runs the command in-process and returns its output and error.
@@ -56,8 +38,9 @@ func TestCLIRules(t *testing.T) {
 	eng, url := startControl(t)
 	jsonFile := writeFile(t, "rules.json", `[{"id":"r403","labels":{"test":"cli"},"match":{"methods":["binding"]},"action":{"type":"error","code":403,"reason":"Forbidden"}}]`)
 
+	rev := eng.Revision()
 	out, err := runCmd(t, "rules", "add", "-control", url, jsonFile)
-	if err != nil || !strings.Contains(out, "added r403 (revision 1)") {
+	if err != nil || !strings.Contains(out, fmt.Sprintf("added r403 (revision %d)", rev+1)) {
 		t.Fatalf("rules add: %v\n%s", err, out)
 	}
 	if v := decideBinding(eng); v.Rule != "r403" {

@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stunfault/stunfault/config"
+	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/webhook"
 )
 
@@ -160,5 +162,27 @@ func TestWebhookDurationStops(t *testing.T) {
 	}
 	if got := summaryStatuses(t, stdout.String())[200]; got != n {
 		t.Errorf("summary 200: %d, hub recorded %d", got, n)
+	}
+}
+
+// The summary's send rate is the rate the webhook received, however long
+// it holds each request: 5 requests at 20/s to a webhook that holds each
+// for 300ms were sent at about 20/s, not 5 over the half second the run
+// took.
+func TestWebhookSummaryRateIgnoresHoldTime(t *testing.T) {
+	hub, url := startHub(t, config.Webhook{Mode: "sync", Status: 201, Latency: faults.Duration(300 * time.Millisecond), MaxBodyBytes: 1 << 20})
+	r := runCLI(t, "", "webhook", "-url", url, "-n", "5", "-c", "5", "-rate", "20")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.text())
+	}
+	m := regexp.MustCompile(`(?m)^sent: ([0-9.]+)/s over `).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no send rate in the summary:\n%s", r.stdout)
+	}
+	if rate, _ := strconv.ParseFloat(m[1], 64); rate < 14 || rate > 26 {
+		t.Errorf("send rate %v/s, want about 20/s:\n%s", rate, r.stdout)
+	}
+	if n := len(hub.Records("servicenow")); n != 5 {
+		t.Errorf("hub recorded %d requests, want 5", n)
 	}
 }

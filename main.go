@@ -3,16 +3,11 @@
 //
 // Usage:
 //
-//	stunfault [serve] [-config FILE] [-scenario NAME] [-log-level LEVEL] [-log-format text|json]
-//	stunfault check FILE|-
-//	stunfault version [-json]
-//	stunfault webhook [-name NAME | -url URL] [-c N] [-n N | -d DURATION] ...
-//	stunfault rules list|get|add|update|remove|enable|disable|replace|clear ...
-//	stunfault scenario [NAME]
-//	stunfault events [-json] [-follow]
-//	stunfault journal [query|count|verify] ...
-//	stunfault stats
-//	stunfault help [COMMAND]
+//	stunfault [COMMAND] [flags] [ARGS]
+//
+// The commands are serve (the default), check, rules, scenario, events,
+// journal, stats, webhook, load, version and help: "stunfault help" lists
+// them with their arguments, "stunfault help COMMAND" prints one's flags.
 //
 // With no arguments it serves the embedded default config: STUN and TURN on
 // udp and tcp 127.0.0.1:3478 (user "user", password "pass") and the HTTP side
