@@ -43,6 +43,10 @@ func TestWebhookSetRangesOnTheWire(t *testing.T) {
 	}{
 		{"latency over 1h", `{"name":"servicenow","latency":"2h"}`,
 			`{"ok":false,"error":{"code":"bad_request","message":"latency: must be between 0s and 1h0m0s, got 2h0m0s","field":"latency"}}`},
+		{"status 700", `{"name":"servicenow","status":700}`,
+			`{"ok":false,"error":{"code":"bad_request","message":"status: must be between 200 and 599, got 700","field":"status"}}`},
+		{"negative synthetic load", `{"name":"servicenow","synthetic_pending":-1}`,
+			`{"ok":false,"error":{"code":"bad_request","message":"synthetic_pending: must be between 0 and 1000000, got -1","field":"synthetic_pending"}}`},
 		{"1xx status", `{"name":"servicenow","status":150}`,
 			`{"ok":false,"error":{"code":"bad_request","message":"status: must be between 200 and 599, got 150","field":"status"}}`},
 	}

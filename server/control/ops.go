@@ -632,12 +632,11 @@ func (h *Handler) opWebhookSet(r *request) (any, *Error) {
 	switch {
 	case req.Name == "":
 		return nil, &Error{Code: CodeBadRequest, Field: "name", Message: "name must not be empty"}
-	case s.Mode != nil && *s.Mode != "sync" && *s.Mode != "async":
-		return nil, &Error{Code: CodeBadRequest, Field: "mode", Message: fmt.Sprintf("mode: unknown value %q (want sync or async)", *s.Mode)}
-	case s.Status != nil && (*s.Status < 100 || *s.Status > 599):
-		return nil, &Error{Code: CodeBadRequest, Field: "status", Message: fmt.Sprintf("status: %d is not an HTTP status (100-599)", *s.Status)}
-	case s.SyntheticPending != nil && *s.SyntheticPending < 0:
-		return nil, &Error{Code: CodeBadRequest, Field: "synthetic_pending", Message: "synthetic_pending must not be negative"}
+	}
+	// The config's ranges, in its words, whatever the backend checks.
+	ws := webhook.Settings{Latency: s.Latency, Mode: s.Mode, Status: s.Status, SyntheticPending: s.SyntheticPending}
+	if fes := faults.FieldErrors(ws.Validate()); len(fes) > 0 {
+		return nil, &Error{Code: CodeBadRequest, Field: fes[0].Field, Message: fes[0].Error()}
 	}
 	if err := h.b.SetWebhook(r.ctx, req.Name, s); err != nil {
 		if errors.Is(err, webhook.ErrUnknownWebhook) {

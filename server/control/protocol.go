@@ -267,7 +267,8 @@ type WebhookSettings struct {
 	Latency *faults.Duration `json:"latency,omitempty"`
 	// Mode is "sync" or "async".
 	Mode *string `json:"mode,omitempty"`
-	// Status is the HTTP status the webhook answers (100-599).
+	// Status is the HTTP status the webhook answers (200-599, as in the
+	// config).
 	Status *int `json:"status,omitempty"`
 	// SyntheticPending adds this many pending requests that count for
 	// min_pending without any HTTP call (0 removes them).

@@ -53,21 +53,10 @@ func (h *Hub) Set(name string, s Settings) error {
 	hk.mu.Lock()
 	defer hk.mu.Unlock()
 	next := hk.cfg
-	if s.Latency != nil {
-		next.Latency = *s.Latency
-	}
-	if s.Jitter != nil {
-		next.Jitter = *s.Jitter
-	}
-	if s.Mode != nil {
-		next.Mode = *s.Mode
-	}
-	if s.Status != nil {
-		next.Status = *s.Status
-	}
 	if err := s.validate(next); err != nil {
 		return fmt.Errorf("webhook %q: %w", name, err)
 	}
+	s.apply(&next)
 	hk.cfg = next
 	hk.syncMode.Store(next.Mode == "sync")
 	if s.SyntheticPending != nil {
@@ -79,9 +68,18 @@ func (h *Hub) Set(name string, s Settings) error {
 	return nil
 }
 
+// Validate checks the values s gives against their ranges, without a
+// webhook: config's for the config's keys ([config.Webhook.Validate]) and
+// synthetic_pending's own. The error, when not nil, joins one
+// *faults.FieldError per field. [Hub.Set] checks the same.
+func (s Settings) Validate() error {
+	return s.validate(config.Webhook{Mode: "sync", Status: 200, MaxBodyBytes: 1})
+}
+
 // validate checks the fields s sets, as they would be in next: config's
 // checks for the config's keys, and synthetic_pending's own range.
 func (s *Settings) validate(next config.Webhook) error {
+	s.apply(&next)
 	given := map[string]bool{"latency": s.Latency != nil, "jitter": s.Jitter != nil, "mode": s.Mode != nil, "status": s.Status != nil}
 	var errs []error
 	for _, fe := range faults.FieldErrors(next.Validate()) {
@@ -93,6 +91,22 @@ func (s *Settings) validate(next config.Webhook) error {
 		errs = append(errs, &faults.FieldError{Field: "synthetic_pending", Msg: fmt.Sprintf("must be between 0 and %d, got %d", MaxSynthetic, *s.SyntheticPending)})
 	}
 	return errors.Join(errs...)
+}
+
+// apply sets the fields s gives in w.
+func (s *Settings) apply(w *config.Webhook) {
+	if s.Latency != nil {
+		w.Latency = *s.Latency
+	}
+	if s.Jitter != nil {
+		w.Jitter = *s.Jitter
+	}
+	if s.Mode != nil {
+		w.Mode = *s.Mode
+	}
+	if s.Status != nil {
+		w.Status = *s.Status
+	}
 }
 
 // withJitter returns latency plus a uniform draw from [0, jitter], for any
