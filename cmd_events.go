@@ -51,21 +51,19 @@ func runEvents(ctx context.Context, inv *invocation) error {
 		s.since = &seq
 	}
 	err := s.session(ctx)
-	for *follow && ctx.Err() == nil && !s.done() {
-		var ie *inputError
-		if errors.As(err, &ie) {
-			return err
-		}
+	var ie *inputError
+	for *follow && ctx.Err() == nil && !s.done() && !errors.As(err, &ie) && !errors.Is(err, errGaveUp) {
 		fmt.Fprintf(inv.stderr, "events: %v; reconnecting\n", err)
-		if err = s.reconnect(ctx); err != nil {
-			return err
-		}
+		err = s.reconnect(ctx)
 	}
 	if ctx.Err() != nil || s.done() {
 		return nil
 	}
 	return err
 }
+
+// errGaveUp ends `events -follow` when the server stayed away.
+var errGaveUp = fmt.Errorf("events: gave up reconnecting after %v", followGiveUp)
 
 // eventStream is the state of `events` across connections.
 type eventStream struct {
@@ -86,8 +84,8 @@ type eventStream struct {
 func (s *eventStream) done() bool { return s.count > 0 && s.printed >= s.count }
 
 // reconnect runs sessions, backing off between failed dials, until one
-// reached the server and ended, ctx ends, or followGiveUp passes without a
-// connection.
+// reached the server and ended (its error is returned), ctx ends, or
+// followGiveUp passes without a connection (errGaveUp).
 func (s *eventStream) reconnect(ctx context.Context) error {
 	wait := followFirstRetry
 	deadline := time.Now().Add(followGiveUp)
@@ -109,7 +107,7 @@ func (s *eventStream) reconnect(ctx context.Context) error {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("events: gave up reconnecting after %v: %w", followGiveUp, err)
+			return fmt.Errorf("%w: %w", errGaveUp, err)
 		}
 		wait = min(2*wait, followMaxRetry)
 	}

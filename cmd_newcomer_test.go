@@ -184,10 +184,10 @@ func TestEventsFollowReconnectsAfterRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	out := &lineWriter{lines: make(chan string, 16)}
-	errOut := &lineWriter{lines: make(chan string, 16)}
+	errOut := &lineWriter{lines: make(chan string, 64)}
 	done := make(chan error, 1)
 	go func() {
-		done <- runIO(ctx, []string{"events", "-follow", "-since", "0", "-n", "3", "-control", "ws://" + httpAddr + "/control"}, nil, out, errOut)
+		done <- runIO(ctx, []string{"events", "-follow", "-since", "0", "-n", "4", "-control", "ws://" + httpAddr + "/control"}, nil, out, errOut)
 	}()
 	next := func(w *lineWriter, what string) string {
 		t.Helper()
@@ -217,8 +217,18 @@ func TestEventsFollowReconnectsAfterRestart(t *testing.T) {
 			t.Errorf("after the restart: %q, want %s...", l, want)
 		}
 	}
+	// And again: every time the server goes away, not only the first.
+	if err := second.Close(); err != nil {
+		t.Fatal(err)
+	}
+	third := startOn(t, httpAddr, 3)
+	defer third.Close()
+	decideBinding(third.Faults())
+	if l := next(out, "event after the second restart"); !strings.HasPrefix(l, "#1 ") {
+		t.Errorf("after the second restart: %q, want #1 ...", l)
+	}
 	if err := <-done; err != nil {
-		t.Errorf("events -follow -n 3: %v, want nil after 3 events", err)
+		t.Errorf("events -follow -n 4: %v, want nil after 4 events", err)
 	}
 	close(errOut.lines)
 	var stderr []string
