@@ -46,7 +46,21 @@ type Server struct {
 	// TCPFrameTimeout closes a tcp or tls connection that has sent part of
 	// a message and not the rest for this long.
 	TCPFrameTimeout faults.Duration `toml:"tcp_frame_timeout"`
+	// TraceSize is how many messages the trace keeps (every message in
+	// both directions; see README.md, "Trace"); 0 turns the trace off.
+	TraceSize int `toml:"trace_size"`
+	// CaptureBytes bounds the bytes of traced messages kept for captures
+	// (GET /capture.pcapng); 0 keeps none.
+	CaptureBytes int `toml:"capture_bytes"`
 }
+
+// Upper bounds of [Server.TraceSize] and [Server.CaptureBytes]: the trace
+// holds 192 bytes per message, so the largest trace is some 190 MB, plus
+// at most 1 GiB of bytes.
+const (
+	maxTraceSize    = 1_000_000
+	maxCaptureBytes = 1 << 30
+)
 
 // Listener is one STUN/TURN listening socket.
 type Listener struct {

@@ -242,6 +242,11 @@ func TestParseErrors(t *testing.T) {
 			`realm = ""`,
 			`journal_size = 0`,
 		), []at{{2, "server.realm"}, {3, "server.journal_size"}}, "must not be empty"},
+		{"trace and capture out of range", doc(
+			`[server]`,
+			`trace_size = -1`,
+			`capture_bytes = 2000000000`,
+		), []at{{2, "server.trace_size"}, {3, "server.capture_bytes"}}, "must be from 0 (off) to 1000000, got -1"},
 		{"duplicate user", doc(
 			`[[users]]`,
 			`name = "alice"`,

@@ -60,6 +60,12 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 	if n := c.Server.JournalSize; n < 1 || n > MaxJournalSize {
 		v.add("server.journal_size", "must be between 1 and %d, got %d", MaxJournalSize, n)
 	}
+	if c.Server.TraceSize < 0 || c.Server.TraceSize > maxTraceSize {
+		v.add("server.trace_size", "must be from 0 (off) to %d, got %d", maxTraceSize, c.Server.TraceSize)
+	}
+	if c.Server.CaptureBytes < 0 || c.Server.CaptureBytes > maxCaptureBytes {
+		v.add("server.capture_bytes", "must be from 0 (none) to %d, got %d", maxCaptureBytes, c.Server.CaptureBytes)
+	}
 
 	v.limits(c)
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/internal/stunerror"
+	"github.com/stunfault/stunfault/server/trace"
 )
 
 // interceptor is what every wrapped socket shares: the engine that decides
@@ -21,6 +22,7 @@ type interceptor struct {
 	clock    faults.Clock
 	log      *slog.Logger
 	delays   *delayQueue // every pending delayed message of the server
+	trace    *trace.Ring // nil: no trace; see trace.go
 
 	delayOverflows atomic.Uint64 // delays passed at once: the budget was spent
 	replyErrors    atomic.Uint64 // injected errors that could not be built

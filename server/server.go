@@ -20,6 +20,7 @@ import (
 	"github.com/stunfault/stunfault/internal/pionlog"
 	"github.com/stunfault/stunfault/server/control"
 	"github.com/stunfault/stunfault/server/internal/stunframe"
+	"github.com/stunfault/stunfault/server/trace"
 	"github.com/stunfault/stunfault/server/webhook"
 )
 
@@ -135,6 +136,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		clock:    s.clk,
 		log:      s.log.With("component", "intercept"),
 		delays:   newDelayQueue(s.clk),
+		trace:    trace.New(trace.Options{Size: cfg.Server.TraceSize, CaptureBytes: cfg.Server.CaptureBytes, Clock: s.clk}),
 	}
 	return s, nil
 }

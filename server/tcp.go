@@ -112,6 +112,7 @@ func (c *tcpConn) Read(p []byte) (int, error) {
 func (c *tcpConn) decideIn(frame []byte) {
 	pkt := faults.Packet{Data: frame, Dir: faults.In, Transport: faults.TCP, Client: c.client}
 	v := c.ic.decide(&pkt)
+	c.ic.record(c, &pkt, v)
 	if v.Action == nil { // no rule fired, no refusal
 		c.out = frame
 		return
@@ -136,6 +137,7 @@ func (c *tcpConn) Write(p []byte) (int, error) {
 	}
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.TCP, Client: c.client}
 	v := c.ic.decide(&pkt)
+	c.ic.record(c, &pkt, v)
 	if v.Action == nil {
 		return c.Conn.Write(p)
 	}

@@ -72,6 +72,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		pkt := faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: ua.AddrPort()}
 		v := c.ic.decide(&pkt)
+		c.ic.record(c, &pkt, v)
 		if v.Action == nil { // no rule fired, no refusal
 			return n, addr, nil
 		}
@@ -95,6 +96,7 @@ func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.UDP, Client: ua.AddrPort()}
 	v := c.ic.decide(&pkt)
+	c.ic.record(c, &pkt, v)
 	if v.Action == nil {
 		return c.PacketConn.WriteTo(p, addr)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/stun/v4"
 
 	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server/trace"
 )
 
 // memPacketConn answers every ReadFrom at once with the same datagram and
@@ -63,6 +64,18 @@ func BenchmarkPacketConnPassThrough(b *testing.B) {
 			for b.Loop() {
 				k, addr, _ := pc.ReadFrom(buf)
 				_, _ = pc.WriteTo(buf[:k], addr)
+			}
+		})
+		// The same with the trace on, as the default config has it: every
+		// message recorded, bytes kept for captures.
+		tic := &interceptor{engine: eng, clock: faults.SystemClock{}, log: slog.New(slog.DiscardHandler),
+			trace: trace.New(trace.Options{Size: trace.DefaultSize, CaptureBytes: trace.DefaultCaptureBytes})}
+		tpc := newPacketConn(mem, tic, &loops)
+		b.Run(fmt.Sprintf("wrapped+trace/rules=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				k, addr, _ := tpc.ReadFrom(buf)
+				_, _ = tpc.WriteTo(buf[:k], addr)
 			}
 		})
 	}

@@ -1,0 +1,173 @@
+package server
+
+import (
+	"cmp"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server/internal/mutate"
+	"github.com/stunfault/stunfault/server/trace"
+)
+
+// maxTracePage bounds the messages one GET /trace answers with.
+const maxTracePage = 10000
+
+// localAddrer is a wrapped socket: it knows its own address.
+type localAddrer interface{ LocalAddr() net.Addr }
+
+// record puts one message and the verdict the interception acts on into the
+// trace: one call per message and direction, where the verdict is known.
+// For a message stunfault changes or answers itself, the bytes it sends are
+// recorded too (built the way the action builds them), so a capture shows
+// both. Nothing is allocated unless a rule fired.
+func (ic *interceptor) record(c localAddrer, p *faults.Packet, v faults.Verdict) {
+	if ic.trace == nil {
+		return
+	}
+	var sent []byte
+	if v.Action != nil && ic.trace.Capturing() {
+		sent = ic.sentBytes(p, v)
+	}
+	ic.trace.Record(addrPort(c.LocalAddr()), p, v, sent)
+}
+
+// sentBytes returns what the verdict v sends instead of p's bytes: nil when
+// it sends them unchanged (or nothing).
+func (ic *interceptor) sentBytes(p *faults.Packet, v faults.Verdict) []byte {
+	switch v.Kind {
+	case faults.Error:
+		if p.Dir == faults.In {
+			return ic.appendErrorReply(nil, p, v)
+		}
+	case faults.Truncate:
+		return mutate.Truncate(p.Data, v.Action.Length)
+	case faults.Corrupt:
+		return mutate.Corrupt(p.Data, v.Action.Target, v.Action.Count)
+	case faults.MappedAddress:
+		if b, err := mutate.MappedAddress(p.Data, v.Address); err == nil {
+			return b
+		}
+	}
+	return nil
+}
+
+// Trace returns the record of every message the server saw (nil when
+// [server].trace_size is 0): read it with Since, wait on Changed. A
+// capture (GET /capture.pcapng) is written from it.
+func (s *Server) Trace() *trace.Ring { return s.ic.trace }
+
+// TraceSince returns the messages after seq the trace still holds (at most
+// limit; 0 or less: all), oldest first, with the listener each came to, and
+// the webhook requests of the same period: held, pending, or ended since
+// the first message returned. This is what GET /trace answers.
+func (s *Server) TraceSince(seq uint64, limit int) trace.Page {
+	ring := s.Trace()
+	page := trace.Page{Messages: ring.Since(seq, limit, false), Size: ring.Size()}
+	page.LastSeq = ring.LastSeq()
+	if n := len(page.Messages); n > 0 {
+		page.LastSeq = max(page.LastSeq, page.Messages[n-1].Seq)
+	}
+	ls := s.Listeners()
+	for i := range page.Messages {
+		page.Messages[i].Listener = listenerName(ls, &page.Messages[i].Message)
+	}
+	var from time.Time
+	if len(page.Messages) > 0 {
+		from = page.Messages[0].Time
+	}
+	page.Webhooks = s.spans(from, page.Messages)
+	return page
+}
+
+// listenerName names the listener m came to: the one with its transport
+// and port (a TCP connection's local address may be a wildcard listener's
+// concrete one).
+func listenerName(ls []Listener, m *trace.Message) string {
+	for _, l := range ls {
+		if l.Addr.Port() != m.Local.Port() || (l.Transport == "udp") != (m.Transport == faults.UDP) {
+			continue
+		}
+		return l.Transport + " " + l.Addr.String()
+	}
+	return ""
+}
+
+// spans returns the webhook requests held or pending now, or that ended at
+// or after from, by ID, each with the rules among msgs it made fire.
+func (s *Server) spans(from time.Time, msgs []trace.Record) []trace.Span {
+	var out []trace.Span
+	for _, name := range s.hub.Names() {
+		for _, r := range s.hub.Records(name) {
+			if !r.End.IsZero() && r.End.Before(from) {
+				continue
+			}
+			sp := trace.Span{
+				ID: r.ID, Webhook: r.Webhook, Start: r.Start, End: r.End, Mode: r.Mode,
+				Status: r.Status, BodyBytes: r.BodyBytes, HeaderBytes: r.HeaderBytes,
+			}
+			if r.End.IsZero() {
+				sp.Held, sp.Pending = r.Mode != "async", r.Mode == "async"
+			}
+			sp.Rules = s.spanRules(&sp, msgs)
+			out = append(out, sp)
+		}
+	}
+	slices.SortFunc(out, func(a, b trace.Span) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// spanRules returns the rules matching on sp's webhook that fired on a
+// message of msgs while sp was in progress (or within the rule's window
+// after it ended).
+func (s *Server) spanRules(sp *trace.Span, msgs []trace.Record) []string {
+	var out []string
+	for i := range msgs {
+		d := &msgs[i].Decision
+		if d.Rule == "" || msgs[i].Time.Before(sp.Start) {
+			continue
+		}
+		st, err := s.eng.Get(d.Rule)
+		w := st.Rule.Match.Webhook
+		if err != nil || w == nil || (w.Name != "" && w.Name != sp.Webhook) {
+			continue
+		}
+		if !sp.End.IsZero() && msgs[i].Time.After(sp.End.Add(w.Window.D())) {
+			continue
+		}
+		if !slices.Contains(out, d.Rule) {
+			out = append(out, d.Rule)
+		}
+	}
+	return out
+}
+
+// handleTrace answers GET /trace?since=SEQ&limit=N with a trace.Page.
+func (s *Server) handleTrace(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	since, err := queryUint(q.Get("since"))
+	if err != nil {
+		http.Error(w, "since: want a non-negative integer (a trace seq)", http.StatusBadRequest)
+		return
+	}
+	limit, err := queryUint(q.Get("limit"))
+	if err != nil || limit > maxTracePage {
+		http.Error(w, "limit: want an integer from 0 to "+strconv.Itoa(maxTracePage), http.StatusBadRequest)
+		return
+	}
+	if limit == 0 {
+		limit = maxTracePage
+	}
+	writeJSON(w, http.StatusOK, s.TraceSince(since, int(limit)))
+}
+
+// queryUint parses an optional non-negative integer query parameter.
+func queryUint(v string) (uint64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	return strconv.ParseUint(v, 10, 64)
+}

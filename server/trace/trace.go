@@ -1,0 +1,427 @@
+package trace
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/stunfault/stunfault/faults"
+)
+
+// DefaultSize is how many messages a trace keeps when [server].trace_size
+// is not set: the default config's value.
+const DefaultSize = 10000
+
+// DefaultCaptureBytes is the default size of the byte ring behind captures
+// ([server].capture_bytes): 4 MiB, some 40 000 typical STUN messages.
+const DefaultCaptureBytes = 4 << 20
+
+// MaxUsername is how many bytes of a USERNAME a Message keeps.
+const MaxUsername = 64
+
+// readBatch bounds what one reader copies while holding the ring's lock:
+// the packet path waits at most for this many entries (and readBytes
+// bytes) to be copied, a few microseconds.
+const (
+	readBatch = 256
+	readBytes = 256 << 10
+)
+
+// Kind is what a recorded message is, by its header.
+type Kind uint8
+
+// Kinds of messages.
+const (
+	// Other is neither STUN nor ChannelData (it matches no rule).
+	Other Kind = iota
+	// STUN is a STUN or TURN message: Method, Class and TxID are set.
+	STUN
+	// ChannelData is a TURN ChannelData message: Channel is set.
+	ChannelData
+)
+
+// String returns "stun", "channeldata" or "other".
+func (k Kind) String() string {
+	switch k {
+	case STUN:
+		return "stun"
+	case ChannelData:
+		return "channeldata"
+	}
+	return "other"
+}
+
+// Message is one message the server saw, as read back from the trace.
+type Message struct {
+	// Seq numbers the trace's messages from 1, strictly increasing.
+	Seq uint64
+	// Time is when the server saw the message, on the server's clock (the
+	// clock journal entries are stamped with).
+	Time time.Time
+	// Local is the server's address the message came to or left from: the
+	// listener's (for a TCP connection, the connection's local address).
+	Local netip.AddrPort
+	// Client is the client's address: the source of an inbound message, the
+	// destination of an outbound one.
+	Client netip.AddrPort
+	// Transport and Dir say how and which way the message went.
+	Transport faults.Transport
+	Dir       faults.Direction
+	// Kind says what the header is; Method, Class and TxID are those of a
+	// STUN message, Channel the channel number of a ChannelData message.
+	Kind    Kind
+	Method  faults.Method
+	Class   faults.Class
+	Channel uint16
+	TxID    [12]byte
+	// Size is the whole message's size in bytes.
+	Size int
+	// Username is the USERNAME of a request, its first MaxUsername bytes
+	// ("" when there is none).
+	Username string
+	// Decision is what the server did with the message.
+	Decision Decision
+}
+
+// slot is a Message as the ring keeps it: 128 bytes, two cache lines, with
+// copies of the header fields (no slice into the packet), so recording
+// allocates nothing and touches little memory. Usernames live beside the
+// slots (Ring.users), written only for requests that carry one.
+type slot struct {
+	seq          uint64
+	nanos        int64 // Time, as nanoseconds since Ring.base
+	client       [16]byte
+	local        [16]byte
+	cport, lport uint16
+	typ          uint16 // STUN message type, or the channel number
+	code         uint16
+	size         uint32
+	txid         [12]byte
+	transport    faults.Transport
+	dir          faults.Direction
+	kind         Kind
+	action       faults.ActionKind
+	flags        uint8 // flag*
+	ulen         uint8
+	rule         string
+	jseq         uint64
+	// Where the message's bytes are in the byte ring: the bytes received
+	// and, for a message stunfault changed or answered itself, the bytes
+	// sent. Lengths 0: not captured.
+	dataOff, sentOff uint64
+	dataLen, sentLen uint32
+}
+
+const (
+	flagFired uint8 = 1 << iota
+	flagGuard
+	flagClient4 // client is IPv4
+	flagLocal4  // local is IPv4
+)
+
+// Decision is what the server did with one message.
+type Decision struct {
+	// Action is the kind of action taken: Pass when nothing fired.
+	Action faults.ActionKind
+	// Fired reports whether something acted: a rule (Rule is its ID) or
+	// stunfault's relay guard (Rule is "", Guard is set).
+	Fired bool
+	Guard bool
+	// Rule is the ID of the rule that fired.
+	Rule string
+	// Code is the error code of an injected error.
+	Code int
+	// JournalSeq is the firing's journal sequence number (0 when no rule
+	// fired).
+	JournalSeq uint64
+}
+
+// Record is a Message read back from the trace with copies of its bytes.
+type Record struct {
+	Message
+	// Listener names the listener the message came to or left from, as
+	// "udp 127.0.0.1:3478" (filled by the server; "" when unknown).
+	Listener string
+	// Data holds the bytes the server received (inbound from the client,
+	// outbound from pion); nil when they are no longer, or never were, in
+	// the byte ring. Sent holds the bytes sent instead, for a message
+	// stunfault changed (truncate, corrupt, mapped_address) or answered
+	// itself (an injected error: the error response); nil otherwise.
+	Data, Sent []byte
+}
+
+// Options configures a [Ring].
+type Options struct {
+	// Size is how many messages the ring keeps; 0 or less: none (New
+	// returns nil).
+	Size int
+	// CaptureBytes is the size of the byte ring holding the messages'
+	// bytes; 0 or less: bytes are not kept.
+	CaptureBytes int
+	// Clock stamps the messages; nil means faults.SystemClock.
+	Clock faults.Clock
+}
+
+// Ring is a bounded record of every message the server saw, newest last:
+// when it is full the oldest message goes. Its memory is fixed at New:
+// Size slots of 128 bytes plus MaxUsername bytes each, and CaptureBytes of
+// bytes: the default config's 10000 messages and 4 MiB take about 6.1 MB. It is safe for concurrent use.
+//
+// Writers (the packet path) and readers share one mutex; a reader copies at
+// most readBatch entries and readBytes bytes per hold, so a writer never
+// waits longer than that copy.
+type Ring struct {
+	clock faults.Clock
+	// base is the time at New. On the system clock a message's time is
+	// taken as time.Since(base): one read of the monotonic clock, where
+	// time.Now reads two clocks, and the clock read is most of what
+	// recording costs. Other clocks (a test's fake one) are read as they are.
+	base   time.Time
+	system bool
+
+	mu      sync.Mutex
+	entries []slot
+	users   []byte // MaxUsername bytes per slot
+	seq     uint64 // the latest Seq
+	next    int    // where the next message goes in entries
+	bytes   []byte
+	wpos    uint64        // logical write position in bytes (grows forever)
+	wat     int           // wpos within bytes
+	wake    chan struct{} // closed at the next record; nil: nobody waits
+}
+
+// New returns a ring as opts say, or nil when opts.Size is 0 or less (a nil
+// *Ring records nothing and reads empty).
+func New(opts Options) *Ring {
+	if opts.Size <= 0 {
+		return nil
+	}
+	r := &Ring{clock: opts.Clock, entries: make([]slot, opts.Size), users: make([]byte, opts.Size*MaxUsername)}
+	if r.clock == nil {
+		r.clock = faults.SystemClock{}
+	}
+	_, r.system = r.clock.(faults.SystemClock)
+	r.base = r.clock.Now()
+	if opts.CaptureBytes > 0 {
+		r.bytes = make([]byte, opts.CaptureBytes)
+	}
+	return r
+}
+
+// Size returns how many messages the ring keeps (0 for a nil ring).
+func (r *Ring) Size() int {
+	if r == nil {
+		return 0
+	}
+	return len(r.entries)
+}
+
+// Record records one message: p as the server saw it, the verdict v it acted
+// on, and sent, the bytes sent instead of p.Data when stunfault changed the
+// message or answered it itself (nil otherwise). It returns the message's
+// Seq (0 for a nil ring). It allocates nothing, and p is not retained.
+func (r *Ring) Record(local netip.AddrPort, p *faults.Packet, v faults.Verdict, sent []byte) uint64 {
+	if r == nil {
+		return 0
+	}
+	var nanos int64
+	if r.system {
+		nanos = int64(time.Since(r.base))
+	} else {
+		nanos = int64(r.clock.Now().Sub(r.base))
+	}
+	r.mu.Lock()
+	r.seq++
+	i := r.next
+	if r.next++; r.next == len(r.entries) {
+		r.next = 0
+	}
+	m := &r.entries[i]
+	*m = slot{seq: r.seq, nanos: nanos, transport: p.Transport, dir: p.Dir, size: uint32(len(p.Data))}
+	m.client, m.cport = p.Client.Addr().As16(), p.Client.Port()
+	if p.Client.Addr().Unmap().Is4() {
+		m.flags |= flagClient4
+	}
+	m.local, m.lport = local.Addr().As16(), local.Port()
+	if local.Addr().Unmap().Is4() {
+		m.flags |= flagLocal4
+	}
+	switch {
+	case p.IsSTUN():
+		m.kind, m.typ, m.txid = STUN, binary.BigEndian.Uint16(p.Data), p.TransactionID()
+		// Only requests carry USERNAME: answers and indications are not
+		// scanned for it (the scan is most of what a message costs here).
+		if p.Class() == faults.ClassRequest {
+			if u, ok := p.Username(); ok {
+				m.ulen = uint8(copy(r.users[i*MaxUsername:(i+1)*MaxUsername], u))
+			}
+		}
+	case p.IsChannelData():
+		m.kind, m.typ = ChannelData, binary.BigEndian.Uint16(p.Data)
+	}
+	if v.Action != nil {
+		m.action, m.flags, m.rule, m.code, m.jseq = v.Kind, m.flags|flagFired, v.Rule, uint16(v.Action.Code), v.Seq
+		if v.Rule == "" {
+			m.flags |= flagGuard
+		}
+	}
+	m.dataOff, m.dataLen = r.put(p.Data)
+	m.sentOff, m.sentLen = r.put(sent)
+	if r.wake != nil {
+		close(r.wake)
+		r.wake = nil
+	}
+	seq := r.seq
+	r.mu.Unlock()
+	return seq
+}
+
+// message returns the Message slot i holds. The caller holds r.mu.
+func (r *Ring) message(i int) Message {
+	m := &r.entries[i]
+	out := Message{
+		Seq: m.seq, Time: r.base.Add(time.Duration(m.nanos)), Transport: m.transport, Dir: m.dir,
+		Kind: m.kind, Size: int(m.size),
+		Client: netip.AddrPortFrom(addr(m.client, m.flags&flagClient4 != 0), m.cport),
+		Local:  netip.AddrPortFrom(addr(m.local, m.flags&flagLocal4 != 0), m.lport),
+	}
+	switch m.kind {
+	case STUN:
+		out.Method, out.Class, out.TxID = methodOf(m.typ), classOf(m.typ), m.txid
+		if m.ulen > 0 {
+			out.Username = string(r.users[i*MaxUsername : i*MaxUsername+int(m.ulen)])
+		}
+	case ChannelData:
+		out.Channel = m.typ
+	}
+	if m.flags&flagFired != 0 {
+		out.Decision = Decision{Action: m.action, Fired: true, Guard: m.flags&flagGuard != 0,
+			Rule: m.rule, Code: int(m.code), JournalSeq: m.jseq}
+	}
+	return out
+}
+
+func addr(b [16]byte, is4 bool) netip.Addr {
+	a := netip.AddrFrom16(b)
+	if is4 {
+		a = a.Unmap()
+	}
+	return a
+}
+
+// methodOf and classOf split a STUN message type (RFC 8489 §5: M11..M7 C1
+// M6..M4 C0 M3..M0).
+func methodOf(t uint16) faults.Method {
+	return faults.Method(t&0x000F | (t&0x00E0)>>1 | (t&0x3E00)>>2)
+}
+
+func classOf(t uint16) faults.Class {
+	return faults.Class((t&0x0010)>>4 | (t&0x0100)>>7)
+}
+
+// put copies b into the byte ring and returns where it went; length 0 when
+// b is empty or larger than the ring. A message never wraps: one that does
+// not fit before the ring's end starts again at its beginning.
+func (r *Ring) put(b []byte) (off uint64, n uint32) {
+	if len(b) == 0 || len(b) > len(r.bytes) {
+		return 0, 0
+	}
+	if r.wat+len(b) > len(r.bytes) {
+		r.wpos += uint64(len(r.bytes) - r.wat)
+		r.wat = 0
+	}
+	off = r.wpos
+	copy(r.bytes[r.wat:], b)
+	r.wpos += uint64(len(b))
+	r.wat += len(b)
+	return off, uint32(len(b))
+}
+
+// get appends to dst the bytes at off, or returns nil when they were
+// overwritten (or never kept). The caller holds r.mu.
+func (r *Ring) get(dst []byte, off uint64, n uint32) []byte {
+	size := uint64(len(r.bytes))
+	if n == 0 || off+size < r.wpos {
+		return nil
+	}
+	at := off % size
+	return append(dst, r.bytes[at:at+uint64(n)]...)
+}
+
+// Capturing reports whether the ring keeps the messages' bytes.
+func (r *Ring) Capturing() bool { return r != nil && len(r.bytes) > 0 }
+
+// LastSeq returns the Seq of the latest message (0 before any).
+func (r *Ring) LastSeq() uint64 {
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seq
+}
+
+// Since returns the messages after seq that the ring still holds, oldest
+// first, at most limit of them (limit 0 or less: all), each with copies of
+// its bytes when withBytes is set. Messages that left the ring while it
+// reads are skipped.
+func (r *Ring) Since(seq uint64, limit int, withBytes bool) []Record {
+	if r == nil {
+		return nil
+	}
+	var out []Record
+	for limit <= 0 || len(out) < limit {
+		n := readBatch
+		if limit > 0 {
+			n = min(n, limit-len(out))
+		}
+		before := len(out)
+		out, seq = r.batch(out, seq, n, withBytes)
+		if len(out) == before {
+			break
+		}
+	}
+	return out
+}
+
+// batch appends up to n records after seq to out under one hold of the lock
+// and returns the Seq of the last one appended.
+func (r *Ring) batch(out []Record, seq uint64, n int, withBytes bool) ([]Record, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	size := uint64(len(r.entries))
+	first := seq + 1
+	if r.seq > size && first <= r.seq-size {
+		first = r.seq - size + 1
+	}
+	copied := 0
+	for s := first; s <= r.seq && n > 0 && copied < readBytes; s++ {
+		i := int((s - 1) % size)
+		m := &r.entries[i]
+		rec := Record{Message: r.message(i)}
+		if withBytes && len(r.bytes) > 0 {
+			rec.Data = r.get(nil, m.dataOff, m.dataLen)
+			rec.Sent = r.get(nil, m.sentOff, m.sentLen)
+			copied += len(rec.Data) + len(rec.Sent)
+		}
+		out = append(out, rec)
+		seq = s
+		n--
+	}
+	return out, seq
+}
+
+// Changed returns a channel that is closed when the next message is
+// recorded: a live reader waits on it, then reads Since its last Seq.
+func (r *Ring) Changed() <-chan struct{} {
+	if r == nil {
+		return nil // blocks forever: nothing will be recorded
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.wake == nil {
+		r.wake = make(chan struct{})
+	}
+	return r.wake
+}

@@ -1,0 +1,205 @@
+package trace
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"github.com/pion/stun/v4"
+
+	"github.com/stunfault/stunfault/faults"
+)
+
+// BenchmarkRecord measures recording one pass-through Binding request.
+func BenchmarkRecord(b *testing.B) {
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint).Raw
+	local := netip.MustParseAddrPort("127.0.0.1:3478")
+	client := netip.MustParseAddrPort("127.0.0.1:50000")
+	for _, bytes := range []int{0, DefaultCaptureBytes} {
+		r := New(Options{Size: DefaultSize, CaptureBytes: bytes})
+		b.Run(map[bool]string{false: "bytes=off", true: "bytes=on"}[bytes > 0], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p := faults.Packet{Data: req, Dir: faults.In, Transport: faults.UDP, Client: client}
+				r.Record(local, &p, faults.Verdict{}, nil)
+			}
+		})
+	}
+}
+
+func binding(t testing.TB, user string) []byte {
+	t.Helper()
+	setters := []stun.Setter{stun.TransactionID, stun.BindingRequest}
+	if user != "" {
+		setters = append(setters, stun.NewUsername(user))
+	}
+	return stun.MustBuild(append(setters, stun.Fingerprint)...).Raw
+}
+
+func record(r *Ring, data []byte, dir faults.Direction, v faults.Verdict, sent []byte) uint64 {
+	p := faults.Packet{Data: data, Dir: dir, Transport: faults.UDP, Client: netip.MustParseAddrPort("127.0.0.1:50000")}
+	return r.Record(netip.MustParseAddrPort("127.0.0.1:3478"), &p, v, sent)
+}
+
+func TestRingKeepsTheNewest(t *testing.T) {
+	r := New(Options{Size: 3, CaptureBytes: 1 << 10})
+	for i := range 5 {
+		if got := record(r, binding(t, ""), faults.In, faults.Verdict{}, nil); got != uint64(i+1) {
+			t.Fatalf("seq: got %d, want %d", got, i+1)
+		}
+	}
+	recs := r.Since(0, 0, true)
+	var seqs []uint64
+	for _, rec := range recs {
+		seqs = append(seqs, rec.Seq)
+		if len(rec.Data) != rec.Size {
+			t.Errorf("seq %d: %d bytes kept, want %d", rec.Seq, len(rec.Data), rec.Size)
+		}
+	}
+	if fmt.Sprint(seqs) != "[3 4 5]" {
+		t.Fatalf("seqs: got %v, want [3 4 5]", seqs)
+	}
+	if got := r.Since(4, 0, false); len(got) != 1 || got[0].Seq != 5 || got[0].Data != nil {
+		t.Fatalf("Since(4) without bytes: got %+v, want seq 5 alone, no bytes", got)
+	}
+	if got := r.Since(0, 2, false); len(got) != 2 || got[1].Seq != 4 {
+		t.Fatalf("Since(0, limit 2): got %d records, want seqs 3 and 4", len(got))
+	}
+	if got := r.Since(5, 0, false); len(got) != 0 {
+		t.Fatalf("Since(LastSeq): got %d records, want none", len(got))
+	}
+}
+
+func TestRingFields(t *testing.T) {
+	r := New(Options{Size: 8, CaptureBytes: 1 << 10})
+	req := binding(t, "alice")
+	var m stun.Message
+	m.Raw = append([]byte(nil), req...)
+	if err := m.Decode(); err != nil {
+		t.Fatal(err)
+	}
+	act := &faults.Action{Type: "error", Code: 403}
+	record(r, req, faults.In, faults.Verdict{Kind: faults.Error, Rule: "r403", Seq: 7, Action: act}, []byte("reply"))
+	record(r, req, faults.Out, faults.Verdict{Kind: faults.Error, Action: act}, nil)
+	recs := r.Since(0, 0, true)
+	if len(recs) != 2 {
+		t.Fatalf("got %d records, want 2", len(recs))
+	}
+	got := recs[0]
+	if got.Kind != STUN || got.Method != faults.MethodBinding || got.Class != faults.ClassRequest ||
+		got.TxID != m.TransactionID || got.Username != "alice" || got.Size != len(req) || got.Dir != faults.In {
+		t.Errorf("header fields: got %+v", got.Message)
+	}
+	want := Decision{Action: faults.Error, Fired: true, Rule: "r403", Code: 403, JournalSeq: 7}
+	if got.Decision != want {
+		t.Errorf("decision: got %+v, want %+v", got.Decision, want)
+	}
+	if string(got.Sent) != "reply" || string(got.Data) != string(req) {
+		t.Errorf("bytes: got data %d bytes, sent %q", len(got.Data), got.Sent)
+	}
+	if d := recs[1].Decision; !d.Guard || !d.Fired || d.Rule != "" {
+		t.Errorf("a verdict without a rule is the guard's: got %+v", d)
+	}
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{`"method":"binding"`, `"class":"request"`, `"direction":"in"`, `"username":"alice"`,
+		`"action":"error"`, `"rule":"r403"`, `"code":403`, `"journal_seq":7`, `"client":"127.0.0.1:50000"`} {
+		if !strings.Contains(string(b), s) {
+			t.Errorf("JSON %s lacks %s", b, s)
+		}
+	}
+}
+
+func TestRingBytesOverwritten(t *testing.T) {
+	req := binding(t, "")
+	// Room for two messages' bytes: the third overwrites the first.
+	r := New(Options{Size: 8, CaptureBytes: 2*len(req) + len(req)/2})
+	for range 3 {
+		record(r, req, faults.In, faults.Verdict{}, nil)
+	}
+	recs := r.Since(0, 0, true)
+	if recs[0].Data != nil || recs[1].Data == nil || recs[2].Data == nil {
+		t.Fatalf("bytes kept: got %v %v %v, want only the last two", recs[0].Data != nil, recs[1].Data != nil, recs[2].Data != nil)
+	}
+	big := make([]byte, 4*len(req))
+	record(r, big, faults.In, faults.Verdict{}, nil)
+	if got := r.Since(3, 0, true); len(got) != 1 || got[0].Data != nil || got[0].Size != len(big) {
+		t.Fatalf("a message larger than the byte ring: got %+v, want recorded without bytes", got)
+	}
+}
+
+func TestRingOff(t *testing.T) {
+	var r *Ring = New(Options{Size: 0})
+	if r != nil {
+		t.Fatal("size 0: want a nil ring")
+	}
+	if got := record(r, binding(t, ""), faults.In, faults.Verdict{}, nil); got != 0 || r.Since(0, 0, true) != nil || r.LastSeq() != 0 {
+		t.Fatal("a nil ring records nothing and reads empty")
+	}
+}
+
+func TestRingChanged(t *testing.T) {
+	r := New(Options{Size: 4})
+	ch := r.Changed()
+	select {
+	case <-ch:
+		t.Fatal("Changed closed before any record")
+	default:
+	}
+	record(r, binding(t, ""), faults.In, faults.Verdict{}, nil)
+	<-ch // closed by the record
+}
+
+func TestRecordAllocatesNothing(t *testing.T) {
+	r := New(Options{Size: 16, CaptureBytes: 1 << 12})
+	req := binding(t, "alice")
+	if n := testing.AllocsPerRun(100, func() { record(r, req, faults.In, faults.Verdict{}, nil) }); n != 0 {
+		t.Fatalf("allocations per record: got %v, want 0", n)
+	}
+}
+
+func TestSlotIs128Bytes(t *testing.T) {
+	if n := unsafe.Sizeof(slot{}); n != 128 {
+		t.Fatalf("slot: got %d bytes, want 128 (two cache lines)", n)
+	}
+}
+
+// Writers on several goroutines and a reader at once: every Seq is read at
+// most once, in order, and the race detector has nothing to say.
+func TestRingConcurrent(t *testing.T) {
+	r := New(Options{Size: 64, CaptureBytes: 1 << 10})
+	req := binding(t, "bob")
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 500 {
+				record(r, req, faults.In, faults.Verdict{}, nil)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	var last uint64
+	for reading := true; reading; {
+		select {
+		case <-done:
+			reading = false
+		default:
+		}
+		for _, rec := range r.Since(last, 0, true) {
+			if rec.Seq <= last || (rec.Data != nil && len(rec.Data) != len(req)) || rec.Username != "bob" {
+				t.Fatalf("read seq %d after %d (%d bytes, user %q)", rec.Seq, last, len(rec.Data), rec.Username)
+			}
+			last = rec.Seq
+		}
+	}
+	if got := r.LastSeq(); got != 2000 {
+		t.Fatalf("LastSeq: got %d, want 2000", got)
+	}
+}

@@ -1,0 +1,140 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/stunfault/stunfault/faults"
+)
+
+// tracePage is GET /trace's answer as a client reads it.
+type tracePage struct {
+	Messages []traceMessage `json:"messages"`
+	Webhooks []struct {
+		Webhook string   `json:"webhook"`
+		Held    bool     `json:"held"`
+		Rules   []string `json:"rules"`
+	} `json:"webhooks"`
+	LastSeq uint64 `json:"last_seq"`
+	Size    int    `json:"size"`
+}
+
+// traceMessage is one of GET /trace's messages.
+type traceMessage struct {
+	Seq       uint64 `json:"seq"`
+	Listener  string `json:"listener"`
+	Local     string `json:"local"`
+	Client    string `json:"client"`
+	Transport string `json:"transport"`
+	Direction string `json:"direction"`
+	Kind      string `json:"kind"`
+	Method    string `json:"method"`
+	Class     string `json:"class"`
+	TxID      string `json:"txid"`
+	Size      int    `json:"size"`
+	Decision  struct {
+		Action     string `json:"action"`
+		Rule       string `json:"rule"`
+		Code       int    `json:"code"`
+		JournalSeq uint64 `json:"journal_seq"`
+	} `json:"decision"`
+}
+
+func getTrace(t *testing.T, url string, since uint64) tracePage {
+	t.Helper()
+	res, err := http.Get(fmt.Sprintf("%s/trace?since=%d", url, since))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /trace: status %d", res.StatusCode)
+	}
+	var p tracePage
+	if err := json.NewDecoder(res.Body).Decode(&p); err != nil {
+		t.Fatalf("GET /trace: %v", err)
+	}
+	return p
+}
+
+// A Binding that passes is in the trace twice, request in and answer out,
+// on the listener it came to; one a rule fails while a webhook is held
+// carries the rule, the code and the journal's seq, and the webhook's span
+// names the rule.
+func TestTraceRecordsEveryMessage(t *testing.T) {
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			rule := whRule("screenpop-403", 403, faults.WebhookMatch{MinInflight: 1})
+			e := startWebhookRules(t, "sync", rule)
+			c := newSTUNClient(t, e.srv, transport)
+			e.wantBinding(t, c, 0, "", "no webhook held")
+			// The client retransmits every 10 ms until it has an answer, so
+			// a slow run may trace the request (and its answer) again.
+			p := getTrace(t, e.srv.HTTPURL(), 0)
+			if n := len(p.Messages); n < 2 || n%2 != 0 || p.Size != 10000 || p.LastSeq != p.Messages[n-1].Seq {
+				t.Fatalf("trace after one Binding: got %+v, want its request and answer", p)
+			}
+			in, out := p.Messages[0], p.Messages[1]
+			last := p.Messages[len(p.Messages)-1]
+			wantListener := transport + " " + e.srv.TURNAddr(transport).String()
+			for i, m := range p.Messages {
+				if m.TxID != in.TxID || m.Direction != []string{"in", "out"}[i%2] {
+					t.Errorf("message %d: got %s %s of %s, want the one transaction, in then out", i, m.Direction, m.Class, m.TxID)
+				}
+				if m.Transport != transport || m.Listener != wantListener || m.Local != e.srv.TURNAddr(transport).String() ||
+					m.Method != "binding" || m.Kind != "stun" || m.Decision.Action != "pass" || m.Decision.Rule != "" {
+					t.Errorf("message %d: got %+v, want a passed binding on %s", i, m, wantListener)
+				}
+			}
+			if in.Direction != "in" || in.Class != "request" || out.Direction != "out" || out.Class != "success" ||
+				in.TxID != out.TxID || len(in.TxID) != 24 || in.Client != out.Client || in.Client == "" {
+				t.Errorf("request %+v and answer %+v: want one transaction, in then out, to one client", in, out)
+			}
+
+			e.hold(t, 1, whTicketBody, nil)
+			e.wantBinding(t, c, 403, rule.ID, "webhook held")
+			p = getTrace(t, e.srv.HTTPURL(), last.Seq)
+			i := slices.IndexFunc(p.Messages, func(m traceMessage) bool { return m.Decision.Rule != "" })
+			if i < 0 {
+				t.Fatalf("no message traced with a rule after the 403: %+v", p.Messages)
+			}
+			fired := p.Messages[i]
+			entries := e.srv.Faults().Journal().Query(faults.Query{Rule: rule.ID})
+			if len(entries) == 0 {
+				t.Fatal("no journal entry for the 403")
+			}
+			if fired.Direction != "in" || fired.Decision.Action != "error" || fired.Decision.Rule != rule.ID ||
+				fired.Decision.Code != 403 || fired.Decision.JournalSeq != entries[0].Seq {
+				t.Errorf("failed Binding: got %+v, want rule %s, code 403, journal seq %d", fired, rule.ID, entries[0].Seq)
+			}
+			// The injected error is stunfault's, not pion's: no out message.
+			for _, m := range p.Messages {
+				if m.Direction == "out" && m.TxID == fired.TxID {
+					t.Errorf("traced an outbound %s %s after the 403, want none", m.Method, m.Class)
+				}
+			}
+			if len(p.Webhooks) != 1 || !p.Webhooks[0].Held || fmt.Sprint(p.Webhooks[0].Rules) != "["+rule.ID+"]" {
+				t.Errorf("webhook spans: got %+v, want the held request, naming %s", p.Webhooks, rule.ID)
+			}
+		})
+	}
+}
+
+// trace_size = 0 turns the trace off: nothing is recorded, /trace is empty.
+func TestTraceOff(t *testing.T) {
+	cfg := testConfig()
+	cfg.Server.TraceSize = 0
+	srv := startServer(t, &cfg)
+	if srv.Trace() != nil {
+		t.Fatal("Trace() with trace_size 0: want nil")
+	}
+	if _, err := stunBinding(t, newSTUNClient(t, srv, "udp")); err != nil {
+		t.Fatal(err)
+	}
+	if p := getTrace(t, srv.HTTPURL(), 0); len(p.Messages) != 0 || p.Size != 0 {
+		t.Fatalf("GET /trace with the trace off: got %+v, want nothing", p)
+	}
+}
