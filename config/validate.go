@@ -278,10 +278,3 @@ func sortedMapKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
-
-func orNone(names []string) string {
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
-}
