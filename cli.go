@@ -77,9 +77,9 @@ func (fs *flagSet) printUsage(w io.Writer) {
 }
 
 // parse parses flags that may come before, between or after positional
-// arguments ("rules get ID -json") and returns the
-// positional ones. It refuses fewer than lo or more than hi of them (hi < 0:
-// no limit), naming what was wanted.
+// arguments ("rules get ID -json") and returns the positional ones. It
+// refuses fewer than lo or more than hi of them (hi < 0: no limit), naming
+// what was wanted.
 func (fs *flagSet) parse(args []string, lo, hi int, want string) ([]string, error) {
 	var pos []string
 	for {
