@@ -144,51 +144,134 @@ func TestGuardCloseDuringBackoff(t *testing.T) {
 	}
 }
 
-// A tcp listener that dies (its socket gone behind pion's back) makes
-// /healthz answer 503, naming it.
+// A listener that dies (its socket gone behind pion's back) makes /healthz
+// answer 503, naming it.
 func TestHealthzNamesADeadListener(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.Listen = []config.Listener{{Transport: "udp", Address: "127.0.0.1:0"}, {Transport: "tcp", Address: "127.0.0.1:0"}}
-	cfg.HTTP.Address = "127.0.0.1:0"
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	get := func() (int, healthz) {
-		t.Helper()
-		resp, err := http.Get(s.HTTPURL() + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var h healthz
-		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, h
-	}
-	if code, h := get(); code != http.StatusOK || h.Status != "ok" || len(h.Failed) != 0 {
-		t.Fatalf("healthy: got %d %+v, want 200 ok", code, h)
-	}
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			cfg := config.Default()
+			cfg.Listen = []config.Listener{{Transport: "udp", Address: "127.0.0.1:0"}, {Transport: "tcp", Address: "127.0.0.1:0"}}
+			cfg.HTTP.Address = "127.0.0.1:0"
+			s, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			get := func() (int, healthz) {
+				t.Helper()
+				resp, err := http.Get(s.HTTPURL() + "/healthz")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				var h healthz
+				if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+					t.Fatal(err)
+				}
+				return resp.StatusCode, h
+			}
+			if code, h := get(); code != http.StatusOK || h.Status != "ok" || len(h.Failed) != 0 {
+				t.Fatalf("healthy: got %d %+v, want 200 ok", code, h)
+			}
 
-	tcpAddr := s.TURNAddr("tcp").String()
-	g := s.guards[0]
-	_ = g.Listener.Close() // the socket, not the guard: not a Close
-	select {               // pion's accept loop sees the error at once
-	case <-g.failed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the guard did not see its listener die")
+			addr := s.TURNAddr(transport).String()
+			var failed <-chan struct{}
+			for _, g := range s.guarded {
+				switch g := g.(type) {
+				case *guardListener:
+					if transport == "tcp" {
+						_ = g.Listener.Close() // the socket, not the guard: not a Close
+						failed = g.failed
+					}
+				case *udpGuard:
+					if transport == "udp" {
+						_ = g.PacketConn.Close()
+						failed = g.failed
+					}
+				}
+			}
+			select { // pion's loop sees the error at once
+			case <-failed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the guard did not see its socket die")
+			}
+			code, h := get()
+			if code != http.StatusServiceUnavailable || h.Status != "failing" || len(h.Failed) != 1 {
+				t.Fatalf("dead listener: got %d %+v, want 503 failing with one failed listener", code, h)
+			}
+			if f := h.Failed[0]; f.Transport != transport || f.Address != addr || !strings.Contains(f.Error, "closed") {
+				t.Errorf("failed listener: got %+v, want %s %s with its error", f, transport, addr)
+			}
+		})
 	}
-	code, h := get()
-	if code != http.StatusServiceUnavailable || h.Status != "failing" || len(h.Failed) != 1 {
-		t.Fatalf("dead listener: got %d %+v, want 503 failing with one failed listener", code, h)
+}
+
+// flakyPacketConn fails its first reads with the errors in fail.
+type flakyPacketConn struct {
+	net.PacketConn
+	fail  []error
+	calls atomic.Int32
+}
+
+func (c *flakyPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if i := int(c.calls.Add(1)) - 1; i < len(c.fail) {
+		return 0, nil, c.fail[i]
 	}
-	if f := h.Failed[0]; f.Transport != "tcp" || f.Address != tcpAddr || !strings.Contains(f.Error, "closed") {
-		t.Errorf("failed listener: got %+v, want tcp %s with its error", f, tcpAddr)
+	return c.PacketConn.ReadFrom(p)
+}
+
+// A temporary read error on a udp listener is retried, a timeout (the
+// interception's own wake-up) is passed up at once, and any other error
+// ends the listener, reported.
+func TestUDPGuardReadErrors(t *testing.T) {
+	t.Parallel()
+	readErr := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvfrom", errno)}
+	}
+	boom := errors.New("read: something broke for good")
+	for _, tc := range []struct {
+		name    string
+		fail    []error
+		wantErr error // nil: the datagram arrives
+	}{
+		{"ENOBUFS twice", []error{readErr(syscall.ENOBUFS), readErr(syscall.ENOBUFS)}, nil},
+		{"timeout", []error{os.ErrDeadlineExceeded}, os.ErrDeadlineExceeded},
+		{"permanent", []error{boom}, boom},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			raw, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := newUDPGuard(&flakyPacketConn{PacketConn: raw, fail: tc.fail},
+				Listener{Transport: "udp", Addr: addrPort(raw.LocalAddr())}, slog.New(slog.DiscardHandler))
+			defer g.Close()
+			client, err := net.Dial("udp", raw.LocalAddr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			if _, err := client.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			_ = raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 10)
+			n, _, err := g.ReadFrom(buf)
+			switch {
+			case tc.wantErr == nil && (err != nil || string(buf[:n]) != "x"):
+				t.Fatalf("ReadFrom = %q, %v; want the datagram after the retries", buf[:n], err)
+			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
+				t.Fatalf("ReadFrom error %v, want %v", err, tc.wantErr)
+			}
+			if failed := g.failure() != nil; failed != (tc.wantErr == boom) {
+				t.Errorf("failure() = %v", g.failure())
+			}
+		})
 	}
 }

@@ -31,6 +31,13 @@ type healthz struct {
 	Failed []failedListener `json:"failed,omitempty"`
 }
 
+// guarded is a listener's guard (udpGuard, guardListener): it knows when
+// the listener has stopped serving for good.
+type guarded interface {
+	listener() Listener
+	failure() error
+}
+
 // failedListener is a listener that stopped accepting, in /healthz.
 type failedListener struct {
 	Transport string `json:"transport"`
@@ -41,11 +48,12 @@ type failedListener struct {
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	h := healthz{Status: "ok", Listeners: s.Listeners()}
 	s.mu.Lock()
-	guards := s.guards
+	guarded := s.guarded
 	s.mu.Unlock()
-	for _, g := range guards {
+	for _, g := range guarded {
 		if err := g.failure(); err != nil {
-			h.Failed = append(h.Failed, failedListener{Transport: g.lis.Transport, Address: g.lis.Addr.String(), Error: err.Error()})
+			l := g.listener()
+			h.Failed = append(h.Failed, failedListener{Transport: l.Transport, Address: l.Addr.String(), Error: err.Error()})
 		}
 	}
 	status := http.StatusOK

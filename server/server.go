@@ -61,6 +61,7 @@ type Server struct {
 	socks     *boundSockets
 	tcp       []*trackingListener
 	guards    []*guardListener // beneath tcp, one each
+	guarded   []guarded        // every listener's guard, for /healthz
 	allocs    *allocWatch
 	http      *http.Server
 	httpLn    net.Listener
@@ -219,6 +220,9 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 	}
 	var pcs []turn.PacketConnConfig
 	for _, pc := range socks.packetConns {
+		g := newUDPGuard(pc, Listener{Transport: "udp", Addr: addrPort(pc.LocalAddr())}, s.log.With("component", "udp"))
+		s.guarded = append(s.guarded, g)
+		pc := net.PacketConn(g)
 		gen, err := newRelayGenerator(s.cfg.Relay, s.ic.guard)
 		if err != nil {
 			return nil, err
@@ -248,6 +252,7 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 		}
 		g := newGuardListener(ln, Listener{Transport: transport, Addr: addrPort(ln.Addr())}, s.tcpLimits(), s.allocs, s.log.With("component", "tcp"))
 		s.guards = append(s.guards, g)
+		s.guarded = append(s.guarded, g)
 		tl := newTrackingListener(g, &s.loops, func(c net.Conn) net.Conn { return newTCPConn(c, s.ic) })
 		s.tcp = append(s.tcp, tl)
 		lns = append(lns, turn.ListenerConfig{

@@ -83,7 +83,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 				return nil, err
 			default:
 			}
-			if !temporaryAcceptError(err) {
+			if !temporaryNetError(err) {
 				l.err = err
 				close(l.failed) // pion's loop has ended: Accept is not called again
 				l.log.Error("listener failed; it accepts no more connections", "err", err)
@@ -119,6 +119,8 @@ func (l *guardListener) Close() error {
 	return l.Listener.Close()
 }
 
+func (l *guardListener) listener() Listener { return l.lis }
+
 // failure returns why the listener stopped accepting, or nil while it
 // accepts (or was closed).
 func (l *guardListener) failure() error {
@@ -130,10 +132,10 @@ func (l *guardListener) failure() error {
 	}
 }
 
-// temporaryAcceptError reports whether accept may work when retried: the
-// process or system is out of descriptors or buffers, or one connection
-// went away before it was accepted.
-func temporaryAcceptError(err error) bool {
+// temporaryNetError reports whether an accept or a read may work when
+// retried: the process or system is out of descriptors or buffers, or one
+// connection went away before it was accepted.
+func temporaryNetError(err error) bool {
 	for _, errno := range []syscall.Errno{
 		syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
 		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR, syscall.EAGAIN,
