@@ -121,6 +121,9 @@ func codeOrDash(code int) string {
 }
 
 func messageKind(e *faults.Entry) string {
+	if st := e.Step; st != nil {
+		return fmt.Sprintf("%s:step[%d]/%d", st.Scenario, st.Index, st.Steps)
+	}
 	if e.Class == "" {
 		return e.Method
 	}

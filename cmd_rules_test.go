@@ -127,7 +127,7 @@ func TestCLIRulesErrors(t *testing.T) {
 func TestCLIScenarioJournalEventsStats(t *testing.T) {
 	eng, url := startControl(t)
 	r := faults.Rule{ID: "s403", Labels: map[string]string{"lab": "1"}, Match: faults.Match{Methods: []string{"binding"}}, Action: faults.Action{Type: "error", Code: 403}}
-	if err := eng.SetScenarios(map[string][]faults.Rule{"screenpop": {r}, "calm": nil}); err != nil {
+	if err := eng.SetScenarios(map[string]faults.Scenario{"screenpop": {Rules: []faults.Rule{r}}, "calm": {}}); err != nil {
 		t.Fatal(err)
 	}
 	out, err := runCmd(t, "scenario", "-control", url)

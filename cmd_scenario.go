@@ -12,8 +12,10 @@ var scenarioCmd = &command{
 	name:     "scenario",
 	synopsis: "[-json] [NAME]",
 	summary:  "list the scenarios, or activate one (the whole rule set at once)",
-	doc:      `Without NAME, lists the scenarios (* marks the active one); with NAME, activates it.`,
-	run:      runScenario,
+	doc: `Without NAME, lists the scenarios (* marks the active one; a running timed
+scenario shows its active step and the time to the next); with NAME, activates it
+(a timed scenario starts at step 0).`,
+	run: runScenario,
 }
 
 // runScenario is `stunfault scenario [NAME]`.
@@ -49,6 +51,18 @@ func printScenarios(w io.Writer, sc control.ScenariosResult) {
 		if name == sc.Active {
 			mark = "*"
 		}
-		fmt.Fprintf(w, "%s %s\n", mark, name)
+		fmt.Fprintf(w, "%s %s", mark, name)
+		if st := sc.Step; st != nil && st.Scenario == name {
+			fmt.Fprintf(w, "  step %d of %d", st.Index, st.Steps)
+			if st.Cycle > 0 {
+				fmt.Fprintf(w, " (repeat %d)", st.Cycle)
+			}
+			if st.Next.IsZero() {
+				fmt.Fprint(w, ", the last")
+			} else {
+				fmt.Fprintf(w, ", next in %s", st.NextIn)
+			}
+		}
+		fmt.Fprintln(w)
 	}
 }

@@ -19,8 +19,7 @@ func (c Config) Clone() Config {
 	if c.Scenarios != nil {
 		scenarios := make(map[string]Scenario, len(c.Scenarios))
 		for name, s := range c.Scenarios {
-			s.Rules = cloneRules(s.Rules)
-			scenarios[name] = s
+			scenarios[name] = s.Clone()
 		}
 		c.Scenarios = scenarios
 	}

@@ -163,8 +163,7 @@ type Webhook struct {
 	ErrorProbability float64 `toml:"error_probability"`
 }
 
-// Scenario is a named rule set.
-type Scenario struct {
-	Description string        `toml:"description"`
-	Rules       []faults.Rule `toml:"rules"`
-}
+// Scenario is a named rule set ([[scenarios.NAME.rules]]) or a timeline of
+// rule sets ([[scenarios.NAME.steps]], each with at and rules; optional
+// repeat): the engine's own type.
+type Scenario = faults.Scenario

@@ -430,6 +430,48 @@ func TestParseErrors(t *testing.T) {
 			`[scenarios."a/b"]`,
 			`rules = []`,
 		), []at{{1, "scenarios.a/b"}}, `invalid scenario name "a/b"`},
+		{"step out of order", doc(
+			`[[scenarios.outage.steps]]`,
+			`at = "0s"`,
+			`[[scenarios.outage.steps]]`,
+			`at = "15s"`,
+			`[[scenarios.outage.steps]]`,
+			`at = "5s"`,
+		), []at{{6, "scenarios.outage.steps[2].at"}}, "step out of order: 5s is not after steps[1].at (15s)"},
+		{"negative step offset", doc(
+			`[[scenarios.outage.steps]]`,
+			`at = "0s"`,
+			`[[scenarios.outage.steps]]`,
+			`at = "-5s"`,
+		), []at{{4, "scenarios.outage.steps[1].at"}}, `invalid duration "-5s": must not be negative`},
+		{"empty steps", doc(
+			`[scenarios.outage]`,
+			`steps = []`,
+		), []at{{2, "scenarios.outage.steps"}}, "must not be empty"},
+		{"first step not at 0s", doc(
+			`[[scenarios.outage.steps]]`,
+			`at = "5s"`,
+		), []at{{2, "scenarios.outage.steps[0].at"}}, `want "0s"`},
+		{"repeat before the last step", doc(
+			`[scenarios.outage]`,
+			`repeat = "10s"`,
+			`[[scenarios.outage.steps]]`,
+			`at = "0s"`,
+			`[[scenarios.outage.steps]]`,
+			`at = "15s"`,
+		), []at{{2, "scenarios.outage.repeat"}}, "is not after the last step's at (15s)"},
+		{"bad rule in a step", doc(
+			`[[scenarios.outage.steps]]`,
+			`at = "0s"`,
+			`[[scenarios.outage.steps.rules]]`,
+			`action = { type = "error", code = 999 }`,
+		), []at{{4, "scenarios.outage.steps[0].rules[0].action.code"}}, ""},
+		{"rules and steps", doc(
+			`[[scenarios.outage.rules]]`,
+			`action.type = "drop"`,
+			`[[scenarios.outage.steps]]`,
+			`at = "0s"`,
+		), []at{{1, "scenarios.outage.rules"}}, "rules or steps, not both"},
 		{"quoted keys and multi-line strings", doc(
 			`[[rules]]`,
 			`"description" = """`,

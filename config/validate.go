@@ -187,7 +187,14 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 		if !faults.ValidName(name) {
 			v.add(field, "invalid scenario name %q (want letters, digits, '_' and '-')", name)
 		}
-		v.rules(field+".rules", c.Scenarios[name].Rules, c.Webhooks)
+		sc := c.Scenarios[name]
+		for _, fe := range faults.FieldErrors(sc.ValidateShape()) {
+			v.add(field+"."+fe.Field, "%s", fe.Msg)
+		}
+		v.rules(field+".rules", sc.Rules, c.Webhooks)
+		for i, st := range sc.Steps {
+			v.rules(indexPath(field+".steps", i)+".rules", st.Rules, c.Webhooks)
+		}
 	}
 	return v.errs, v.near
 }

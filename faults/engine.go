@@ -73,7 +73,8 @@ type Engine struct {
 	mu        sync.Mutex // serialises writers
 	nextOrder uint64
 	nextID    uint64
-	scenarios map[string][]Rule
+	scenarios map[string]Scenario
+	timeline  *timeline // the timed scenario running, if any
 	machines  map[string]*machine
 }
 

@@ -739,15 +739,15 @@ func TestEngineReplace(t *testing.T) {
 func TestEngineScenarios(t *testing.T) {
 	pk := newTestPackets(t)
 	e := NewEngine(EngineOptions{})
-	err := e.SetScenarios(map[string][]Rule{
-		"broken": {{ID: "x", Action: Action{Type: "error", Code: 999}}},
+	err := e.SetScenarios(map[string]Scenario{
+		"broken": {Rules: []Rule{{ID: "x", Action: Action{Type: "error", Code: 999}}}},
 	})
 	if fes := FieldErrors(err); len(fes) != 1 || fes[0].Field != "scenarios.broken.rules[0].action.code" {
 		t.Fatalf("SetScenarios error = %v, want one on scenarios.broken.rules[0].action.code", err)
 	}
-	if err := e.SetScenarios(map[string][]Rule{
-		"forbidden": {{ID: "f", Action: Action{Type: "error", Code: 403}}},
-		"lossy":     {{ID: "l", Action: Action{Type: "drop"}}},
+	if err := e.SetScenarios(map[string]Scenario{
+		"forbidden": {Rules: []Rule{{ID: "f", Action: Action{Type: "error", Code: 403}}}},
+		"lossy":     {Rules: []Rule{{ID: "l", Action: Action{Type: "drop"}}}},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,9 @@ type Entry struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// Seed is the engine's RNG seed, so a run can be replayed.
 	Seed uint64 `json:"seed"`
+	// Step is set on the entry of a timed scenario's step change (Action
+	// "step", no rule and no message): the step that became active.
+	Step *ScenarioStep `json:"step,omitempty"`
 }
 
 // Journal is a bounded record of firings, newest last: when it is full the

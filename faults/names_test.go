@@ -33,7 +33,7 @@ func TestEngineRefusesUnknownWebhook(t *testing.T) {
 			"faults: rule \"crm\": action.type: unknown action type \"bogus\""},
 		{"Replace", func() error { _, err := e.Replace([]Rule{known, crm}); return err },
 			`faults: rules[1].match.webhook.name: unknown webhook "crm" (have servicenow)`},
-		{"SetScenarios", func() error { return e.SetScenarios(map[string][]Rule{"s": {crm}}) },
+		{"SetScenarios", func() error { return e.SetScenarios(map[string]Scenario{"s": {Rules: []Rule{crm}}}) },
 			`faults: scenarios.s.rules[0].match.webhook.name: unknown webhook "crm" (have servicenow)`},
 		{"Update", func() error {
 			_, err := e.Update("ok", func(r *Rule) error { r.Match.Webhook.Name = "crm"; return nil })

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,6 +152,7 @@ func (e *Engine) Replace(rules []Rule) (Change, error) {
 	if err != nil {
 		return Change{Revision: e.snap.Load().revision}, fmt.Errorf("faults: %w", err)
 	}
+	e.stopTimeline()
 	return e.swap(cs, ""), nil
 }
 
@@ -284,6 +284,7 @@ func (e *Engine) RemoveByLabels(labels map[string]string) Change {
 func (e *Engine) Clear() Change {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.stopTimeline()
 	ch := Change{}
 	for _, c := range e.snap.Load().rules {
 		ch.Removed = append(ch.Removed, c.rule.ID)
@@ -310,64 +311,6 @@ func (e *Engine) SetEnabled(id string, enabled bool) (Change, error) {
 	c.rule, c.enabled = &rule, enabled
 	rules[i] = &c
 	return Change{Revision: e.commit(rules, s.scenario), Rules: []Rule{rule.Clone()}}, nil
-}
-
-// SetScenarios replaces the named rule sets that ActivateScenario can
-// activate. The active rules do not change. Every rule is validated first; if
-// any is invalid nothing changes and the error holds a *FieldError per
-// problem, its Field prefixed with "scenarios.NAME.rules[i].".
-func (e *Engine) SetScenarios(scenarios map[string][]Rule) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var errs []error
-	stored := make(map[string][]Rule, len(scenarios))
-	for _, name := range slices.Sorted(maps.Keys(scenarios)) {
-		if !ValidName(name) {
-			errs = append(errs, &FieldError{Field: "scenarios." + strconv.Quote(name), Msg: "invalid scenario name (want letters, digits, '_' and '-')"})
-			continue
-		}
-		rules := scenarios[name]
-		if _, err := e.compileRules("scenarios."+name+".rules", rules); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		cp := make([]Rule, len(rules))
-		for i, r := range rules {
-			cp[i] = r.Clone()
-		}
-		stored[name] = cp
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("faults: %w", errors.Join(errs...))
-	}
-	e.scenarios = stored
-	s := e.snap.Load()
-	e.commit(slices.Clone(s.rules), s.scenario)
-	return nil
-}
-
-// Scenarios returns the names of the scenarios SetScenarios stored, sorted.
-func (e *Engine) Scenarios() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Sorted(maps.Keys(e.scenarios))
-}
-
-// ActivateScenario replaces the active rules with the named scenario's, in
-// one revision, with fresh counters and For starting now. Machine states are
-// kept (see ResetMachines). The Change is Replace's.
-func (e *Engine) ActivateScenario(name string) (Change, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	rules, ok := e.scenarios[name]
-	if !ok {
-		return Change{Revision: e.snap.Load().revision}, fmt.Errorf("faults: scenario %q %w", name, ErrNotFound)
-	}
-	cs, err := e.compileSet("scenarios."+name+".rules", rules)
-	if err != nil {
-		return Change{Revision: e.snap.Load().revision}, fmt.Errorf("faults: %w", err) // validated by SetScenarios: cannot happen
-	}
-	return e.swap(cs, name), nil
 }
 
 // newID returns a generated ID that no rule in rules and no key of taken

@@ -116,7 +116,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		JournalSize: cfg.Server.JournalSize,
 		Signals:     s.hub,
 	})
-	if err := s.eng.SetScenarios(scenarioRules(cfg.Scenarios)); err != nil {
+	if err := s.eng.SetScenarios(cfg.Scenarios); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	if _, err := s.eng.Replace(cfg.Rules); err != nil {
@@ -430,11 +430,3 @@ func (s *Server) Faults() *faults.Engine { return s.eng }
 // Webhooks returns the simulated webhook endpoints (POST /webhook/NAME):
 // their records, their state as rules see it, and their settings.
 func (s *Server) Webhooks() *webhook.Hub { return s.hub }
-
-func scenarioRules(sc map[string]config.Scenario) map[string][]faults.Rule {
-	out := make(map[string][]faults.Rule, len(sc))
-	for name, s := range sc {
-		out[name] = s.Rules
-	}
-	return out
-}

@@ -423,14 +423,16 @@ func (c *Client) ClearRules(ctx context.Context) (int, uint64, error) {
 	return res.Removed, rev, err
 }
 
-// Scenarios returns the scenario names and the active one.
+// Scenarios returns the scenario names, the active one and, for a timed
+// scenario, its active step and the time to the next.
 func (c *Client) Scenarios(ctx context.Context) (ScenariosResult, error) {
 	var res ScenariosResult
 	_, err := c.Call(ctx, OpScenariosList, nil, &res)
 	return res, err
 }
 
-// ActivateScenario replaces the rules with the named scenario's.
+// ActivateScenario replaces the rules with the named scenario's (a timed
+// one's step 0, the next steps following on the server's clock).
 func (c *Client) ActivateScenario(ctx context.Context, name string) (uint64, error) {
 	return c.Call(ctx, OpScenariosActivate, ScenarioRequest{Name: name}, nil)
 }

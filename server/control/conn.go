@@ -217,7 +217,7 @@ func (c *conn) unsubscribe(id uint64) bool {
 // with a lost event whenever the engine dropped some.
 func (c *conn) forward(s *serverSub, replay []faults.Entry, skip uint64) {
 	for i := range replay {
-		if !c.sendEvent(s, Event{Event: EventDecision, Entry: &replay[i]}) {
+		if !c.sendEvent(s, entryEvent(&replay[i])) {
 			return
 		}
 	}
@@ -245,7 +245,7 @@ func (c *conn) forward(s *serverSub, replay []faults.Entry, skip uint64) {
 			if hook := c.h.forwardHook; hook != nil {
 				hook()
 			}
-			if !reportLost() || !c.sendEvent(s, Event{Event: EventDecision, Entry: &e}) {
+			if !reportLost() || !c.sendEvent(s, entryEvent(&e)) {
 				return
 			}
 		case <-tick.C:
@@ -258,6 +258,14 @@ func (c *conn) forward(s *serverSub, replay []faults.Entry, skip uint64) {
 			return
 		}
 	}
+}
+
+// entryEvent is the event of a journal entry: a decision, or a step.
+func entryEvent(e *faults.Entry) Event {
+	if e.Step != nil {
+		return Event{Event: EventStep, Entry: e}
+	}
+	return Event{Event: EventDecision, Entry: e}
 }
 
 func (c *conn) sendEvent(s *serverSub, ev Event) bool {

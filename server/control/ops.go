@@ -454,7 +454,7 @@ func (h *Handler) opScenariosList(r *request) (any, *Error) {
 		return nil, e
 	}
 	eng := h.b.Engine()
-	return ScenariosResult{Scenarios: eng.Scenarios(), Active: eng.Scenario()}, nil
+	return ScenariosResult{Scenarios: eng.Scenarios(), Active: eng.Scenario(), Step: scenarioStep(eng)}, nil
 }
 
 func (h *Handler) opScenariosActivate(r *request) (any, *Error) {
@@ -472,7 +472,15 @@ func (h *Handler) opScenariosActivate(r *request) (any, *Error) {
 		return nil, ruleError(err)
 	}
 	r.changed(ch)
-	return ScenariosResult{Scenarios: eng.Scenarios(), Active: req.Name}, nil
+	return ScenariosResult{Scenarios: eng.Scenarios(), Active: req.Name, Step: scenarioStep(eng)}, nil
+}
+
+// scenarioStep is the running timed scenario's step, or nil.
+func scenarioStep(eng *faults.Engine) *faults.ScenarioStep {
+	if st, ok := eng.ScenarioStep(); ok {
+		return &st
+	}
+	return nil
 }
 
 func (h *Handler) opMachinesList(r *request) (any, *Error) {

@@ -199,8 +199,8 @@ func TestRemoveReplaceClear(t *testing.T) {
 
 func TestScenariosAndMachines(t *testing.T) {
 	ts := newTestServer(t, control.HandlerOptions{})
-	if err := ts.b.eng.SetScenarios(map[string][]faults.Rule{
-		"screenpop": {rule403("s403")},
+	if err := ts.b.eng.SetScenarios(map[string]faults.Scenario{
+		"screenpop": {Rules: []faults.Rule{rule403("s403")}},
 		"calm":      {},
 	}); err != nil {
 		t.Fatal(err)

@@ -161,13 +161,17 @@ type Reply struct {
 const (
 	// EventDecision is the kind of an event that is one rule firing, as the journal records it.
 	EventDecision = "decision"
+	// EventStep is the kind of an event that is a timed scenario's step
+	// change, as the journal records it (action "step", with step set).
+	EventStep = "step"
 	// EventLost says Count events matching the subscription were dropped
 	// because the subscriber did not keep up.
 	EventLost = "lost"
 )
 
 // Event is a message the server pushes to a subscriber, unasked. A decision
-// event carries the journal entry's fields at the top level (seq, time,
+// event (and a step event, whose step object says which step of which
+// timed scenario became active) carries the journal entry's fields at the top level (seq, time,
 // rule, action, code, method, class, transport, direction, src, size,
 // labels, seed); a lost event carries Count. Subscription is the id the
 // subscribe reply gave.
@@ -424,6 +428,9 @@ type ScenariosResult struct {
 	Scenarios []string `json:"scenarios,omitempty"`
 	// Active is the scenario activated last, unless rules changed since.
 	Active string `json:"active,omitempty"`
+	// Step is where the running timed scenario is (its active step and
+	// the time to the next), absent when none runs.
+	Step *faults.ScenarioStep `json:"step,omitempty"`
 }
 
 // MachinesResult is the result of machines.list and machines.set_state:
