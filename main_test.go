@@ -173,6 +173,20 @@ bogus = 1
 [relay]
 min_port = 70000
 `)
+	clash := writeFile(t, "clash.toml", `[[listen]]
+transport = "udp"
+address = "127.0.0.1:3478"
+[[listen]]
+transport = "udp"
+address = "localhost:3478"
+[http]
+address = "127.0.0.1:3478"
+[[listen]]
+transport = "tcp"
+address = "127.0.0.1:3478"
+[webhooks.crm]
+jitter = "1281024h"
+`)
 	lan := writeFile(t, "lan.toml", `[[listen]]
 transport = "udp"
 address = "0.0.0.0:3478"
@@ -185,6 +199,11 @@ address = "0.0.0.0:3478"
 	}{
 		{"good file", []string{"check", good}, 0, []string{good + ": OK"}},
 		{"bad file", []string{"check", bad}, 2, []string{":3:", "server.bogus", ":6:", "relay.min_port"}},
+		{"what serve cannot bind, and a huge jitter", []string{"check", clash}, 2, []string{
+			clash + ":6: listen[1].address: localhost:3478 is 127.0.0.1:3478, which listen[0] (udp 127.0.0.1:3478) binds too",
+			clash + ":8: http.address: 127.0.0.1:3478 is listen[2]'s address too (tcp 127.0.0.1:3478), so serve could not bind both",
+			clash + ":13: webhooks.crm.jitter: must be between 0s and 1h0m0s, got 1281024h0m0s",
+		}},
 		{"built-in user on a LAN", []string{"check", lan}, 2, []string{lan + ":3: users[0]: the built-in credential user/pass is refused when listen[0].address (0.0.0.0:3478) is not loopback"}},
 		{"missing file", []string{"check", filepath.Join(t.TempDir(), "nope.toml")}, 2, []string{"nope.toml"}},
 		{"no file", []string{"check"}, 2, nil},

@@ -26,13 +26,16 @@ const (
 var (
 	guardUnsupportedTransport = &faults.Action{Type: "error", Code: 442, Reason: "Unsupported Transport Protocol", Integrity: "auto"}
 	guardForbidden            = &faults.Action{Type: "error", Code: 403, Reason: "Forbidden", Integrity: "auto"}
+	guardBadRequest           = &faults.Action{Type: "error", Code: 400, Reason: "Bad Request", Integrity: "auto"}
 )
 
 // relayGuard keeps TURN relays from reaching behind stunfault. In front of
 // pion (and of the rule engine), it answers an authenticated
 //
 //   - Allocate asking for a TCP relay (RFC 6062) with 442 Unsupported
-//     Transport Protocol unless [relay].tcp_allocations is on;
+//     Transport Protocol unless [relay].tcp_allocations is on, and with 400
+//     Bad Request when it is on but the request came over UDP (RFC 6062
+//     §5.1: TCP relays need a TCP or TLS control connection);
 //   - Allocate asking for a relay of a family with no relay address
 //     ([relay].address, address6) with 440 Address Family not Supported;
 //   - CreatePermission, ChannelBind or Connect whose XOR-PEER-ADDRESS is
@@ -84,11 +87,18 @@ func (g *relayGuard) refuse(p *faults.Packet) *faults.Action {
 	}
 	switch p.Method() {
 	case faults.MethodAllocate:
-		if g.tcpAllocations || !g.wantsTCP(p) {
+		tcp := g.wantsTCP(p)
+		if !tcp || g.tcpAllocations && p.Transport != faults.UDP {
 			return g.refuseFamily(p)
 		}
 		if !g.authentic(p) {
 			return nil
+		}
+		if g.tcpAllocations {
+			// RFC 6062 §5.1: a TCP allocation needs a TCP (or TLS)
+			// control connection; pion does not check.
+			g.log.Info("TCP allocation refused: asked over UDP", "client", p.Client.String())
+			return guardBadRequest
 		}
 		g.log.Info("TCP allocation refused: [relay].tcp_allocations is off", "client", p.Client.String())
 		return guardUnsupportedTransport

@@ -179,6 +179,7 @@ func TestRelayGuardCodes(t *testing.T) {
 		{"TCP allocation off over tcp", false, "tcp", protoTCP, stun.MessageType{}, "", 442},
 		{"TCP allocation off over udp", false, "udp", protoTCP, stun.MessageType{}, "", 442},
 		{"TCP allocation on", true, "tcp", protoTCP, stun.MessageType{}, "", 0},
+		{"TCP allocation on over udp", true, "udp", protoTCP, stun.MessageType{}, "", 400},
 		{"UDP allocation", false, "udp", protoUDP, stun.MessageType{}, "", 0},
 
 		{"CreatePermission to other peer", false, "udp", protoUDP, createPermissionReq, "other", 0},
