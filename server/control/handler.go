@@ -35,12 +35,13 @@ const (
 	// MaxEventBuffer bounds SubscribeRequest.Buffer: a full buffer holds
 	// about 1 MB.
 	MaxEventBuffer = 4096
-	// MaxConnSubscriptions bounds the subscriptions of one connection, and
-	// MaxSubscriptions those of all connections together (at most about
-	// 64 MB of buffered events); beyond, subscribe fails with
-	// CodeLimitExceeded.
+	// MaxConnSubscriptions bounds the subscriptions of one connection;
+	// beyond, subscribe fails with CodeLimitExceeded.
 	MaxConnSubscriptions = 16
-	MaxSubscriptions     = 64
+	// MaxSubscriptions bounds the subscriptions of all connections
+	// together (at most about 64 MB of buffered events); beyond, subscribe
+	// fails with CodeLimitExceeded.
+	MaxSubscriptions = 64
 )
 
 // lostCheckInterval is how often an idle subscription looks for events the

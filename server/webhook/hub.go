@@ -41,18 +41,21 @@ type Options struct {
 	// History is how many records are kept per webhook; 0 means
 	// DefaultHistory.
 	History int
-	// MaxHeld bounds the sync requests held at once, over every webhook,
-	// and MaxPending the async work pending at once; beyond, a request
-	// gets 503 with Retry-After. 0 means DefaultMaxHeld and
-	// DefaultMaxPending.
-	MaxHeld    int
+	// MaxHeld bounds the sync requests held at once, over every webhook;
+	// beyond, a request gets 503 with Retry-After. 0 means DefaultMaxHeld.
+	MaxHeld int
+	// MaxPending bounds the async requests whose work is pending at once,
+	// over every webhook; beyond, a request gets 503 with Retry-After. 0
+	// means DefaultMaxPending.
 	MaxPending int
 }
 
-// Defaults of Options.MaxHeld and MaxPending. Each held or pending request
-// keeps up to 64 KiB of its body, so together they hold at most 128 MiB.
+// Each held or pending request keeps up to 64 KiB of its body, so at the
+// defaults they hold at most 128 MiB together.
 const (
-	DefaultMaxHeld    = 1024
+	// DefaultMaxHeld is Options.MaxHeld's default.
+	DefaultMaxHeld = 1024
+	// DefaultMaxPending is Options.MaxPending's default.
 	DefaultMaxPending = 1024
 )
 
