@@ -48,6 +48,10 @@ func printStats(w io.Writer, st control.Stats) {
 	if st.Allocations != nil {
 		fmt.Fprintf(w, "allocations: %d\n", *st.Allocations)
 	}
+	if ic := st.Intercept; ic != nil {
+		fmt.Fprintf(w, "delays: %d pending (%d bytes), %d passed at once (budget spent); panics recovered: %d\n",
+			ic.DelaysPending, ic.DelayedBytes, ic.DelayOverflows, ic.Panics)
+	}
 	for _, name := range slices.Sorted(maps.Keys(st.Webhooks)) {
 		h := st.Webhooks[name]
 		fmt.Fprintf(w, "webhook %s: %d in flight, %d pending\n", name, h.Inflight, h.Pending)

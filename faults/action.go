@@ -89,6 +89,9 @@ func (k ActionKind) String() string {
 			return t.spec().name
 		}
 	}
+	if k == DelayOverflow {
+		return "delay_overflow" // a delay no room was left for: not a rule's action type
+	}
 	return "unknown"
 }
 

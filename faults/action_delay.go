@@ -30,6 +30,32 @@ func (delayAction) compile(c *compiledAction) error {
 	return nil
 }
 
+// DelayOverflow passes at once a message a delay rule fired on, because the
+// engine's Holder had no room to hold it. It is journaled as
+// "delay_overflow", not as "delay".
+const DelayOverflow ActionKind = 9
+
+// Holder holds delayed messages for whoever acts on verdicts (the server,
+// with one budget for all its sockets). The engine asks it before it
+// records a delay.
+type Holder interface {
+	// Hold reserves room for one more delayed message of size bytes and
+	// reports true, or reports false when there is none. Room reserved for
+	// a Delay verdict is the verdict's: whoever acts on it holds the
+	// message in it, and frees it when the message goes.
+	Hold(size int) bool
+}
+
+// hold completes v, the verdict of a delay action: how long, or, when the
+// holder has no room for p, a DelayOverflow.
+func (e *Engine) hold(v *Verdict, act *compiledAction, p *Packet) {
+	if e.holder != nil && !e.holder.Hold(len(p.Data)) {
+		v.Kind = DelayOverflow
+		return
+	}
+	v.Delay = e.delayOf(act)
+}
+
 // delayOf returns how long a delay verdict of act holds its message: the
 // delay plus a jitter rolled uniformly in [-jitter, +jitter], never below
 // zero. Validation bounds both by MaxDelay, so 2*jitter+1 cannot overflow.

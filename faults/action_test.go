@@ -170,3 +170,36 @@ func hasFieldError(err error, field, msg string) bool {
 	}
 	return false
 }
+
+// roomFor is a Holder with room for n messages.
+type roomFor struct{ n int }
+
+func (r *roomFor) Hold(int) bool {
+	if r.n == 0 {
+		return false
+	}
+	r.n--
+	return true
+}
+
+// TestDelayOverflow: a delay the Holder has no room for passes as
+// DelayOverflow, journaled as such and not as delay.
+func TestDelayOverflow(t *testing.T) {
+	pk := newTestPackets(t)
+	e := NewEngine(EngineOptions{Holder: &roomFor{n: 1}})
+	mustAdd(t, e, Rule{ID: "slow", Action: Action{Type: "delay", Delay: Duration(time.Second)}})
+	if v := e.Decide(fresh(pk.bind)); v.Kind != Delay || v.Delay != time.Second {
+		t.Fatalf("first Decide = %v %v, want delay 1s", v.Kind, v.Delay)
+	}
+	v := e.Decide(fresh(pk.bind))
+	if v.Kind != DelayOverflow || v.Rule != "slow" || v.Delay != 0 {
+		t.Fatalf("second Decide = %v %q %v, want delay_overflow of slow", v.Kind, v.Rule, v.Delay)
+	}
+	var actions []string
+	for _, en := range e.Journal().Query(Query{Rule: "slow"}) {
+		actions = append(actions, en.Action)
+	}
+	if strings.Join(actions, ",") != "delay,delay_overflow" {
+		t.Errorf("journal actions = %v, want [delay delay_overflow]", actions)
+	}
+}

@@ -30,6 +30,10 @@ type EngineOptions struct {
 	// Signals is the webhook side read by rules with a webhook match. With
 	// nil Signals such rules never fire.
 	Signals Signals
+	// Holder, when set, is asked for room before a delay is decided: when
+	// it has none, the message passes at once as DelayOverflow. Nil means
+	// room is never short.
+	Holder Holder
 }
 
 // RuleStatus is a rule as the engine holds it, with its counters.
@@ -63,6 +67,7 @@ type Engine struct {
 	seed    uint64
 	signals Signals
 	journal *Journal
+	holder  Holder
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -96,6 +101,7 @@ func NewEngine(opts EngineOptions) *Engine {
 		clock:    opts.Clock,
 		seed:     opts.Seed,
 		signals:  opts.Signals,
+		holder:   opts.Holder,
 		rng:      rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5DEECE66D)),
 		journal:  newJournal(opts.JournalSize),
 		machines: make(map[string]*machine),
@@ -264,7 +270,7 @@ func (e *Engine) fire(r *compiledRule, p *Packet, now time.Time) (Verdict, bool)
 
 	v := Verdict{Kind: act.kind, Rule: r.rule.ID, Action: act.a, Address: act.addr, Retired: st.retired}
 	if act.kind == Delay {
-		v.Delay = e.delayOf(act)
+		e.hold(&v, act, p)
 	}
 	if now.IsZero() {
 		now = e.clock.Now()
@@ -272,7 +278,7 @@ func (e *Engine) fire(r *compiledRule, p *Packet, now time.Time) (Verdict, bool)
 	v.Seq = e.journal.record(Entry{
 		Time:      now,
 		Rule:      r.rule.ID,
-		Action:    act.kind.String(),
+		Action:    v.Kind.String(),
 		Code:      act.a.Code,
 		Method:    p.methodName(),
 		Class:     p.className(),

@@ -24,7 +24,9 @@ type Entry struct {
 	// Rule is the ID of the rule that fired.
 	Rule string `json:"rule"`
 	// Action is the kind of action taken ("error", "drop", ...). For a
-	// ratelimit it is the kind of its Then action.
+	// ratelimit it is the kind of its Then action. A delay the engine's
+	// Holder had no room for is "delay_overflow": the message passed at
+	// once.
 	Action string `json:"action"`
 	// Code is the error code of an error action (0 otherwise).
 	Code int `json:"code,omitempty"`

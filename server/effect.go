@@ -19,9 +19,10 @@ type path interface {
 	deliver(b []byte)
 	// repeat hands on n more copies of b after what deliver handed on.
 	repeat(b []byte, n int)
-	// later hands a copy of b on after d, and on at once when the rule
-	// behind it is retired first (retired closes). It reports false, and
-	// keeps nothing, when the server's delay budget is spent.
+	// later hands a copy of b on after d, in room the engine reserved (see
+	// delayQueue.Hold), and on at once when the rule behind it is retired
+	// first (retired closes). It reports false, and keeps nothing, when the
+	// socket is closing.
 	later(d time.Duration, b []byte, retired <-chan struct{}) bool
 	// reply sends b back to the message's sender in its place (inbound).
 	reply(b []byte)
@@ -35,6 +36,7 @@ type message struct {
 	pkt     *faults.Packet // pkt.Data is the message
 	v       faults.Verdict
 	scratch *[]byte // reused for an injected error reply; nil: allocate
+	held    bool    // a Delay's reserved room was handed to path.later
 }
 
 // An effect applies one action kind to a message, through its path.
@@ -59,10 +61,14 @@ var effects = [...]effect{
 		}
 	},
 	faults.Delay: func(pt path, m *message) {
+		m.held = true
 		if !pt.later(m.v.Delay, m.pkt.Data, m.v.Retired) {
-			m.ic.delayOverflows.Add(1)
-			pt.deliver(m.pkt.Data)
+			pt.deliver(m.pkt.Data) // the socket is closing: as if undelayed
 		}
+	},
+	faults.DelayOverflow: func(pt path, m *message) {
+		m.ic.delayOverflows.Add(1)
+		pt.deliver(m.pkt.Data)
 	},
 	faults.Duplicate: func(pt path, m *message) {
 		pt.deliver(m.pkt.Data)

@@ -49,7 +49,8 @@ type harness interface {
 
 func newInterceptor(t *testing.T, clock faults.Clock, rules ...faults.Rule) *interceptor {
 	t.Helper()
-	eng := faults.NewEngine(faults.EngineOptions{Clock: clock, Seed: 1})
+	delays := newDelayQueue(clock)
+	eng := faults.NewEngine(faults.EngineOptions{Clock: clock, Seed: 1, Holder: delays})
 	for _, r := range rules {
 		if _, err := eng.Add(r); err != nil {
 			t.Fatal(err)
@@ -57,7 +58,7 @@ func newInterceptor(t *testing.T, clock faults.Clock, rules ...faults.Rule) *int
 	}
 	return &interceptor{
 		engine: eng, clock: clock, realm: "stunfault.test", software: "stunfault",
-		log: slog.New(slog.DiscardHandler), delays: newDelayQueue(clock),
+		log: slog.New(slog.DiscardHandler), delays: delays,
 	}
 }
 

@@ -15,6 +15,7 @@ type fakePacketConn struct {
 	in     chan datagram
 	closed chan struct{}
 	once   sync.Once
+	notify chan datagram // when set, gets every datagram written too
 
 	mu       sync.Mutex
 	written  []datagram
@@ -57,9 +58,13 @@ func (f *fakePacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return 0, net.ErrClosed
 	default:
 	}
+	d := datagram{data: append([]byte(nil), p...), addr: addr}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.written = append(f.written, datagram{data: append([]byte(nil), p...), addr: addr})
+	f.written = append(f.written, d)
+	f.mu.Unlock()
+	if f.notify != nil {
+		f.notify <- d
+	}
 	return len(p), nil
 }
 

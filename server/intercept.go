@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server/control"
 	"github.com/stunfault/stunfault/server/internal/stunerror"
 	"github.com/stunfault/stunfault/server/trace"
 )
@@ -24,7 +25,7 @@ type interceptor struct {
 	delays   *delayQueue // every pending delayed message of the server
 	trace    *trace.Ring // nil: no trace; see trace.go
 
-	delayOverflows atomic.Uint64 // delays passed at once: the budget was spent
+	delayOverflows atomic.Uint64 // delays passed at once: no room in the budget
 	replyErrors    atomic.Uint64 // injected errors that could not be built
 	panics         atomic.Uint64 // panics recovered while handling a message
 }
@@ -55,6 +56,9 @@ func (ic *interceptor) apply(pt path, m *message) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			ic.recovered(r, m.v.Rule, m.pkt)
+			if m.v.Kind == faults.Delay && !m.held {
+				ic.delays.unhold(len(m.pkt.Data)) // the room the engine reserved
+			}
 			ok = false
 		}
 	}()
@@ -103,4 +107,16 @@ func (ic *interceptor) appendErrorReply(dst []byte, p *faults.Packet, v faults.V
 		return dst
 	}
 	return resp
+}
+
+// stats returns the interception layer's counters.
+func (ic *interceptor) stats() *control.InterceptStats {
+	n, bytes := ic.delays.len()
+	return &control.InterceptStats{
+		DelaysPending:  n,
+		DelayedBytes:   bytes,
+		DelayOverflows: ic.delayOverflows.Load(),
+		Panics:         ic.panics.Load(),
+		ReplyErrors:    ic.replyErrors.Load(),
+	}
 }

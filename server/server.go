@@ -110,7 +110,9 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		Seed:   seed,
 		Logger: s.log.With("component", "webhook"),
 	})
+	delays := newDelayQueue(s.clk)
 	s.eng = faults.NewEngine(faults.EngineOptions{
+		Holder:      delays,
 		Clock:       s.clk,
 		Seed:        seed,
 		JournalSize: cfg.Server.JournalSize,
@@ -136,7 +138,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		software: cfg.Server.Software,
 		clock:    s.clk,
 		log:      s.log.With("component", "intercept"),
-		delays:   newDelayQueue(s.clk),
+		delays:   delays,
 		trace:    trace.New(trace.Options{Size: cfg.Server.TraceSize, CaptureBytes: cfg.Server.CaptureBytes, Clock: s.clk}),
 	}
 	return s, nil

@@ -9,8 +9,8 @@ import (
 
 // The server's delay budget: at most this many delayed messages, holding
 // at most this many bytes, are pending at once across every socket of one
-// server. A delay that would exceed it passes its message at once (counted
-// in stats as delay_overflows).
+// server. A delay that would exceed it passes its message at once,
+// journaled as delay_overflow and counted in stats.
 const (
 	maxDelayed      = 4096
 	maxDelayedBytes = 16 << 20
@@ -18,18 +18,24 @@ const (
 
 // delayQueue holds every pending delayed message of one server, whatever
 // its socket: one budget in count and bytes, each message timed on the
-// server's clock. A message is handed on when its delay is up, or at once
-// when the rule that delayed it is retired (removed, replaced, or gone with
-// a cleared or replaced rule set), and dropped when its socket closes. Safe
+// server's clock. It is the engine's faults.Holder: room is reserved when
+// the engine decides a delay (so a delay without room is journaled as a
+// delay_overflow), and the Delay verdict's effect holds the message in it
+// with after. A message is handed on when its delay is up, or at once when
+// the rule that delayed it is retired (removed, replaced, or gone with a
+// cleared or replaced rule set), and dropped when its socket closes. Safe
 // for concurrent use.
 type delayQueue struct {
 	clock faults.Clock
 
 	mu      sync.Mutex
 	pending map[*delayed]struct{}
-	bytes   int
+	n       int // messages pending or reserved for
+	bytes   int // their bytes
 	rules   map[<-chan struct{}]*ruleDelays
 }
+
+var _ faults.Holder = (*delayQueue)(nil)
 
 // delayed is one pending message.
 type delayed struct {
@@ -54,19 +60,41 @@ func newDelayQueue(clock faults.Clock) *delayQueue {
 	return &delayQueue{clock: clock, pending: map[*delayed]struct{}{}, rules: map[<-chan struct{}]*ruleDelays{}}
 }
 
-// after runs run once the clock has moved d on (or at once when retired
-// closes first), unless owner's socket closes first. It reports false, and
-// runs nothing, when the budget has no room for size more bytes or owner is
-// closed.
+// Hold reserves room for one delayed message of size bytes, reporting
+// false when the budget has none.
+func (q *delayQueue) Hold(size int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n >= maxDelayed || q.bytes+size > maxDelayedBytes {
+		return false
+	}
+	q.n++
+	q.bytes += size
+	return true
+}
+
+// unhold frees room Hold reserved for a message that is not held after all.
+func (q *delayQueue) unhold(size int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.n--
+	q.bytes -= size
+}
+
+// after holds a message of size bytes, in room Hold reserved for it, and
+// runs run once the clock has moved d on (or at once when retired closes
+// first), unless owner's socket closes first. It reports false, frees the
+// room and runs nothing when owner is closed.
 func (q *delayQueue) after(owner *delayOwner, d time.Duration, size int, retired <-chan struct{}, run func()) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if owner.closed || len(q.pending) >= maxDelayed || q.bytes+size > maxDelayedBytes {
+	if owner.closed {
+		q.n--
+		q.bytes -= size
 		return false
 	}
 	e := &delayed{owner: owner, size: size, rule: retired, run: run}
 	q.pending[e] = struct{}{}
-	q.bytes += size
 	if retired != nil {
 		rd := q.rules[retired]
 		if rd == nil {
@@ -99,6 +127,7 @@ func (q *delayQueue) remove(e *delayed) bool {
 		return false
 	}
 	delete(q.pending, e)
+	q.n--
 	q.bytes -= e.size
 	if e.rule != nil {
 		if rd := q.rules[e.rule]; rd != nil {
@@ -147,4 +176,12 @@ func (q *delayQueue) takeAll(match func(*delayed) bool) []*delayed {
 		}
 	}
 	return out
+}
+
+// len returns how many messages are pending (or reserved for) and the bytes
+// they hold.
+func (q *delayQueue) len() (n, bytes int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n, q.bytes
 }

@@ -248,6 +248,24 @@ type JournalStats struct {
 	LastSeq uint64 `json:"last_seq"`
 }
 
+// InterceptStats counts what the interception layer did besides applying
+// rules, in [Stats].
+type InterceptStats struct {
+	// DelaysPending is how many delayed messages the server holds now, and
+	// DelayedBytes their size: at most 4096 and 16 MiB across all sockets.
+	DelaysPending int `json:"delays_pending"`
+	DelayedBytes  int `json:"delayed_bytes"`
+	// DelayOverflows counts messages a delay rule fired on that passed at
+	// once because the delay budget was spent (journaled as
+	// delay_overflow).
+	DelayOverflows uint64 `json:"delay_overflows"`
+	// Panics counts panics recovered while handling one message; each such
+	// message passed untouched and the panic was logged with its rule.
+	Panics uint64 `json:"panics"`
+	// ReplyErrors counts injected error responses that could not be built.
+	ReplyErrors uint64 `json:"reply_errors"`
+}
+
 // Stats is the result of stats.get. A Backend fills in what only the server
 // knows (Listeners, Allocations, Webhooks); the handler fills in the rest
 // from the engine.
@@ -261,6 +279,9 @@ type Stats struct {
 	Rules       []RuleCounters          `json:"rules"`
 	Machines    map[string]string       `json:"machines,omitempty"`
 	Journal     JournalStats            `json:"journal"`
+	// Intercept is filled in by a server (nil from a Backend that has no
+	// interception layer).
+	Intercept *InterceptStats `json:"intercept,omitempty"`
 }
 
 // WebhookSettings are the runtime changes webhook.set makes to a simulated
