@@ -48,8 +48,13 @@ func (s *Subscription) offer(e *Entry) {
 	case s.c <- *e:
 	default:
 		s.lost.Add(1)
+		s.j.lost.Add(1)
 	}
 }
+
+// Lost returns how many events were dropped, over every subscription there
+// has been, because a subscriber's channel was full.
+func (j *Journal) Lost() uint64 { return j.lost.Load() }
 
 // Lost returns how many matching events were dropped because C was full.
 func (s *Subscription) Lost() uint64 { return s.lost.Load() }

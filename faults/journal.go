@@ -73,6 +73,7 @@ type Journal struct {
 	chunks []atomic.Pointer[chunk] // the chunk of seqs k*chunkSize+1... at chunks[k%len]
 	seq    atomic.Uint64           // the latest Seq, stored after its entry
 	floor  atomic.Uint64           // Clear dropped every entry up to this Seq
+	lost   atomic.Uint64           // events every subscription dropped, see Lost
 }
 
 // chunkSize is how many entries one chunk holds.

@@ -14,6 +14,7 @@ func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /version", handleVersion)
+	mux.Handle("GET /metrics", s.newMetricsHandler()) // read-only and open, like /healthz
 	mux.Handle("GET /trace", s.ctl.Protect(http.HandlerFunc(s.handleTrace)))
 	// No method in the pattern: the hub answers 405 and 404 itself.
 	mux.Handle("/webhook/", s.hub)

@@ -24,6 +24,7 @@ type interceptor struct {
 	log      *slog.Logger
 	delays   *delayQueue // every pending delayed message of the server
 	trace    *trace.Ring // nil: no trace; see trace.go
+	counts   wireCounts  // per-message counters for /metrics; see metrics.go
 
 	delayOverflows atomic.Uint64 // delays passed at once: no room in the budget
 	replyErrors    atomic.Uint64 // injected errors that could not be built

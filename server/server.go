@@ -273,10 +273,10 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 		AllocationLifetime: s.cfg.Relay.AllocationLifetime.D(),
 		PermissionTimeout:  s.cfg.Relay.PermissionLifetime.D(),
 		ChannelBindTimeout: s.cfg.Relay.ChannelLifetime.D(),
-		EventHandler: turn.EventHandler{
+		EventHandler: s.ic.counts.turnEvents(turn.EventHandler{
 			OnAllocationCreated: func(src, dst net.Addr, _, _, _ string, _ net.Addr, _ int) { s.allocs.changed(src, dst, 1) },
 			OnAllocationDeleted: func(src, dst net.Addr, _, _, _ string) { s.allocs.changed(src, dst, -1) },
-		},
+		}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: starting pion/turn: %w", err)

@@ -19,12 +19,14 @@ const maxTracePage = 10000
 // localAddrer is a wrapped socket: it knows its own address.
 type localAddrer interface{ LocalAddr() net.Addr }
 
-// record puts one message and the verdict the interception acts on into the
-// trace: one call per message and direction, where the verdict is known.
+// record counts one message and the verdict the interception acts on (for
+// /metrics) and puts them into the trace: one call per message and
+// direction, where the verdict is known.
 // For a message stunfault changes or answers itself, the bytes it sends are
 // recorded too (built the way the action builds them), so a capture shows
 // both. Nothing is allocated unless a rule fired.
 func (ic *interceptor) record(c localAddrer, p *faults.Packet, v faults.Verdict) {
+	ic.counts.count(p, v)
 	if ic.trace == nil {
 		return
 	}
@@ -101,7 +103,7 @@ func listenerName(ls []Listener, m *trace.Message) string {
 func (s *Server) spans(from time.Time, msgs []trace.Record) []trace.Span {
 	var out []trace.Span
 	for _, name := range s.hub.Names() {
-		for _, r := range s.hub.Records(name) {
+		for _, r := range s.hub.Spans(name) {
 			if !r.End.IsZero() && r.End.Before(from) {
 				continue
 			}

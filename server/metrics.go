@@ -1,0 +1,315 @@
+package server
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/turn/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stunfault/stunfault/faults"
+)
+
+// What the per-message counters are indexed by: small enums, so counting a
+// message is one atomic add into a fixed array (no map, no allocation).
+const (
+	nMethods = 9 // methodIndex
+	nClasses = 5 // classes, then "" (ChannelData, other)
+	nKinds   = int(faults.Close) + 1
+	// Injected error codes are 300 to 699.
+	minCode, nCodes = 300, 400
+)
+
+// methodNames are the method label values, by methodIndex.
+var methodNames = [nMethods]string{"binding", "allocate", "refresh", "send", "data", "createpermission", "channelbind", "channeldata", "other"}
+
+var classNames = [nClasses]string{"request", "indication", "success", "error", ""}
+
+// wireCounts counts every message the interception sees. Safe for
+// concurrent use.
+type wireCounts struct {
+	msgs     [nMethods][nClasses][2][2][nKinds]atomic.Uint64 // method, class, dir, transport, decision
+	injected [nCodes]atomic.Uint64                           // injected errors by code-minCode
+
+	// What pion's EventHandler reports (see turnEvents).
+	permissions, channels atomic.Int64
+}
+
+// count counts one message and the verdict acted on.
+func (w *wireCounts) count(p *faults.Packet, v faults.Verdict) {
+	m, c := methodIndex(p), nClasses-1
+	if p.IsSTUN() {
+		c = int(p.Class())
+	}
+	k := int(v.Kind)
+	if k >= nKinds {
+		k = 0
+	}
+	w.msgs[m][c][p.Dir&1][p.Transport&1][k].Add(1)
+	if v.Kind == faults.Error && v.Action != nil {
+		if i := v.Action.Code - minCode; i >= 0 && i < nCodes {
+			w.injected[i].Add(1)
+		}
+	}
+}
+
+func methodIndex(p *faults.Packet) int {
+	switch {
+	case p.IsChannelData():
+		return 7
+	case !p.IsSTUN():
+		return 8
+	}
+	switch p.Method() {
+	case faults.MethodBinding:
+		return 0
+	case faults.MethodAllocate:
+		return 1
+	case faults.MethodRefresh:
+		return 2
+	case faults.MethodSend:
+		return 3
+	case faults.MethodData:
+		return 4
+	case faults.MethodCreatePermission:
+		return 5
+	case faults.MethodChannelBind:
+		return 6
+	}
+	return 8
+}
+
+// turnEvents returns h with pion's permission and channel callbacks set to
+// keep the gauges of /metrics (pion counts allocations itself, see
+// AllocationCount).
+func (w *wireCounts) turnEvents(h turn.EventHandler) turn.EventHandler {
+	h.OnPermissionCreated = func(_, _ net.Addr, _, _, _ string, _ net.Addr, _ net.IP) { w.permissions.Add(1) }
+	h.OnPermissionDeleted = func(_, _ net.Addr, _, _, _ string, _ net.Addr, _ net.IP) { w.permissions.Add(-1) }
+	h.OnChannelCreated = func(_, _ net.Addr, _, _, _ string, _, _ net.Addr, _ uint16) { w.channels.Add(1) }
+	h.OnChannelDeleted = func(_, _ net.Addr, _, _, _ string, _, _ net.Addr, _ uint16) { w.channels.Add(-1) }
+	return h
+}
+
+// Descriptions of the metrics the collector makes at scrape time.
+var (
+	descMessages = prometheus.NewDesc("stunfault_messages_total",
+		"STUN, TURN and ChannelData messages seen, by method, class (\"\" for ChannelData), direction, transport and decision (the action taken: pass when nothing fired).",
+		[]string{"method", "class", "direction", "transport", "decision"}, nil)
+	descRuleMatched = prometheus.NewDesc("stunfault_rule_matched_total",
+		"Messages a rule's match held for (reset when the rule is replaced).", []string{"rule"}, nil)
+	descRuleFired = prometheus.NewDesc("stunfault_rule_fired_total",
+		"Messages a rule acted on.", []string{"rule"}, nil)
+	descRuleLetThrough = prometheus.NewDesc("stunfault_rule_let_through_total",
+		"Messages a rule matched and let through (after, every, probability, times, ratelimit).", []string{"rule"}, nil)
+	descInjected = prometheus.NewDesc("stunfault_injected_errors_total",
+		"Error responses stunfault sent in place of pion's answer, by code (rules and the relay guard).", []string{"code"}, nil)
+	descAllocations = prometheus.NewDesc("stunfault_turn_allocations",
+		"TURN allocations active now.", nil, nil)
+	descPermissions = prometheus.NewDesc("stunfault_turn_permissions",
+		"TURN permissions active now.", nil, nil)
+	descChannels = prometheus.NewDesc("stunfault_turn_channels",
+		"TURN channel bindings active now.", nil, nil)
+	descWebhookRequests = prometheus.NewDesc("stunfault_webhook_requests_total",
+		"Requests to a simulated webhook, by the status answered (0: the client went away first; held requests count once answered).", []string{"webhook", "status"}, nil)
+	descWebhookInflight = prometheus.NewDesc("stunfault_webhook_inflight",
+		"Requests a webhook holds open now (sync).", []string{"webhook"}, nil)
+	descWebhookPending = prometheus.NewDesc("stunfault_webhook_pending",
+		"Held requests plus async work in progress (and synthetic load) now.", []string{"webhook"}, nil)
+	descDelayDepth = prometheus.NewDesc("stunfault_delay_queue_messages",
+		"Delayed messages waiting now.", nil, nil)
+	descDelayBytes = prometheus.NewDesc("stunfault_delay_queue_bytes",
+		"Bytes of delayed messages waiting now.", nil, nil)
+	descDelayOverflows = prometheus.NewDesc("stunfault_delay_overflows_total",
+		"Messages a delay rule let through at once because the delay budget was spent.", nil, nil)
+	descJournalEntries = prometheus.NewDesc("stunfault_journal_entries",
+		"Firings the journal holds now.", nil, nil)
+	descJournalFirings = prometheus.NewDesc("stunfault_journal_firings_total",
+		"Firings recorded (the journal's latest sequence number).", nil, nil)
+	descJournalEvicted = prometheus.NewDesc("stunfault_journal_evicted_total",
+		"Firings no longer held: pushed out of the journal (journal_size) or cleared.", nil, nil)
+	descEventsLost = prometheus.NewDesc("stunfault_subscriber_events_lost_total",
+		"Events dropped because a subscriber (control socket, events -follow) read too slowly.", nil, nil)
+	descTraceMessages = prometheus.NewDesc("stunfault_trace_messages_total",
+		"Messages recorded in the trace (its latest sequence number; 0 when trace_size is 0).", nil, nil)
+	descPanics = prometheus.NewDesc("stunfault_panics_total",
+		"Panics recovered while handling a message (the message passed untouched).", nil, nil)
+	descWebhookLatency = prometheus.NewDesc("stunfault_webhook_duration_seconds",
+		"How long webhook requests took: until answered (sync) or until their work finished (async).", []string{"webhook"}, nil)
+)
+
+// webhookBuckets are the latency histogram's upper bounds, in seconds:
+// webhook latencies are configured from milliseconds to minutes.
+var webhookBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+// collector reads the server's counters and state at scrape time: nothing
+// on the packet path but wireCounts' atomic adds.
+type collector struct {
+	s *Server
+
+	mu    sync.Mutex // one scrape at a time folds in the webhook latencies
+	hists map[string]*latencyHist
+}
+
+// latencyHist is one webhook's latency histogram, fed at scrape time from
+// the Hub's records: each ended request is counted once, by its ID. A
+// request that came and left the Hub's history (1000 per webhook) between
+// two scrapes is not counted.
+type latencyHist struct {
+	seen    map[uint64]bool // ended requests counted, still in the history
+	buckets []uint64
+	count   uint64
+	sum     float64
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descMessages, descRuleMatched, descRuleFired, descRuleLetThrough,
+		descInjected, descAllocations, descPermissions, descChannels, descWebhookRequests,
+		descWebhookInflight, descWebhookPending, descWebhookLatency, descDelayDepth, descDelayBytes,
+		descDelayOverflows, descJournalEntries, descJournalFirings, descJournalEvicted, descEventsLost,
+		descTraceMessages, descPanics} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s, w := c.s, &c.s.ic.counts
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for m := range nMethods {
+		for cl := range nClasses {
+			for d := range 2 {
+				for t := range 2 {
+					for k := range nKinds {
+						if n := w.msgs[m][cl][d][t][k].Load(); n > 0 {
+							counter(descMessages, float64(n), methodNames[m], classNames[cl],
+								faults.Direction(d).String(), faults.Transport(t).String(), faults.ActionKind(k).String())
+						}
+					}
+				}
+			}
+		}
+	}
+	for i := range nCodes {
+		if n := w.injected[i].Load(); n > 0 {
+			counter(descInjected, float64(n), strconv.Itoa(minCode+i))
+		}
+	}
+	for _, r := range s.eng.List() {
+		counter(descRuleMatched, float64(r.Matched), r.Rule.ID)
+		counter(descRuleFired, float64(r.Fired), r.Rule.ID)
+		counter(descRuleLetThrough, float64(r.LetThrough), r.Rule.ID)
+	}
+
+	s.mu.Lock()
+	ts := s.turn
+	s.mu.Unlock()
+	if ts != nil {
+		gauge(descAllocations, float64(ts.AllocationCount()))
+	}
+	gauge(descPermissions, float64(w.permissions.Load()))
+	gauge(descChannels, float64(w.channels.Load()))
+
+	for name, st := range s.hub.Stats() {
+		for status, n := range st.Statuses {
+			counter(descWebhookRequests, float64(n), name, strconv.Itoa(status))
+		}
+		gauge(descWebhookInflight, float64(st.Inflight), name)
+		gauge(descWebhookPending, float64(st.Pending), name)
+	}
+	c.collectLatencies(ch)
+
+	n, b := s.ic.delays.depth()
+	gauge(descDelayDepth, float64(n))
+	gauge(descDelayBytes, float64(b))
+	counter(descDelayOverflows, float64(s.ic.delayOverflows.Load()))
+	counter(descPanics, float64(s.ic.panics.Load()))
+
+	j := s.eng.Journal()
+	last, held := j.LastSeq(), j.Len()
+	gauge(descJournalEntries, float64(held))
+	counter(descJournalFirings, float64(last))
+	counter(descJournalEvicted, float64(last-uint64(held)))
+	counter(descEventsLost, float64(j.Lost()))
+	counter(descTraceMessages, float64(s.ic.trace.LastSeq()))
+}
+
+// collectLatencies folds the requests that ended since the last scrape
+// into each webhook's histogram and sends the histograms.
+func (c *collector) collectLatencies(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hists == nil {
+		c.hists = map[string]*latencyHist{}
+	}
+	for _, name := range c.s.hub.Names() {
+		h := c.hists[name]
+		if h == nil {
+			h = &latencyHist{seen: map[uint64]bool{}, buckets: make([]uint64, len(webhookBuckets))}
+			c.hists[name] = h
+		}
+		present := map[uint64]bool{}
+		for _, r := range c.s.hub.Spans(name) {
+			if r.End.IsZero() {
+				continue
+			}
+			present[r.ID] = true
+			if h.seen[r.ID] {
+				continue
+			}
+			h.seen[r.ID] = true
+			h.observe(r.End.Sub(r.Start))
+		}
+		for id := range h.seen {
+			if !present[id] {
+				delete(h.seen, id) // out of the history: never seen again
+			}
+		}
+		cum := make(map[float64]uint64, len(webhookBuckets))
+		for i, ub := range webhookBuckets {
+			cum[ub] = h.buckets[i]
+		}
+		ch <- prometheus.MustNewConstHistogram(descWebhookLatency, h.count, h.sum, cum, name)
+	}
+}
+
+// observe counts one duration into the cumulative buckets.
+func (h *latencyHist) observe(d time.Duration) {
+	v := d.Seconds()
+	h.count++
+	h.sum += v
+	for i, ub := range webhookBuckets {
+		if v <= ub {
+			h.buckets[i]++
+		}
+	}
+}
+
+// depth returns how many delayed messages wait, and their bytes.
+func (q *delayQueue) depth() (n, bytes int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending), q.bytes
+}
+
+// newMetricsHandler returns GET /metrics: the server's collector plus Go's
+// and the process's, on a registry of the server's own (never the global
+// one, so two servers in one process do not collide).
+func (s *Server) newMetricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		&collector{s: s},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil})
+}
