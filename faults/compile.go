@@ -32,7 +32,7 @@ type compiledRule struct {
 	st                  *ruleState
 
 	rule    *Rule  // a private deep copy, ID set; never modified once published
-	mask    uint32 // header conditions (see packetKey)
+	mask    uint32 // header conditions (see the key bits in match.go)
 	enabled bool
 	order   uint64 // insertion order (set by the engine)
 }

@@ -85,13 +85,12 @@ type Engine struct {
 
 // snapshot is one immutable set of active rules, in evaluation order.
 type snapshot struct {
-	masks    []uint32       // rules[i]'s header mask, 0 when disabled
 	hot      []compiledRule // copies of rules, contiguous for Decide
+	index    *ruleIndex     // hot's enabled rules by header (nil: no rules)
 	rules    []*compiledRule
 	revision uint64
 	scenario string
 	needTx   bool // some rule matches on transmission
-	needAuth bool // some rule matches on authenticated
 }
 
 // NewEngine returns an engine with no rules. An engine starts no goroutines
@@ -143,28 +142,16 @@ func (e *Engine) Decide(p *Packet) Verdict {
 	if len(s.rules) == 0 {
 		return Verdict{}
 	}
-	key := packetKey(p)
-	if key == 0 {
-		return Verdict{}
-	}
-	switch {
-	case !s.needAuth:
-		key |= bitSigned | bitUnsigned
-	case p.HasIntegrity():
-		key |= bitSigned
-	default:
-		key |= bitUnsigned
-	}
 	tx := 0
-	if s.needTx && key&bitChannelData == 0 {
+	if s.needTx && p.IsSTUN() {
 		tx = e.tx.Load().observe(p)
 	}
+	// Only the rules whose header conditions hold: the index (index.go)
+	// applied them when the snapshot was built.
+	bucket := s.index.bucket(p)
 	var now time.Time
-	hot := s.hot[:len(s.masks)]
-	for i, mask := range s.masks {
-		if key&mask != key {
-			continue
-		}
+	hot := s.hot
+	for _, i := range bucket {
 		r := &hot[i]
 		if r.gated {
 			if r.expires != 0 {

@@ -9,14 +9,11 @@ import (
 )
 
 // A packet's header facts, one bit per value in five groups (method, class,
-// direction, transport, signed), so that a rule's header conditions are
-// checked with one AND and one compare: a packet has one bit in each group,
-// and a rule's mask holds every value it accepts in each group. The packet
-// matches the header conditions when key&mask == key.
-//
-// The signed group costs an attribute walk, so Decide fills it in only when
-// some rule has an authenticated condition; otherwise it sets both bits,
-// which every rule without that condition accepts.
+// direction, transport, signed): a packet has one bit in each group, and a
+// rule's mask holds every value it accepts in each group. The packet matches
+// the header conditions when key&mask == key. The rule index (index.go)
+// applies this test once per header combination when a snapshot is built,
+// so Decide never does.
 const (
 	bitBinding uint32 = 1 << iota
 	bitAllocate
@@ -66,50 +63,6 @@ var classBits = map[string]uint32{
 	"indication": bitIndication,
 	"success":    bitSuccess,
 	"error":      bitErrorClass,
-}
-
-// packetKey returns p's header bits, or 0 when p is neither STUN nor
-// ChannelData (0 matches no rule: every rule mask needs one bit per group).
-// The signed group is left empty: Decide fills it in.
-func packetKey(p *Packet) uint32 {
-	var k uint32
-	switch {
-	case p.IsSTUN():
-		switch p.Method() {
-		case MethodBinding:
-			k = bitBinding
-		case MethodAllocate:
-			k = bitAllocate
-		case MethodRefresh:
-			k = bitRefresh
-		case MethodSend:
-			k = bitSend
-		case MethodData:
-			k = bitData
-		case MethodCreatePermission:
-			k = bitCreatePermission
-		case MethodChannelBind:
-			k = bitChannelBind
-		default:
-			k = bitOtherMethod
-		}
-		k |= bitRequest << p.Class()
-	case p.IsChannelData():
-		k = bitChannelData | bitNoClass
-	default:
-		return 0
-	}
-	if p.Dir == Out {
-		k |= bitOut
-	} else {
-		k |= bitIn
-	}
-	if p.Transport == TCP {
-		k |= bitTCP
-	} else {
-		k |= bitUDP
-	}
-	return k
 }
 
 // matcher is a compiled [Match] minus its header conditions (those are the

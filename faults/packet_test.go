@@ -203,7 +203,7 @@ func FuzzPacket(f *testing.F) {
 		}
 		_, _ = p.Username()
 		_ = p.HasIntegrity()
-		_ = packetKey(p)
+		_ = packetBase(p)
 		if isSTUN {
 			// pion must agree that a header we accept is STUN.
 			if !stun.IsMessage(data) {

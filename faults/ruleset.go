@@ -336,23 +336,17 @@ func (e *Engine) commit(rules []*compiledRule, scenario string) uint64 {
 	})
 	s := &snapshot{
 		rules:    rules,
-		masks:    make([]uint32, len(rules)),
 		hot:      make([]compiledRule, len(rules)),
 		revision: e.snap.Load().revision + 1,
 		scenario: scenario,
 	}
 	for i, c := range rules {
 		s.hot[i] = *c
-		if c.enabled {
-			s.masks[i] = c.mask
-		}
 		if c.m.transmission > 0 {
 			s.needTx = true
 		}
-		if c.rule.Match.Authenticated != nil {
-			s.needAuth = true
-		}
 	}
+	s.index = newRuleIndex(s.hot)
 	if s.needTx && e.tx.Load() == nil {
 		e.tx.Store(new(txTracker))
 	}
