@@ -45,3 +45,28 @@ func TestCLIScenarioSteps(t *testing.T) {
 		t.Errorf("journal: %v\n%s, want the step entries", err, out)
 	}
 }
+
+// `stunfault clock advance` moves a manual clock, and the system clock
+// refuses with the key to set.
+func TestCLIClock(t *testing.T) {
+	clk := faults.NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	srv := servertest.New(t, servertest.WithServerOptions(server.WithClock(clk)))
+	url := srv.ControlURL()
+	if out, err := runCmd(t, "clock", "-control", url); err != nil || !strings.Contains(out, "2026-01-02T03:04:05Z (manual clock, 0 timers pending)") {
+		t.Errorf("clock: %v\n%s", err, out)
+	}
+	if out, err := runCmd(t, "clock", "-control", url, "advance", "90s"); err != nil || !strings.Contains(out, "2026-01-02T03:05:35Z") {
+		t.Errorf("clock advance 90s: %v\n%s", err, out)
+	}
+	if !clk.Now().Equal(time.Date(2026, 1, 2, 3, 5, 35, 0, time.UTC)) {
+		t.Errorf("clock at %s after advance 90s", clk.Now())
+	}
+	if _, err := runCmd(t, "clock", "-control", url, "advance", "-5s"); exitCode(err) != 2 {
+		t.Errorf("clock advance -5s: exit %d (%v), want 2", exitCode(err), err)
+	}
+	sys := servertest.New(t)
+	out, err := runCmd(t, "clock", "-control", sys.ControlURL(), "advance", "1s")
+	if exitCode(err) != 2 || !strings.Contains(out+err.Error(), `clock = "manual"`) {
+		t.Errorf("clock advance on the system clock: exit %d, %v\n%s", exitCode(err), err, out)
+	}
+}

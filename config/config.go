@@ -36,6 +36,11 @@ type Server struct {
 	Seed uint64 `toml:"seed"`
 	// JournalSize is how many decisions the journal keeps.
 	JournalSize int `toml:"journal_size"`
+	// Clock is "system" (the wall clock) or "manual": a faults.ManualClock
+	// that starts at the wall clock's time and moves only when the
+	// clock.advance control op moves it. A Go option (server.WithClock)
+	// overrides it.
+	Clock string `toml:"clock"`
 	// TCPMaxConnections bounds the open connections of each tcp or tls
 	// listener; beyond it, new connections are closed as they are accepted
 	// (and counted in stats).
@@ -53,6 +58,14 @@ type Server struct {
 	// (GET /capture.pcapng); 0 keeps none.
 	CaptureBytes int `toml:"capture_bytes"`
 }
+
+// The values of [Server.Clock].
+const (
+	// ClockSystem is the wall clock.
+	ClockSystem = "system"
+	// ClockManual is a manual clock moved over the control socket.
+	ClockManual = "manual"
+)
 
 // Upper bounds of [Server.TraceSize] and [Server.CaptureBytes]: the trace
 // holds 192 bytes per message, so the largest trace is some 190 MB, plus

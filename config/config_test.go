@@ -430,6 +430,10 @@ func TestParseErrors(t *testing.T) {
 			`[scenarios."a/b"]`,
 			`rules = []`,
 		), []at{{1, "scenarios.a/b"}}, `invalid scenario name "a/b"`},
+		{"unknown clock", doc(
+			`[server]`,
+			`clock = "manul"`,
+		), []at{{2, "server.clock"}}, `unknown clock "manul" (want "system" or "manual")`},
 		{"step out of order", doc(
 			`[[scenarios.outage.steps]]`,
 			`at = "0s"`,

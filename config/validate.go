@@ -57,6 +57,9 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 	if c.Server.Realm == "" {
 		v.add("server.realm", "must not be empty")
 	}
+	if k := c.Server.Clock; k != ClockSystem && k != ClockManual {
+		v.add("server.clock", "unknown clock %q (want %q or %q)", k, ClockSystem, ClockManual)
+	}
 	if n := c.Server.JournalSize; n < 1 || n > MaxJournalSize {
 		v.add("server.journal_size", "must be between 1 and %d, got %d", MaxJournalSize, n)
 	}

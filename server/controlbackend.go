@@ -16,6 +16,8 @@ var _ control.Backend = controlBackend{}
 
 func (b controlBackend) Engine() *faults.Engine { return b.s.eng }
 
+func (b controlBackend) Clock() faults.Clock { return b.s.clk }
+
 func (b controlBackend) Hello() control.Hello {
 	return control.Hello{
 		Version:      BuildVersion().Version,

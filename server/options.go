@@ -27,10 +27,12 @@ func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
 
-// WithClock makes the server read time from c instead of the wall clock: REST
-// credential expiry today, and delays, rule lifetimes and webhook latency as
-// they land. It does not reach pion's internals (nonce age, allocation
-// lifetimes).
+// WithClock makes the server read time from c instead of the wall clock
+// (and overrides [server].clock): delays, rule lifetimes (for), rate limits,
+// webhook latency and windows, timed scenarios and REST credential expiry.
+// It does not reach pion's internals (nonce age, allocation, permission and
+// channel lifetimes). A *faults.ManualClock given here is also the one the
+// clock.advance control op moves.
 func WithClock(c faults.Clock) Option {
 	return func(o *options) { o.clock = c }
 }

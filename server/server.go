@@ -84,7 +84,11 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
-	if o.clock == nil {
+	switch {
+	case o.clock != nil:
+	case cfg.Server.Clock == config.ClockManual:
+		o.clock = faults.NewManualClock(time.Now())
+	default:
 		o.clock = faults.SystemClock{}
 	}
 	seed := cfg.Server.Seed
@@ -423,6 +427,11 @@ func (s *Server) HTTPURL() string {
 	}
 	return "http://" + a.String()
 }
+
+// Clock returns the server's clock: the one given with [WithClock], a
+// *faults.ManualClock when [server].clock is "manual", or the system
+// clock.
+func (s *Server) Clock() faults.Clock { return s.clk }
 
 // Faults returns the rule engine: add, replace and remove rules, switch
 // scenarios, read counters and the journal of firings (Faults().Journal()).

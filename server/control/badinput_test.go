@@ -102,6 +102,11 @@ func TestBadInput(t *testing.T) {
 		{"subscribe since_seq inside filter", `{"id":1,"op":"subscribe","filter":{"since_seq":3}}`, control.CodeBadRequest, "filter.since_seq", true},
 		{"subscribe huge buffer", `{"id":1,"op":"subscribe","buffer":100000000}`, control.CodeBadRequest, "buffer", true},
 		{"unsubscribe unknown", `{"id":1,"op":"unsubscribe","subscription":99}`, control.CodeNotFound, "subscription", true},
+		{"clock.advance without by", `{"id":1,"op":"clock.advance"}`, control.CodeBadRequest, "by", true},
+		{"clock.advance negative", `{"id":1,"op":"clock.advance","by":"-1s"}`, control.CodeBadRequest, "by", true},
+		{"clock.advance not a duration", `{"id":1,"op":"clock.advance","by":30}`, control.CodeBadRequest, "by", true},
+		{"clock.advance too far", `{"id":1,"op":"clock.advance","by":"9000h"}`, control.CodeBadRequest, "by", true},
+		{"clock.advance on the system clock", `{"id":1,"op":"clock.advance","by":"30s"}`, control.CodeClockNotManual, "by", true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -498,6 +498,23 @@ func (c *Client) SetWebhook(ctx context.Context, name string, s WebhookSettings)
 	return c.Call(ctx, OpWebhookSet, WebhookRequest{Name: name, WebhookSettings: s}, nil)
 }
 
+// Clock returns the server's time, and whether its clock is manual.
+func (c *Client) Clock(ctx context.Context) (ClockResult, error) {
+	var res ClockResult
+	_, err := c.Call(ctx, OpClockGet, nil, &res)
+	return res, err
+}
+
+// AdvanceClock moves the server's manual clock on by d and returns once the
+// timers that became due have run: rules with for have expired, a timed
+// scenario is in its new step, held webhook requests are answered. A
+// server on the system clock answers a *Error with code clock_not_manual.
+func (c *Client) AdvanceClock(ctx context.Context, d time.Duration) (ClockResult, error) {
+	var res ClockResult
+	_, err := c.Call(ctx, OpClockAdvance, ClockRequest{By: faults.Duration(d)}, &res)
+	return res, err
+}
+
 // Subscription delivers the events of one subscribe. Its methods are safe
 // for concurrent use.
 type Subscription struct {

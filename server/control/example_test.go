@@ -19,6 +19,7 @@ import (
 type engineOnly struct{ eng *faults.Engine }
 
 func (b engineOnly) Engine() *faults.Engine { return b.eng }
+func (b engineOnly) Clock() faults.Clock    { return faults.SystemClock{} }
 func (b engineOnly) Hello() control.Hello   { return control.Hello{Version: "example"} }
 func (b engineOnly) Stats() control.Stats   { return control.Stats{} }
 func (b engineOnly) SetWebhook(context.Context, string, control.WebhookSettings) error {

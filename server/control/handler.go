@@ -58,6 +58,9 @@ const closeGrace = time.Second
 type Backend interface {
 	// Engine returns the rule engine the packet path consults.
 	Engine() *faults.Engine
+	// Clock returns the server's clock, read by clock.get; clock.advance
+	// moves it when it is a *faults.ManualClock and refuses otherwise.
+	Clock() faults.Clock
 	// Hello returns the server's version, seed and capabilities; the
 	// handler fills in the protocol, ops, revision and scenario.
 	Hello() Hello

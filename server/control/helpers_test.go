@@ -39,6 +39,8 @@ func newFakeBackend() *fakeBackend {
 
 func (b *fakeBackend) Engine() *faults.Engine { return b.eng }
 
+func (b *fakeBackend) Clock() faults.Clock { return faults.SystemClock{} }
+
 func (b *fakeBackend) Hello() control.Hello {
 	return control.Hello{Version: "test", Capabilities: []string{"webhooks"}}
 }

@@ -67,6 +67,8 @@ var ops = map[string]opSpec{
 	OpWebhookSet:        {run: (*Handler).opWebhookSet, mutating: true},
 	OpSubscribe:         {run: (*Handler).opSubscribe, socketOnly: true},
 	OpUnsubscribe:       {run: (*Handler).opUnsubscribe, socketOnly: true},
+	OpClockGet:          {run: (*Handler).opClockGet},
+	OpClockAdvance:      {run: (*Handler).opClockAdvance, mutating: true},
 }
 
 // handle runs one request message. c is nil for POST /api/{op}, where

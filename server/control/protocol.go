@@ -3,6 +3,7 @@ package control
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/stunfault/stunfault/faults"
 )
@@ -38,6 +39,8 @@ const (
 	OpWebhookSet        = "webhook.set"
 	OpSubscribe         = "subscribe"
 	OpUnsubscribe       = "unsubscribe"
+	OpClockGet          = "clock.get"
+	OpClockAdvance      = "clock.advance"
 )
 
 // Ops returns every op the handler serves, in the order docs/control.md
@@ -49,6 +52,7 @@ func Ops() []string {
 		OpScenariosList, OpScenariosActivate, OpMachinesList, OpMachinesSetState,
 		OpJournalQuery, OpJournalCount, OpJournalVerify, OpJournalClear,
 		OpStatsGet, OpReset, OpWebhookSet, OpSubscribe, OpUnsubscribe,
+		OpClockGet, OpClockAdvance,
 	}
 }
 
@@ -94,6 +98,9 @@ const (
 	// CodeLimitExceeded means a bound was reached (subscriptions per
 	// connection or in total); the request may succeed once others end.
 	CodeLimitExceeded = "limit_exceeded"
+	// CodeClockNotManual means clock.advance was sent to a server on the
+	// system clock (start it with [server] clock = "manual").
+	CodeClockNotManual = "clock_not_manual"
 	// CodeInternal means the server failed; the request may be retried.
 	CodeInternal = "internal"
 )
@@ -141,6 +148,8 @@ func (e *Error) HTTPStatus() int {
 		return http.StatusInternalServerError
 	case CodeLimitExceeded:
 		return http.StatusTooManyRequests
+	case CodeClockNotManual:
+		return http.StatusConflict
 	}
 	return http.StatusBadRequest
 }
@@ -498,4 +507,25 @@ type SubscribeResult struct {
 	Replayed     int    `json:"replayed"`
 	Truncated    bool   `json:"truncated,omitempty"`
 	LastSeq      uint64 `json:"last_seq"`
+}
+
+// MaxClockAdvance bounds the by of one clock.advance.
+const MaxClockAdvance = 366 * 24 * time.Hour
+
+// ClockRequest is the request of clock.advance: how far to move the clock
+// (a Go duration string, "30s"; 0 to MaxClockAdvance).
+type ClockRequest struct {
+	By faults.Duration `json:"by"`
+}
+
+// ClockResult is the result of clock.get and clock.advance.
+type ClockResult struct {
+	// Now is the server's time (after the advance).
+	Now time.Time `json:"now"`
+	// Manual tells whether the clock is a manual one that clock.advance
+	// moves.
+	Manual bool `json:"manual"`
+	// Pending is how many timers a manual clock has armed (held webhook
+	// requests, delayed messages, a timed scenario's next step).
+	Pending int `json:"pending,omitempty"`
 }
