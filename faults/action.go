@@ -45,6 +45,10 @@ type actionSpec struct {
 	about string
 }
 
+// NumKinds is one more than the largest ActionKind a Verdict can carry, so
+// arrays indexed by kind (counters, effect tables) have this length.
+const NumKinds = int(DelayOverflow) + 1
+
 // rateLimited is the kind of a ratelimit in its own spec: never in a Verdict.
 const rateLimited ActionKind = 255
 

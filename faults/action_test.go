@@ -90,6 +90,14 @@ func TestActionRegistry(t *testing.T) {
 			}
 		})
 	}
+	for k := range NumKinds {
+		if ActionKind(k).String() == "unknown" {
+			t.Errorf("ActionKind %d < NumKinds has no name", k)
+		}
+	}
+	if got := ActionKind(NumKinds).String(); got != "unknown" {
+		t.Errorf("ActionKind(NumKinds) = %q, want unknown: NumKinds is too small", got)
+	}
 	if got := Kinds(); strings.Join(got, ",") != strings.Join(actionNames, ",") {
 		t.Errorf("Kinds() = %v, want %v", got, actionNames)
 	}

@@ -37,6 +37,10 @@ type message struct {
 	v       faults.Verdict
 	scratch *[]byte // reused for an injected error reply; nil: allocate
 	held    bool    // a Delay's reserved room was handed to path.later
+	// sent is what the effect sent in place of the message's bytes (a
+	// reply, a changed copy), for the trace; nil when it sent those bytes
+	// unchanged, or nothing.
+	sent []byte
 }
 
 // An effect applies one action kind to a message, through its path.
@@ -45,7 +49,7 @@ type effect func(pt path, m *message)
 // effects has the one function per action kind that the server runs for a
 // verdict of that kind. A kind missing here passes the message (the
 // registry test in effect_test.go makes sure none is missing).
-var effects = [...]effect{
+var effects = [faults.NumKinds]effect{
 	faults.Pass: func(pt path, m *message) { pt.deliver(m.pkt.Data) },
 	faults.Drop: func(path, *message) {},
 	faults.Error: func(pt path, m *message) {
@@ -54,6 +58,7 @@ var effects = [...]effect{
 			buf = (*m.scratch)[:0]
 		}
 		if buf = m.ic.appendErrorReply(buf, m.pkt, m.v); len(buf) > 0 {
+			m.sent = buf
 			pt.reply(buf)
 		}
 		if m.scratch != nil {
@@ -75,23 +80,27 @@ var effects = [...]effect{
 		pt.repeat(m.pkt.Data, max(1, m.v.Action.Copies))
 	},
 	faults.Truncate: func(pt path, m *message) {
-		pt.deliver(mutate.Truncate(m.pkt.Data, m.v.Action.Length))
+		m.sent = mutate.Truncate(m.pkt.Data, m.v.Action.Length)
+		pt.deliver(m.sent)
 	},
 	faults.Corrupt: func(pt path, m *message) {
-		pt.deliver(mutate.Corrupt(m.pkt.Data, m.v.Action.Target, m.v.Action.Count))
+		m.sent = mutate.Corrupt(m.pkt.Data, m.v.Action.Target, m.v.Action.Count)
+		pt.deliver(m.sent)
 	},
 	faults.MappedAddress: func(pt path, m *message) {
 		b, err := mutate.MappedAddress(m.pkt.Data, m.v.Address)
 		if err != nil {
 			m.ic.log.Debug("mapped_address does not apply", "rule", m.v.Rule, "err", err)
-			b = m.pkt.Data
+			pt.deliver(m.pkt.Data)
+			return
 		}
+		m.sent = b
 		pt.deliver(b)
 	},
 	faults.Close: func(pt path, _ *message) { pt.close() },
 }
 
-// effectOf returns the effect of kind k.
+// effectOf returns the effect of kind k (pass for a kind with none).
 func effectOf(k faults.ActionKind) effect {
 	if int(k) < len(effects) && effects[k] != nil {
 		return effects[k]

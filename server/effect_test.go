@@ -459,3 +459,14 @@ func TestEffects(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryKindHasAnEffect: each kind a Verdict can carry has its own
+// effect (the walk in TestEffects covers the configurable ones; this one
+// also DelayOverflow).
+func TestEveryKindHasAnEffect(t *testing.T) {
+	for k := range faults.NumKinds {
+		if effects[k] == nil {
+			t.Errorf("no effect for %v", faults.ActionKind(k))
+		}
+	}
+}

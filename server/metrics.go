@@ -21,7 +21,7 @@ import (
 const (
 	nMethods = 9 // methodIndex
 	nClasses = 5 // classes, then "" (ChannelData, other)
-	nKinds   = int(faults.Close) + 1
+	nKinds   = faults.NumKinds
 	// Injected error codes are 300 to 699.
 	minCode, nCodes = 300, 400
 )

@@ -112,15 +112,17 @@ func (c *tcpConn) Read(p []byte) (int, error) {
 func (c *tcpConn) decideIn(frame []byte) {
 	pkt := faults.Packet{Data: frame, Dir: faults.In, Transport: faults.TCP, Client: c.client}
 	v := c.ic.decide(&pkt)
-	c.ic.record(c, &pkt, v)
 	if v.Action == nil { // no rule fired, no refusal
+		c.ic.record(c, &pkt, v, nil)
 		c.out = frame
 		return
 	}
 	c.in.delivered = false
-	if !c.ic.apply(&c.in, &message{ic: c.ic, pkt: &pkt, v: v, scratch: &c.scratch}) && !c.in.delivered {
+	m := message{ic: c.ic, pkt: &pkt, v: v, scratch: &c.scratch}
+	if !c.ic.apply(&c.in, &m) && !c.in.delivered {
 		c.out = frame
 	}
+	c.ic.record(c, &pkt, v, m.sent)
 }
 
 // Write sends one message pion wrote, as the engine decides. It always
@@ -137,12 +139,15 @@ func (c *tcpConn) Write(p []byte) (int, error) {
 	}
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.TCP, Client: c.client}
 	v := c.ic.decide(&pkt)
-	c.ic.record(c, &pkt, v)
 	if v.Action == nil {
+		c.ic.record(c, &pkt, v, nil)
 		return c.Conn.Write(p)
 	}
 	out := &tcpOut{c: c}
-	if !c.ic.apply(out, &message{ic: c.ic, pkt: &pkt, v: v}) && !out.sent {
+	m := message{ic: c.ic, pkt: &pkt, v: v}
+	applied := c.ic.apply(out, &m)
+	c.ic.record(c, &pkt, v, m.sent)
+	if !applied && !out.sent {
 		return c.Conn.Write(p)
 	}
 	if out.err != nil {

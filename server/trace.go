@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/stunfault/stunfault/faults"
-	"github.com/stunfault/stunfault/server/internal/mutate"
 	"github.com/stunfault/stunfault/server/trace"
 )
 
@@ -19,42 +18,20 @@ const maxTracePage = 10000
 // localAddrer is a wrapped socket: it knows its own address.
 type localAddrer interface{ LocalAddr() net.Addr }
 
-// record counts one message and the verdict the interception acts on (for
-// /metrics) and puts them into the trace: one call per message and
-// direction, where the verdict is known.
-// For a message stunfault changes or answers itself, the bytes it sends are
-// recorded too (built the way the action builds them), so a capture shows
-// both. Nothing is allocated unless a rule fired.
-func (ic *interceptor) record(c localAddrer, p *faults.Packet, v faults.Verdict) {
+// record counts one message and the verdict the interception acted on (for
+// /metrics) and puts them into the trace, with what it sent instead of the
+// message's bytes (a reply or a changed copy, as the action's effect built
+// it; nil for none): one call per message and direction. Nothing is
+// allocated.
+func (ic *interceptor) record(c localAddrer, p *faults.Packet, v faults.Verdict, sent []byte) {
 	ic.counts.count(p, v)
 	if ic.trace == nil {
 		return
 	}
-	var sent []byte
-	if v.Action != nil && ic.trace.Capturing() {
-		sent = ic.sentBytes(p, v)
+	if !ic.trace.Capturing() {
+		sent = nil
 	}
 	ic.trace.Record(addrPort(c.LocalAddr()), p, v, sent)
-}
-
-// sentBytes returns what the verdict v sends instead of p's bytes: nil when
-// it sends them unchanged (or nothing).
-func (ic *interceptor) sentBytes(p *faults.Packet, v faults.Verdict) []byte {
-	switch v.Kind {
-	case faults.Error:
-		if p.Dir == faults.In {
-			return ic.appendErrorReply(nil, p, v)
-		}
-	case faults.Truncate:
-		return mutate.Truncate(p.Data, v.Action.Length)
-	case faults.Corrupt:
-		return mutate.Corrupt(p.Data, v.Action.Target, v.Action.Count)
-	case faults.MappedAddress:
-		if b, err := mutate.MappedAddress(p.Data, v.Address); err == nil {
-			return b
-		}
-	}
-	return nil
 }
 
 // Trace returns the record of every message the server saw (nil when

@@ -72,18 +72,19 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		pkt := faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: ua.AddrPort()}
 		v := c.ic.decide(&pkt)
-		c.ic.record(c, &pkt, v)
 		if v.Action == nil { // no rule fired, no refusal
+			c.ic.record(c, &pkt, v, nil)
 			return n, addr, nil
 		}
 		in := &c.in
-		in.p, in.addr, in.n = p, addr, -1
+		in.addr, in.out, in.ok = addr, nil, false
 		m := message{ic: c.ic, pkt: &pkt, v: v, scratch: &c.scratch}
-		if !c.ic.apply(in, &m) && in.n < 0 {
-			in.n = n // the effect panicked before handing anything on
+		if !c.ic.apply(in, &m) && !in.ok {
+			in.out, in.ok = pkt.Data, true // the effect panicked before handing anything on
 		}
-		if in.n >= 0 {
-			return in.n, addr, nil
+		c.ic.record(c, &pkt, v, m.sent) // before p is overwritten
+		if in.ok {
+			return in.copyTo(p), addr, nil
 		}
 	}
 }
@@ -96,12 +97,15 @@ func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.UDP, Client: ua.AddrPort()}
 	v := c.ic.decide(&pkt)
-	c.ic.record(c, &pkt, v)
 	if v.Action == nil {
+		c.ic.record(c, &pkt, v, nil)
 		return c.PacketConn.WriteTo(p, addr)
 	}
 	out := &udpOut{c: c, addr: addr}
-	if !c.ic.apply(out, &message{ic: c.ic, pkt: &pkt, v: v}) && !out.sent {
+	m := message{ic: c.ic, pkt: &pkt, v: v}
+	applied := c.ic.apply(out, &m)
+	c.ic.record(c, &pkt, v, m.sent)
+	if !applied && !out.sent {
 		return c.PacketConn.WriteTo(p, addr)
 	}
 	if out.err != nil {
@@ -117,20 +121,24 @@ func (c *packetConn) Close() error {
 }
 
 // udpIn is the path of a datagram pion is about to read: what it delivers
-// goes into pion's buffer p.
+// goes into pion's buffer (copyTo).
 type udpIn struct {
 	c    *packetConn
-	p    []byte   // pion's buffer, holding the datagram
-	addr net.Addr // its sender
-	n    int      // bytes delivered into p; -1: nothing (read on)
+	addr net.Addr // the datagram's sender
+	out  []byte   // what pion gets
+	ok   bool     // out is set; false: nothing (read on)
 }
 
-func (u *udpIn) deliver(b []byte) {
-	if len(b) > 0 && len(u.p) > 0 && &b[0] == &u.p[0] {
-		u.n = len(b) // the datagram itself, or a prefix (truncate): nothing to copy
-		return
+func (u *udpIn) deliver(b []byte) { u.out, u.ok = b, true }
+
+// copyTo puts what was delivered into pion's buffer p and returns its length.
+func (u *udpIn) copyTo(p []byte) int {
+	b := u.out
+	u.out = nil
+	if len(b) > 0 && len(p) > 0 && &b[0] == &p[0] {
+		return len(b) // the datagram itself, or a prefix (truncate): nothing to copy
 	}
-	u.n = copy(u.p, b)
+	return copy(p, b)
 }
 
 func (u *udpIn) repeat(b []byte, n int) {
