@@ -14,7 +14,7 @@ import (
 
 var serveCmd = &command{
 	name:     "serve",
-	synopsis: "[-config FILE] [-scenario NAME] [-log-level LEVEL] [-log-format text|json] [-free-ports] [-ready-json]",
+	synopsis: "[-config FILE] [-scenario NAME] [-log-level LEVEL] [-log-format text|json] [-free-ports] [-ready-json] [-exit-with-stdin]",
 	summary:  "serve STUN/TURN and the HTTP side until interrupted (the default command)",
 	doc: `Serves STUN/TURN and the HTTP side (/control, /api/OP, /webhook/NAME,
 /healthz, /version) until interrupted, then closes cleanly. Without
@@ -67,7 +67,7 @@ func runServe(ctx context.Context, inv *invocation) error {
 	if err := ready.announce(stdout, srv, source); err != nil {
 		return errors.Join(err, srv.Close())
 	}
-	<-ctx.Done()
+	ready.wait(ctx, inv.stdin, logger)
 	logger.Info("shutting down")
 	return srv.Close()
 }

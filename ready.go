@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/stunfault/stunfault/config"
@@ -14,10 +16,13 @@ import (
 // readyFlags are the flags of `stunfault serve` for programs that start
 // stunfault as a child process (test fixtures in other languages, such as
 // clients/js's startStunfault): -free-ports moves every address of the config
-// to a free port, and -ready-json announces the real ones as one JSON line.
+// to a free port, -ready-json announces the real ones as one JSON line, and
+// -exit-with-stdin ties stunfault's life to its parent's (a killed parent
+// closes the pipe).
 type readyFlags struct {
 	json      bool
 	freePorts bool
+	withStdin bool
 }
 
 // addReadyFlags registers -ready-json and -free-ports on fs.
@@ -27,6 +32,8 @@ func addReadyFlags(fs *flag.FlagSet) *readyFlags {
 		"print one JSON line (addresses, control URL, HTTP URL, ICE servers) instead of the banner once every socket is bound")
 	fs.BoolVar(&r.freePorts, "free-ports", false,
 		"move every [[listen]] address and [http].address to port 0, keeping their hosts (read the real ports from the banner or -ready-json)")
+	fs.BoolVar(&r.withStdin, "exit-with-stdin", false,
+		"also shut down when stdin is closed: a parent that starts stunfault with a pipe on its stdin cannot leave it running")
 	return r
 }
 
@@ -106,5 +113,24 @@ func readyLine(srv *server.Server) Ready {
 		Scenario:      srv.Faults().Scenario(),
 		Rules:         len(srv.Faults().List()),
 		TokenRequired: srv.Config().HTTP.Token != "",
+	}
+}
+
+// wait blocks until ctx ends or, with -exit-with-stdin, stdin reaches end of
+// file (what is read is discarded, 32 KiB at a time).
+func (r *readyFlags) wait(ctx context.Context, stdin io.Reader, logger *slog.Logger) {
+	if !r.withStdin {
+		<-ctx.Done()
+		return
+	}
+	eof := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, stdin)
+		close(eof)
+	}()
+	select {
+	case <-ctx.Done():
+	case <-eof:
+		logger.Info("stdin closed")
 	}
 }

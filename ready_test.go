@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -150,4 +151,59 @@ func TestServeReadyJSONScenario(t *testing.T) {
 	if code := bindingCode(t, udp); code != 403 {
 		t.Errorf("Binding under scenario forbidden: %d, want 403", code)
 	}
+}
+
+// With -exit-with-stdin, serve shuts down cleanly once stdin is closed, as
+// when the parent that started it dies: it does not outlive the pipe.
+func TestServeExitWithStdin(t *testing.T) {
+	stdinR, stdinW := io.Pipe()
+	outR, outW := io.Pipe()
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		err := runIO(ctx, []string{"serve", "-ready-json", "-free-ports", "-exit-with-stdin", "-log-level", "info"}, stdinR, outW, &stderr)
+		_ = outW.CloseWithError(io.EOF)
+		done <- err
+	}()
+	line, err := bufio.NewReader(outR).ReadString('\n')
+	if err != nil {
+		cancel()
+		<-done
+		t.Fatalf("no ready line (%v); stderr:\n%s", err, stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, outR) }()
+	var r Ready
+	if err := json.Unmarshal([]byte(line), &r); err != nil || !r.Ready {
+		t.Fatalf("ready line %q: %v", line, err)
+	}
+	if _, err := stdinW.Write([]byte("anything written is ignored\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("serve ended (%v) while stdin was still open", err)
+	default:
+	}
+	_ = stdinW.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve after stdin closed: %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		cancel()
+		<-done
+		t.Fatal("serve still running 10 s after stdin was closed")
+	}
+	if !strings.Contains(stderr.String(), "stdin closed") {
+		t.Errorf("stderr does not say why it shut down:\n%s", stderr.String())
+	}
+	// Its sockets are released: the UDP port can be bound again.
+	pc, err := net.ListenPacket("udp", r.Listeners[0].Addr.String())
+	if err != nil {
+		t.Fatalf("after shutdown, binding %s: %v (want the port free)", r.Listeners[0].Addr, err)
+	}
+	_ = pc.Close()
 }
