@@ -188,7 +188,7 @@ export class Client {
     return this.#reconnects;
   }
 
-  /** Dials; connect calls it. */
+  /** @internal Dials; connect calls it. */
   async open(): Promise<void> {
     this.#ws = await this.#dial();
   }
@@ -380,7 +380,7 @@ export class Client {
     return this._call<T>(op, params, opts, undefined);
   }
 
-  /** call with a hook run in the message handler when the reply arrives. */
+  /** @internal call with a hook run in the message handler when the reply arrives. */
   async _call<T>(op: string, params: object, opts: CallOptions, onReply: Pending["onReply"]): Promise<CallResult<T>> {
     const timeout = opts.timeout ?? this.#timeout;
     const deadline = Date.now() + timeout;
@@ -434,18 +434,18 @@ export class Client {
     });
   }
 
-  /** Calls op and returns its result with the revision merged in. */
+  /** @internal Calls op and returns its result with the revision merged in. */
   async _mutate<T extends object>(op: string, params: object, opts?: CallOptions): Promise<WithRevision<T>> {
     const { result, revision } = await this.call<T>(op, params, opts);
     return { ...result, revision: revision ?? 0 };
   }
 
-  /** Registers a subscription under its server id; Subscription calls it from the reply hook. */
+  /** @internal Registers a subscription under its server id; Subscription calls it from the reply hook. */
   _route(id: number, s: Subscription): void {
     this.#subs.set(id, s);
   }
 
-  /** Forgets a subscription's server id. */
+  /** @internal Forgets a subscription's server id. */
   _unroute(id: number): boolean {
     return this.#subs.delete(id);
   }

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 
 import { connect, type Client } from "./client.js";
 import { StunfaultError } from "./errors.js";
-import type { IceServer, Transport } from "./types.js";
+import type { IceServer, Listener } from "./types.js";
 
 /** Options of startStunfault. */
 export interface StartOptions {
@@ -43,7 +43,8 @@ export interface ReadyLine {
   version: string;
   pid: number;
   seed: number;
-  listeners: { transport: Transport; address: string }[];
+  /** The STUN/TURN sockets with their real ports, in config order. */
+  listeners: Listener[];
   http_url: string;
   control_url: string;
   ice_servers: IceServer[];
@@ -82,7 +83,11 @@ export interface Stunfault {
 /** How much of stunfault's stderr is kept for error messages. */
 const LOG_KEEP = 64 << 10;
 
-/** The stunfault processes this process started and has not seen exit: killed if this process exits first. */
+/**
+ * The stunfault processes this process started and has not seen exit:
+ * killed if this process exits first. (One that dies by a signal cannot run
+ * this; its children then see their stdin close and stop by themselves.)
+ */
 const live = new Set<ChildProcess>();
 let exitHooked = false;
 
@@ -109,7 +114,10 @@ export async function startStunfault(opts: StartOptions = {}): Promise<Stunfault
   const timeout = opts.timeout ?? 30_000;
   const bin = await findBinary(opts);
   let dir: string | undefined;
-  const args = ["serve", "-free-ports", "-ready-json", "-log-level", opts.logLevel ?? "warn"];
+  // -exit-with-stdin: stunfault stops when its stdin pipe closes, so it
+  // never outlives this process, even one killed with SIGKILL (Playwright
+  // kills a worker that times out).
+  const args = ["serve", "-free-ports", "-ready-json", "-exit-with-stdin", "-log-level", opts.logLevel ?? "warn"];
   if (opts.config !== undefined) {
     dir = mkdtempSync(join(tmpdir(), "stunfault-"));
     const file = join(dir, "stunfault.toml");
@@ -122,7 +130,8 @@ export async function startStunfault(opts: StartOptions = {}): Promise<Stunfault
   args.push(...(opts.args ?? []));
 
   hookExit();
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(bin, args, { stdio: ["pipe", "pipe", "pipe"] });
+  child.stdin!.on("error", () => {}); // EPIPE once it has exited: nothing to tell
   live.add(child);
   let stderr = "";
   let partial = "";

@@ -57,7 +57,8 @@ export class Subscription implements AsyncIterableIterator<SubscriptionEvent, un
   readonly #buffer: number | undefined;
   readonly #queue: SubscriptionEvent[] = [];
   #owed = 0;
-  #waiter: Waiter | undefined;
+  /** next() calls waiting for an event, oldest first. */
+  readonly #waiters: Waiter[] = [];
   #ended = false;
   #error: StunfaultError | undefined;
   #routed = false;
@@ -71,7 +72,7 @@ export class Subscription implements AsyncIterableIterator<SubscriptionEvent, un
     this.#max = opts.buffer && opts.buffer > 0 ? opts.buffer : DEFAULT_EVENT_BUFFER;
   }
 
-  /** Sends subscribe, routing this subscription's events from the reply on. */
+  /** @internal Sends subscribe, routing this subscription's events from the reply on. */
   async _subscribe(sinceSeq: number | undefined, opts: CallOptions = {}): Promise<void> {
     const params: Record<string, unknown> = {};
     if (this.#filter) params["filter"] = this.#filter;
@@ -91,14 +92,14 @@ export class Subscription implements AsyncIterableIterator<SubscriptionEvent, un
     });
   }
 
-  /** Subscribes again on a new connection, from the last seq received. */
+  /** @internal Subscribes again on a new connection, from the last seq received. */
   async _resubscribe(): Promise<void> {
     if (this.#ended) return;
     this.#routed = false;
     await this._subscribe(this.lastSeq);
   }
 
-  /** Queues ev without blocking; the client's message handler calls it. */
+  /** @internal Queues ev without blocking; the client's message handler calls it. */
   _deliver(ev: SubscriptionEvent): void {
     if (this.#ended) return;
     if (ev.event === "lost") {
@@ -131,17 +132,18 @@ export class Subscription implements AsyncIterableIterator<SubscriptionEvent, un
     }
   }
 
+  /** Hands queued events to waiting next() calls, oldest first, and the end to the rest once ended. */
   #wake(): void {
-    const w = this.#waiter;
-    if (!w) return;
-    if (this.#queue.length === 0 && this.#owed > 0) this.#flushOwed();
-    const ev = this.#queue.shift();
-    if (ev) {
-      this.#waiter = undefined;
-      w.resolve({ value: ev, done: false });
-    } else if (this.#ended) {
-      this.#waiter = undefined;
-      this.#settleEnd(w);
+    while (this.#waiters.length > 0) {
+      if (this.#queue.length === 0 && this.#owed > 0) this.#flushOwed();
+      const ev = this.#queue.shift();
+      if (ev) {
+        this.#waiters.shift()!.resolve({ value: ev, done: false });
+      } else if (this.#ended) {
+        this.#settleEnd(this.#waiters.shift()!);
+      } else {
+        return;
+      }
     }
   }
 
@@ -152,7 +154,7 @@ export class Subscription implements AsyncIterableIterator<SubscriptionEvent, un
     else w.resolve({ value: undefined, done: true });
   }
 
-  /** Ends the subscription: queued events are still yielded, then iteration ends (throwing err when given). */
+  /** @internal Ends the subscription: queued events are still yielded, then iteration ends (throwing err when given). */
   _end(err?: StunfaultError): void {
     if (this.#ended) return;
     this.#ended = true;
@@ -167,48 +169,39 @@ export class Subscription implements AsyncIterableIterator<SubscriptionEvent, un
   }
 
   #take(deadline: number | undefined, signal: AbortSignal | undefined): Promise<IteratorResult<SubscriptionEvent, undefined>> {
-    if (this.#waiter) {
-      return Promise.reject(new StunfaultError("bad_reply", "subscription: next() called again before the last one resolved"));
-    }
-    if (this.#queue.length === 0 && this.#owed > 0) this.#flushOwed();
-    const ev = this.#queue.shift();
-    if (ev) return Promise.resolve({ value: ev, done: false });
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = () => {
-        done();
+        forget();
         reject(new StunfaultError("aborted", "subscription: aborted", { cause: signal?.reason }));
       };
-      const done = () => {
-        if (this.#waiter === w) this.#waiter = undefined;
+      const forget = () => {
+        const i = this.#waiters.indexOf(w);
+        if (i >= 0) this.#waiters.splice(i, 1);
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
       };
       const w: Waiter = {
         resolve: (r) => {
-          done();
+          forget();
           resolve(r);
         },
         reject: (e) => {
-          done();
+          forget();
           reject(e);
         },
       };
-      this.#waiter = w;
+      if (signal?.aborted) return onAbort();
+      this.#waiters.push(w);
+      this.#wake();
+      if (this.#waiters.indexOf(w) < 0) return; // answered at once
       if (deadline !== undefined) {
         timer = setTimeout(() => {
-          done();
+          forget();
           reject(new StunfaultError("timeout", "subscription: no event in time"));
         }, Math.max(0, deadline - Date.now()));
       }
-      if (signal) {
-        if (signal.aborted) return onAbort();
-        signal.addEventListener("abort", onAbort, { once: true });
-      }
-      if (this.#ended) {
-        this.#waiter = undefined;
-        this.#settleEnd(w);
-      }
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
 

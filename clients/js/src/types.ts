@@ -17,8 +17,22 @@ export type Method =
 /** A STUN message class. */
 export type MessageClass = "request" | "indication" | "success" | "error";
 
-/** A transport of a STUN/TURN listener. */
+/** A transport as rules, the journal and events name it (TLS listeners count as tcp). */
 export type Transport = "udp" | "tcp";
+
+/** A transport of a STUN/TURN listener: tls is STUN/TURN over TLS over TCP (turns:). */
+export type ListenerTransport = Transport | "tls";
+
+/** One bound STUN/TURN listening socket. */
+export interface Listener {
+  transport: ListenerTransport;
+  /** ip:port, the real port. */
+  address: string;
+  /** A tls listener's PEM certificate file (the configured one, or a self-signed one made at start). */
+  cert_file?: string;
+  /** A tls listener's base64 SHA-256 SubjectPublicKeyInfo: Chromium trusts it with --ignore-certificate-errors-spki-list. */
+  spki_sha256?: string;
+}
 
 /** Which way a message goes: from the client (`in`) or to it (`out`). */
 export type Direction = "in" | "out";
@@ -228,7 +242,7 @@ export interface Hello {
 
 /** The result of stats.get. */
 export interface Stats {
-  listeners?: { transport: Transport; address: string }[];
+  listeners?: { transport: ListenerTransport; address: string }[];
   allocations?: number;
   webhooks?: Record<string, { inflight: number; pending: number }>;
   revision: number;

@@ -309,6 +309,43 @@ describe("client against a running stunfault", () => {
     assert.deepEqual(got, [b.from, c.from, d.from]);
   });
 
+  it("a consumer that falls behind loses events beyond the buffer, and is told how many, where they were lost", async () => {
+    const sub = await sf.client.subscribe({ filter: { rule: "none-such" }, buffer: 2 });
+    // Feed the client's queue directly (what its socket reader does), so the
+    // count of what overflows does not depend on timing.
+    const deliver = (sub as unknown as { _deliver(ev: unknown): void })._deliver.bind(sub);
+    const base = sub.lastSeq; // the journal's latest seq when it subscribed
+    const ev = (n: number) => ({ event: "decision", subscription: sub.result.subscription, seq: base + n, rule: "x" });
+    for (let seq = 1; seq <= 5; seq++) deliver(ev(seq));
+    deliver({ event: "lost", subscription: sub.result.subscription, count: 4 }); // the server's own losses
+    deliver(ev(10)); // still full: lost too
+    const got: string[] = [];
+    const take = async () => {
+      const e = (await sub.next()).value!;
+      got.push(e.event === "lost" ? `lost ${e.count}` : `seq ${e.seq - base}`);
+    };
+    for (let i = 0; i < 3; i++) await take();
+    deliver(ev(11));
+    await take();
+    assert.deepEqual(got, ["seq 1", "seq 2", "lost 8", "seq 11"]);
+    assert.equal(sub.lost, 8);
+    assert.equal(sub.lastSeq, base + 11);
+    await sub.close();
+  });
+
+  it("next() calls made before events arrive get them in order", async () => {
+    await sf.client.rules.add(r403);
+    const sub = await sf.client.subscribe({ filter: { rule: "r403" } });
+    const [p1, p2] = [sub.next(), sub.next()];
+    const a = await binding(sf.stunAddress);
+    const b = await binding(sf.stunAddress);
+    const got = [(await p1).value, (await p2).value].map((e) => (e as DecisionEvent).src);
+    assert.deepEqual(got, [a.from, b.from]);
+    const p3 = sub.next();
+    await sub.close();
+    assert.deepEqual(await p3, { value: undefined, done: true }, "close ends a waiting next()");
+  });
+
   it("waitFor resolves with the first matching event, from sinceSeq on, and times out with a typed error", async () => {
     await sf.client.rules.add(r403);
     const since = await sf.client.journal.lastSeq();

@@ -1,6 +1,7 @@
 // startStunfault runs a real stunfault process and leaves none behind; the
 // client reconnects only when asked.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 
@@ -41,6 +42,35 @@ describe("startStunfault", () => {
     await sf.stop(); // a second stop is a no-op
     await assert.rejects(sf.client.hello(), (e: unknown) => e instanceof StunfaultError && e.code === "closed");
     await assert.rejects(binding(sf.stunAddress, 300), /no answer/);
+  });
+
+  it("leaves no stunfault behind when the process that started it is killed", async () => {
+    // A child node process starts stunfault, prints its pid, and is then
+    // killed with SIGKILL: no exit hook runs, stunfault's stdin closes.
+    const fixture = new URL("../../dist/index.js", import.meta.url).href;
+    const script = `import { startStunfault } from ${JSON.stringify(fixture)};
+      const sf = await startStunfault();
+      process.stdout.write(sf.pid + "\\n");
+      setInterval(() => {}, 1 << 30);`;
+    const parent = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const pid = await new Promise<number>((resolve, reject) => {
+      let out = "";
+      parent.stdout!.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (out.includes("\n")) resolve(Number(out.trim()));
+      });
+      parent.once("exit", (code) => reject(new Error(`the parent exited (${code}) before stunfault was ready`)));
+    });
+    assert.ok(alive(pid));
+    const parentGone = new Promise((resolve) => parent.once("exit", resolve));
+    parent.kill("SIGKILL");
+    await parentGone;
+    // stunfault exits once it reads end of file on stdin. It is not this
+    // process's child, and Node cannot wait for any other process: look at
+    // the process table every 20 ms, for at most 10 s.
+    const deadline = Date.now() + 10_000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(!alive(pid), `stunfault pid ${pid} outlived the killed parent`);
   });
 
   it("runs a config file with a scenario active: the screen-pop config's NAT rule answers the first Binding", async () => {
