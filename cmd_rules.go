@@ -189,7 +189,7 @@ func printRules(w io.Writer, sts []faults.RuleStatus) {
 			lasts = r.For.String()
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Priority, on, st.Matched, st.Fired,
-			times, lasts, labelsSummary(r.Labels), actionSummary(&r.Action), matchSummary(&r.Match))
+			times, lasts, labelsSummary(r.Labels), r.Action.String(), matchSummary(&r.Match))
 	}
 	_ = tw.Flush()
 }
@@ -204,22 +204,6 @@ func labelsSummary(labels map[string]string) string {
 		kv = append(kv, k+"="+labels[k])
 	}
 	return strings.Join(kv, ",")
-}
-
-func actionSummary(a *faults.Action) string {
-	switch a.Type {
-	case "error":
-		return strings.TrimSpace("error " + strconv.Itoa(a.Code) + " " + a.Reason)
-	case "delay":
-		return "delay " + a.Delay.String()
-	case "ratelimit":
-		s := fmt.Sprintf("ratelimit %g/s", a.Rate)
-		if a.Then != nil {
-			s += " then " + actionSummary(a.Then)
-		}
-		return s
-	}
-	return a.Type
 }
 
 func matchSummary(m *faults.Match) string {

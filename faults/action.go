@@ -76,6 +76,24 @@ var actionNames = func() []string {
 	return names
 }()
 
+// describer is an action type with more to say in Action.String than its
+// name (an optional ability, found by type assertion).
+type describer interface {
+	describe(a *Action) string
+}
+
+// String summarises a in a few words for listings: "error 403 Forbidden",
+// "delay 2s", "ratelimit 10/s then drop", or the type for types with no
+// parameters worth showing.
+func (a Action) String() string {
+	if t, ok := lookupAction(a.Type); ok {
+		if d, ok := t.(describer); ok {
+			return d.describe(&a)
+		}
+	}
+	return a.Type
+}
+
 // lookupAction returns the action type named typ.
 func lookupAction(typ string) (actionType, bool) {
 	for _, t := range actionTypes {

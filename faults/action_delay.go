@@ -25,6 +25,8 @@ func (delayAction) check(v *ruleValidator, field string, a *Action, _ *Match) {
 	}
 }
 
+func (delayAction) describe(a *Action) string { return "delay " + a.Delay.String() }
+
 func (delayAction) compile(c *compiledAction) error {
 	c.delay, c.jitter = c.a.Delay.D(), c.a.Jitter.D()
 	return nil

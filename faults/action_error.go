@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // Error answers a request with a STUN error response instead of passing it
@@ -55,6 +57,10 @@ func (errorAction) check(v *ruleValidator, field string, a *Action, m *Match) {
 	}) {
 		v.add("match.methods", "an error action answers requests, but send, data and channeldata are never requests")
 	}
+}
+
+func (errorAction) describe(a *Action) string {
+	return strings.TrimSpace("error " + strconv.Itoa(a.Code) + " " + a.Reason)
 }
 
 // maxReason is the longest reason phrase: RFC 8489 §14.8 allows 763 bytes.

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 )
@@ -33,6 +34,14 @@ func (ratelimitAction) check(v *ruleValidator, field string, a *Action, m *Match
 	} else {
 		v.action(field+".then", a.Then, m, true)
 	}
+}
+
+func (ratelimitAction) describe(a *Action) string {
+	s := fmt.Sprintf("ratelimit %g/s", a.Rate)
+	if a.Then != nil {
+		s += " then " + a.Then.String()
+	}
+	return s
 }
 
 func (ratelimitAction) compile(c *compiledAction) error {

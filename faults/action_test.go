@@ -211,3 +211,18 @@ func TestDelayOverflow(t *testing.T) {
 		t.Errorf("journal actions = %v, want [delay delay_overflow]", actions)
 	}
 }
+
+func TestActionString(t *testing.T) {
+	for a, want := range map[*Action]string{
+		{Type: "error", Code: 403, Reason: "Forbidden"}:                      "error 403 Forbidden",
+		{Type: "error", Code: 500}:                                           "error 500",
+		{Type: "delay", Delay: Duration(2 * time.Second)}:                    "delay 2s",
+		{Type: "ratelimit", Rate: 10, Burst: 1, Then: &Action{Type: "drop"}}: "ratelimit 10/s then drop",
+		{Type: "duplicate", Copies: 3}:                                       "duplicate",
+		{Type: "nonsense"}:                                                   "nonsense",
+	} {
+		if got := a.String(); got != want {
+			t.Errorf("%+v.String() = %q, want %q", *a, got, want)
+		}
+	}
+}
