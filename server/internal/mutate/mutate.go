@@ -12,6 +12,8 @@ import (
 	"net/netip"
 
 	"github.com/pion/stun/v4"
+
+	"github.com/stunfault/stunfault/internal/stunwire"
 )
 
 const (
@@ -59,7 +61,7 @@ func Corrupt(b []byte, target string, count int) []byte {
 }
 
 func corruptStart(b []byte, target string) int {
-	if len(b) < headerSize || b[0]>>6 != 0 {
+	if k, _ := stunwire.Classify(b); k != stunwire.STUN || len(b) < headerSize {
 		return 0
 	}
 	switch target {
