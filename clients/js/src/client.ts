@@ -11,11 +11,13 @@ import type {
   ReplaceResult,
   Rule,
   RuleStatus,
+  ClockResult,
   ScenariosResult,
   Stats,
   SubscribeResult,
   SubscriptionEvent,
   VerifyResult,
+  Duration,
   WebhookResult,
   WebhookSettings,
   WithRevision,
@@ -143,6 +145,8 @@ export class Client {
   readonly machines: MachinesAPI;
   /** webhook.set: the simulated webhooks. */
   readonly webhooks: WebhooksAPI;
+  /** clock.*: the server's clock, which a manual one lets a test move. */
+  readonly clock: ClockAPI;
 
   readonly #opts: ConnectOptions;
   readonly #timeout: number;
@@ -170,6 +174,7 @@ export class Client {
     this.journal = new JournalAPI(this);
     this.machines = new MachinesAPI(this);
     this.webhooks = new WebhooksAPI(this);
+    this.clock = new ClockAPI(this);
     this.#done = new Promise((resolve) => (this.#resolveDone = resolve));
   }
 
@@ -705,6 +710,30 @@ export class WebhooksAPI {
   /** webhook.set: changes a webhook at runtime; absent settings keep their value (`unknown_webhook` for an unknown name). */
   async set(name: string, settings: WebhookSettings, opts?: CallOptions): Promise<WithRevision<WebhookResult>> {
     return this.#c._mutate<WebhookResult>("webhook.set", { ...settings, name }, opts);
+  }
+}
+
+/** clock.*: the server's clock. */
+export class ClockAPI {
+  readonly #c: Client;
+  constructor(c: Client) {
+    this.#c = c;
+  }
+
+  /** clock.get: the server's time, and whether it is a manual clock. */
+  async get(opts?: CallOptions): Promise<ClockResult> {
+    return (await this.#c.call<ClockResult>("clock.get", {}, opts)).result;
+  }
+
+  /**
+   * clock.advance: moves a manual clock ([server] clock = "manual") on by a
+   * Go duration ("30s") and resolves once every timer that became due has
+   * run: rules with `for` have expired, held webhook requests are answered,
+   * delayed messages sent, a timed scenario is in its new step. A server on
+   * the system clock answers `clock_not_manual`.
+   */
+  async advance(by: Duration, opts?: CallOptions): Promise<WithRevision<ClockResult>> {
+    return this.#c._mutate<ClockResult>("clock.advance", { by }, opts);
   }
 }
 

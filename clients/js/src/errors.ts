@@ -8,10 +8,12 @@ export type ProtocolErrorCode =
   | "unknown_scenario"
   | "unknown_webhook"
   | "invalid_rule"
+  | "clock_not_manual"
   | "unauthorized"
   | "forbidden_origin"
   | "too_large"
   | "unsupported_media_type"
+  | "limit_exceeded"
   | "internal";
 
 /**

@@ -18,7 +18,7 @@ export interface SubscribeOptions extends CallOptions {
   /**
    * How many events are queued for this subscription on the server, and
    * again in this client, before further ones are dropped and reported as a
-   * lost event (default 1024, at most 65536).
+   * lost event (default 1024, at most 4096).
    */
   buffer?: number;
 }
@@ -46,7 +46,7 @@ interface Waiter {
 export class Subscription implements AsyncIterableIterator<SubscriptionEvent, undefined> {
   /** The server's answer to the latest subscribe (a reconnect subscribes again). */
   result: SubscribeResult = { subscription: 0, replayed: 0, last_seq: 0 };
-  /** The seq of the last decision event received (or where the subscription started): resume from it with sinceSeq. */
+  /** The seq of the last decision or step event received (or where the subscription started): resume from it with sinceSeq. */
   lastSeq = 0;
   /** How many events were lost so far, on the server or in this client. */
   lost = 0;
@@ -105,7 +105,7 @@ export class Subscription implements AsyncIterableIterator<SubscriptionEvent, un
     if (ev.event === "lost") {
       this.lost += ev.count;
       this.#owed += ev.count;
-    } else if (ev.event === "decision") {
+    } else if (ev.event === "decision" || ev.event === "step") {
       this.lastSeq = Math.max(this.lastSeq, ev.seq);
       if (this.#queue.length >= this.#max) {
         this.lost++;

@@ -191,14 +191,34 @@ export interface Query {
   limit?: number;
 }
 
-/** One rule firing, as the journal records it. */
+/** Where a timed scenario ([[scenarios.NAME.steps]]) stands. */
+export interface ScenarioStep {
+  scenario: string;
+  /** The active step's index, from 0, of `steps`. */
+  index: number;
+  steps: number;
+  /** Repeats completed before this one. */
+  cycle?: number;
+  /** When the step became active, on the server's clock (RFC 3339). */
+  started: string;
+  /** When the next step starts, and how long until then; absent on the last step of a scenario that does not repeat. */
+  next?: string;
+  next_in?: Duration;
+}
+
+/** One journal entry: a rule firing, or a timed scenario's step change (`action` "step"). */
 export interface Entry {
   seq: number;
   /** RFC 3339 with nanoseconds. */
   time: string;
+  /** The rule that fired ("" for a step change). */
   rule: string;
-  /** The action taken (for a ratelimit, its `then`'s). */
-  action: ActionType;
+  /**
+   * The action taken (for a ratelimit, its `then`'s); `delay_overflow` for
+   * a delay the server had no room for (the message passed at once);
+   * `step` for a step change.
+   */
+  action: ActionType | "delay_overflow" | "step";
   /** The code of an error action. */
   code?: number;
   method: Method;
@@ -210,13 +230,23 @@ export interface Entry {
   src: string;
   size: number;
   labels?: Record<string, string>;
+  /** The server's RNG seed (exact up to 2^53, as every JSON number read by JavaScript). */
   seed: number;
+  /** A step change's new step. */
+  step?: ScenarioStep;
 }
 
-/** A decision event: a journal entry pushed to a subscriber. */
+/** A decision event: a rule firing, as the journal records it, pushed to a subscriber. */
 export interface DecisionEvent extends Entry {
   event: "decision";
   subscription: number;
+}
+
+/** A timed scenario moved to another step (a journal entry with action "step" and `step` set). */
+export interface StepEvent extends Entry {
+  event: "step";
+  subscription: number;
+  step: ScenarioStep;
 }
 
 /** Says `count` events of the subscription were dropped because it did not keep up. */
@@ -227,7 +257,7 @@ export interface LostEvent {
 }
 
 /** What a subscription yields. */
-export type SubscriptionEvent = DecisionEvent | LostEvent;
+export type SubscriptionEvent = DecisionEvent | StepEvent | LostEvent;
 
 /** The result of hello. */
 export interface Hello {
@@ -242,7 +272,8 @@ export interface Hello {
 
 /** The result of stats.get. */
 export interface Stats {
-  listeners?: { transport: ListenerTransport; address: string }[];
+  /** `tcp` counts a tcp or tls listener's connections. */
+  listeners?: { transport: ListenerTransport; address: string; tcp?: { open: number; refused: number; timed_out: number } }[];
   allocations?: number;
   webhooks?: Record<string, { inflight: number; pending: number }>;
   revision: number;
@@ -250,6 +281,24 @@ export interface Stats {
   rules: { id: string; enabled: boolean; matched: number; fired: number; let_through: number }[];
   machines?: Record<string, string>;
   journal: { len: number; last_seq: number };
+  /** What the interception layer did besides applying rules. */
+  intercept?: {
+    delays_pending: number;
+    delayed_bytes: number;
+    delay_overflows: number;
+    panics: number;
+    reply_errors: number;
+  };
+}
+
+/** The result of clock.get and clock.advance. */
+export interface ClockResult {
+  /** The server's time (after the advance), RFC 3339. */
+  now: string;
+  /** A manual clock ([server] clock = "manual"), which clock.advance moves. */
+  manual: boolean;
+  /** Timers a manual clock still has armed. */
+  pending?: number;
 }
 
 /** Runtime changes to a simulated webhook (webhook.set); absent fields keep their value. */
@@ -279,6 +328,8 @@ export interface ScenariosResult {
   scenarios?: string[];
   /** The scenario activated last, unless rules changed since. */
   active?: string;
+  /** Where a running timed scenario stands. */
+  step?: ScenarioStep;
 }
 
 /** A journal entry a query almost selected, with the query fields it failed. */
