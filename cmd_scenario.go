@@ -10,11 +10,17 @@ import (
 
 var scenarioCmd = &command{
 	name:     "scenario",
-	synopsis: "[-json] [NAME]",
-	summary:  "list the scenarios, or activate one (the whole rule set at once)",
+	synopsis: "[-json] [NAME | load FILE]",
+	summary:  "list the scenarios, activate one (the whole rule set at once), or load more",
 	doc: `Without NAME, lists the scenarios (* marks the active one; a running timed
 scenario shows its active step and the time to the next); with NAME, activates it
-(a timed scenario starts at step 0).`,
+(a timed scenario starts at step 0).
+
+"scenario load FILE" adds the [scenarios.NAME] tables of a config file (- for
+stdin) to the running server's, replacing those of the same names, as one
+change: the file is checked whole first (with its lines), and on any error
+nothing is loaded. Other tables in the file are ignored, and named. Loading
+does not activate anything.`,
 	run: runScenario,
 }
 
@@ -23,9 +29,15 @@ func runScenario(ctx context.Context, inv *invocation) error {
 	fs := inv.flags()
 	cf := fs.controlFlags()
 	asJSON := fs.jsonFlag()
-	pos, err := fs.parse(inv.args, 0, 1, "at most one NAME")
+	pos, err := fs.parse(inv.args, 0, 2, "NAME, or load FILE")
 	if err != nil {
 		return err
+	}
+	if len(pos) == 2 && pos[0] != "load" || len(pos) == 1 && pos[0] == "load" {
+		return inv.usageErrorf("want NAME, or load FILE")
+	}
+	if len(pos) == 2 {
+		return loadScenarios(ctx, inv, cf, pos[1], *asJSON)
 	}
 	return cf.call(ctx, func(c *control.Client) error {
 		if len(pos) == 1 {

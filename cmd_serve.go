@@ -58,7 +58,10 @@ func runServe(ctx context.Context, inv *invocation) error {
 	}
 	if *scenario != "" {
 		if _, err := srv.Faults().ActivateScenario(*scenario); err != nil {
-			return inputErrorf("-scenario: %v (the config has: %s)", err, strings.Join(srv.Faults().Scenarios(), ", "))
+			if have := srv.Faults().Scenarios(); len(have) > 0 {
+				return inputErrorf("-scenario: no scenario %q in %s (it has %s)", *scenario, source, strings.Join(have, ", "))
+			}
+			return inputErrorf("-scenario: no scenario %q: %s has no scenarios (the embedded default config has none); give -config a file with [scenarios.NAME], or load some at runtime with `stunfault scenario load FILE`", *scenario, source)
 		}
 	}
 	if err := srv.Start(ctx); err != nil {

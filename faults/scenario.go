@@ -183,6 +183,19 @@ func (tl *timeline) position(now time.Time) (cycle, i int) {
 func (e *Engine) SetScenarios(scenarios map[string]Scenario) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	stored, err := e.validScenarios(scenarios)
+	if err != nil {
+		return err
+	}
+	e.scenarios = stored
+	s := e.snap.Load()
+	e.commit(slices.Clone(s.rules), s.scenario)
+	return nil
+}
+
+// validScenarios validates every scenario and returns deep copies of them
+// all, or an error with a *FieldError per problem. Called under e.mu.
+func (e *Engine) validScenarios(scenarios map[string]Scenario) (map[string]Scenario, error) {
 	var errs []error
 	stored := make(map[string]Scenario, len(scenarios))
 	for _, name := range slices.Sorted(maps.Keys(scenarios)) {
@@ -212,12 +225,9 @@ func (e *Engine) SetScenarios(scenarios map[string]Scenario) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("faults: %w", errors.Join(errs...))
+		return nil, fmt.Errorf("faults: %w", errors.Join(errs...))
 	}
-	e.scenarios = stored
-	s := e.snap.Load()
-	e.commit(slices.Clone(s.rules), s.scenario)
-	return nil
+	return stored, nil
 }
 
 // Scenarios returns the names of the scenarios SetScenarios stored, sorted.

@@ -431,6 +431,15 @@ func (c *Client) Scenarios(ctx context.Context) (ScenariosResult, error) {
 	return res, err
 }
 
+// LoadScenarios adds scenarios to the server's, replacing those of the
+// same names, as one change: all are validated first, and on any error none
+// is loaded. It returns the new revision and what it did.
+func (c *Client) LoadScenarios(ctx context.Context, scenarios map[string]faults.Scenario) (uint64, ScenariosLoadResult, error) {
+	var res ScenariosLoadResult
+	rev, err := c.Call(ctx, OpScenariosLoad, ScenariosLoadRequest{Scenarios: scenarios}, &res)
+	return rev, res, err
+}
+
 // ActivateScenario replaces the rules with the named scenario's (a timed
 // one's step 0, the next steps following on the server's clock).
 func (c *Client) ActivateScenario(ctx context.Context, name string) (uint64, error) {

@@ -56,6 +56,7 @@ var ops = map[string]opSpec{
 	OpRulesClear:        {run: (*Handler).opRulesClear, mutating: true},
 	OpScenariosList:     {run: (*Handler).opScenariosList},
 	OpScenariosActivate: {run: (*Handler).opScenariosActivate, mutating: true},
+	OpScenariosLoad:     {run: (*Handler).opScenariosLoad, mutating: true},
 	OpMachinesList:      {run: (*Handler).opMachinesList},
 	OpMachinesSetState:  {run: (*Handler).opMachinesSetState, mutating: true},
 	OpJournalQuery:      {run: (*Handler).opJournalQuery},
@@ -456,7 +457,24 @@ func (h *Handler) opScenariosList(r *request) (any, *Error) {
 		return nil, e
 	}
 	eng := h.b.Engine()
-	return ScenariosResult{Scenarios: eng.Scenarios(), Active: eng.Scenario(), Step: scenarioStep(eng)}, nil
+	return ScenariosResult{Scenarios: orEmpty(eng.Scenarios()), Active: eng.Scenario(), Step: scenarioStep(eng)}, nil
+}
+
+func (h *Handler) opScenariosLoad(r *request) (any, *Error) {
+	var req ScenariosLoadRequest
+	if e := r.decode(&req, "scenarios"); e != nil {
+		return nil, e
+	}
+	eng := h.b.Engine()
+	res, err := eng.LoadScenarios(req.Scenarios)
+	if errors.Is(err, faults.ErrNoScenarios) {
+		return nil, &Error{Code: CodeBadRequest, Field: "scenarios", Message: "no scenarios given (want {\"NAME\": {\"rules\": [...]}} or steps)"}
+	}
+	if err != nil {
+		return nil, ruleError(err)
+	}
+	r.changed(faults.Change{Revision: res.Revision})
+	return ScenariosLoadResult{Added: res.Added, Replaced: res.Replaced, Scenarios: orEmpty(eng.Scenarios())}, nil
 }
 
 func (h *Handler) opScenariosActivate(r *request) (any, *Error) {
@@ -469,12 +487,21 @@ func (h *Handler) opScenariosActivate(r *request) (any, *Error) {
 	if err != nil {
 		if errors.Is(err, faults.ErrNotFound) {
 			return nil, &Error{Code: CodeUnknownScenario, Field: "name",
-				Message: fmt.Sprintf("no scenario %q (have %s)", req.Name, strings.Join(eng.Scenarios(), ", "))}
+				Message: unknownScenario(req.Name, eng.Scenarios())}
 		}
 		return nil, ruleError(err)
 	}
 	r.changed(ch)
-	return ScenariosResult{Scenarios: eng.Scenarios(), Active: req.Name, Step: scenarioStep(eng)}, nil
+	return ScenariosResult{Scenarios: orEmpty(eng.Scenarios()), Active: req.Name, Step: scenarioStep(eng)}, nil
+}
+
+// unknownScenario says that name is not a scenario, and which ones exist,
+// or how to get some when there are none.
+func unknownScenario(name string, have []string) string {
+	if len(have) == 0 {
+		return fmt.Sprintf("no scenario %q: the server has no scenarios (the default config has none); load some with `stunfault scenario load FILE` (scenarios.load), or start the server with a config that has [scenarios.NAME]", name)
+	}
+	return fmt.Sprintf("no scenario %q (the server has %s)", name, strings.Join(have, ", "))
 }
 
 // scenarioStep is the running timed scenario's step, or nil.

@@ -28,6 +28,7 @@ const (
 	OpRulesClear        = "rules.clear"
 	OpScenariosList     = "scenarios.list"
 	OpScenariosActivate = "scenarios.activate"
+	OpScenariosLoad     = "scenarios.load"
 	OpMachinesList      = "machines.list"
 	OpMachinesSetState  = "machines.set_state"
 	OpJournalQuery      = "journal.query"
@@ -452,10 +453,25 @@ type ReplaceResult struct {
 	Replaced []string `json:"replaced"`
 }
 
+// ScenariosLoadRequest is the request of scenarios.load: scenarios by
+// name, each as [scenarios.NAME] in a config file is (a rule set, or steps).
+type ScenariosLoadRequest struct {
+	Scenarios map[string]faults.Scenario `json:"scenarios"`
+}
+
+// ScenariosLoadResult is the result of scenarios.load: the names it added
+// and replaced, and every scenario the server now has.
+type ScenariosLoadResult struct {
+	Added     []string `json:"added"`
+	Replaced  []string `json:"replaced"`
+	Scenarios []string `json:"scenarios"`
+}
+
 // ScenariosResult is the result of scenarios.list (and, with only Active
-// set, of scenarios.activate).
+// set, of scenarios.activate). Scenarios is always present, [] when the
+// server has none.
 type ScenariosResult struct {
-	Scenarios []string `json:"scenarios,omitempty"`
+	Scenarios []string `json:"scenarios"`
 	// Active is the scenario activated last, unless rules changed since.
 	Active string `json:"active,omitempty"`
 	// Step is where the running timed scenario is (its active step and
