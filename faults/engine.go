@@ -80,7 +80,7 @@ type Engine struct {
 	nextID    uint64
 	scenarios map[string]Scenario
 	timeline  *timeline // the timed scenario running, if any
-	machines  map[string]*machine
+	machines  map[machineID]*machine
 }
 
 // snapshot is one immutable set of active rules, in evaluation order.
@@ -103,7 +103,7 @@ func NewEngine(opts EngineOptions) *Engine {
 		holder:   opts.Holder,
 		rng:      rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5DEECE66D)),
 		journal:  newJournal(opts.JournalSize),
-		machines: make(map[string]*machine),
+		machines: make(map[machineID]*machine),
 	}
 	if e.clock == nil {
 		e.clock = SystemClock{}
@@ -162,7 +162,7 @@ func (e *Engine) Decide(p *Packet) Verdict {
 					continue
 				}
 			}
-			if r.requires != nil && *r.machine.state.Load() != *r.requires {
+			if r.requires != nil && !r.machine.in(p, *r.requires) {
 				continue
 			}
 		}
@@ -231,7 +231,7 @@ func (e *Engine) fire(r *compiledRule, p *Packet, now time.Time) (Verdict, bool)
 		st.mu.Lock()
 		ok := r.times == 0 || st.fired.Load() < r.times
 		if ok && r.requires != nil {
-			ok = *r.machine.state.Load() == *r.requires
+			ok = r.machine.in(p, *r.requires)
 		}
 		if ok && act.limited {
 			if st.take(act, now) {
@@ -241,7 +241,7 @@ func (e *Engine) fire(r *compiledRule, p *Packet, now time.Time) (Verdict, bool)
 			}
 		}
 		if ok && r.machine != nil {
-			ok = r.machine.advance(r.requires, r.sets)
+			ok = r.machine.step(p, r.requires, r.sets)
 		}
 		if ok {
 			st.fired.Add(1)
@@ -363,45 +363,68 @@ func (e *Engine) ResetCounters() {
 }
 
 // MachineStates returns the state of every machine the rules have named or
-// SetMachineState has set.
+// SetMachineState has set. A keyed machine (Rule.MachineKey) is listed as
+// "NAME[*]" with the state of the keys it does not remember, and as
+// "NAME[KEY]" for each key it remembers (KEY is "udp 127.0.0.1:5000" for a
+// client, or the username).
 func (e *Engine) MachineStates() map[string]string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	out := make(map[string]string, len(e.machines))
-	for name, m := range e.machines {
-		out[name] = *m.state.Load()
+	for id, m := range e.machines {
+		if m.keyed == nil {
+			out[id.name] = *m.state.Load()
+			continue
+		}
+		out[id.name+"[*]"] = *m.state.Load()
+		for k, st := range m.keyed.states() {
+			out[id.name+"["+k+"]"] = st
+		}
 	}
 	return out
 }
 
 // SetMachineState moves the named machine to state, creating the machine if
-// no rule named it yet. It is not a revision. Both names must be non-empty.
+// no rule named it yet; a keyed machine of that name forgets every key, so
+// every client (or user) is in state. It is not a revision. Both names must
+// be non-empty.
 func (e *Engine) SetMachineState(machine, state string) error {
 	if machine == "" || state == "" {
 		return errors.New("faults: machine and state must not be empty")
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.machine(machine).state.Store(&state)
+	e.machine(machine, "").reset(state)
+	for id, m := range e.machines {
+		if id.name == machine {
+			m.reset(state)
+		}
+	}
 	return nil
 }
 
-// ResetMachines moves every machine back to its start state, "started".
+// ResetMachines moves every machine (every key of a keyed one) back to its
+// start state, "started".
 func (e *Engine) ResetMachines() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, m := range e.machines {
-		s := machineStart
-		m.state.Store(&s)
+		m.reset(machineStart)
 	}
 }
 
-// machine returns the named machine, creating it. e.mu is held.
-func (e *Engine) machine(name string) *machine {
-	m, ok := e.machines[name]
+// machineID names a machine: rules naming the same machine with different
+// MachineKeys name different machines.
+type machineID struct{ name, key string }
+
+// machine returns the named machine of that key kind, creating it. e.mu is
+// held.
+func (e *Engine) machine(name, key string) *machine {
+	id := machineID{name, key}
+	m, ok := e.machines[id]
 	if !ok {
-		m = newMachine()
-		e.machines[name] = m
+		m = newMachine(key)
+		e.machines[id] = m
 	}
 	return m
 }
@@ -412,7 +435,7 @@ func (e *Engine) prepare(c *compiledRule, now time.Time) {
 		c.expires = now.Add(c.rule.For.D()).UnixNano()
 	}
 	if c.rule.Machine != "" {
-		c.machine = e.machine(c.rule.Machine)
+		c.machine = e.machine(c.rule.Machine, c.rule.MachineKey)
 	}
 	c.gated = c.expires != 0 || c.requires != nil
 }

@@ -10,19 +10,53 @@ import (
 // machineStart is the state every machine starts in.
 const machineStart = "started"
 
-// machine is one named state machine. Its state is read and moved on
-// lock-free: a rule that requires a state and sets another does so with one
-// compare-and-swap, so two packets racing a one-shot transition never both
-// win it.
+// machine is one named state machine. A global machine's state is read and
+// moved on lock-free: a rule that requires a state and sets another does so
+// with one compare-and-swap, so two packets racing a one-shot transition
+// never both win it. A keyed machine (MachineKey "client" or "username")
+// keeps one state per key in a bounded table (see keyed.go); state is then
+// the state of every key the table does not hold.
 type machine struct {
 	state atomic.Pointer[string]
+	key   string    // "" (one state), MachineKeyClient or MachineKeyUsername
+	keyed *keyTable // nil for a global machine
 }
 
-func newMachine() *machine {
-	m := new(machine)
+func newMachine(key string) *machine {
+	m := &machine{key: key}
 	s := machineStart
 	m.state.Store(&s)
+	if key != "" {
+		m.keyed = newKeyTable()
+	}
 	return m
+}
+
+// in reports whether m is in state for p's key (for a global machine: in
+// state). A username-keyed machine is in no state for a message without
+// USERNAME.
+func (m *machine) in(p *Packet, state string) bool {
+	if m.keyed == nil {
+		return *m.state.Load() == state
+	}
+	cur, ok := m.keyed.get(m, p)
+	return ok && cur == state
+}
+
+// step is advance for p's key.
+func (m *machine) step(p *Packet, requires, sets *string) bool {
+	if m.keyed == nil {
+		return m.advance(requires, sets)
+	}
+	return m.keyed.advance(m, p, requires, sets)
+}
+
+// reset moves m (every key of it) to state.
+func (m *machine) reset(state string) {
+	m.state.Store(&state)
+	if m.keyed != nil {
+		m.keyed.clear()
+	}
 }
 
 // advance moves m from the state r requires (any, when r.requires is nil) to

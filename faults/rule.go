@@ -40,6 +40,14 @@ type Rule struct {
 	Machine       string `toml:"machine" json:"machine,omitempty"`
 	RequiresState string `toml:"requires_state" json:"requires_state,omitempty"`
 	SetsState     string `toml:"sets_state" json:"sets_state,omitempty"`
+	// MachineKey, with Machine, gives each client ("client": transport and
+	// address:port) or each USERNAME ("username") its own state in the
+	// machine, so "the first Allocate of each client gets 401" holds for
+	// every client. "" is one state for all. The machine remembers at most
+	// MaxMachineKeys keys, forgetting the least recently used (that key
+	// starts over). It is part of the machine's identity: rules naming one
+	// machine with different keys name different machines.
+	MachineKey string `toml:"machine_key" json:"machine_key,omitempty"`
 
 	// Match selects the messages; every field given must hold.
 	Match Match `toml:"match" json:"match"`

@@ -172,7 +172,15 @@ func (v *ruleValidator) check(r *Rule) {
 	if r.For < 0 {
 		v.add("for", "must not be negative, got %v", r.For)
 	}
+	switch r.MachineKey {
+	case "", MachineKeyClient, MachineKeyUsername:
+	default:
+		v.add("machine_key", "unknown key %q (want %q, %q, or none for one state)", r.MachineKey, MachineKeyClient, MachineKeyUsername)
+	}
 	if r.Machine == "" {
+		if r.MachineKey != "" {
+			v.add("machine_key", "only with machine (name the state machine to key)")
+		}
 		if r.RequiresState != "" {
 			v.add("requires_state", "only with machine (name the state machine this state belongs to)")
 		}
