@@ -16,6 +16,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /version", handleVersion)
 	mux.Handle("GET /metrics", s.newMetricsHandler()) // read-only and open, like /healthz
 	mux.Handle("GET /trace", s.ctl.Protect(http.HandlerFunc(s.handleTrace)))
+	mux.Handle("GET /capture.pcapng", s.ctl.Protect(http.HandlerFunc(s.handleCapture)))
 	// No method in the pattern: the hub answers 405 and 404 itself.
 	mux.Handle("/webhook/", s.hub)
 	mux.Handle("/control", s.ctl)
