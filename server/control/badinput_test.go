@@ -134,6 +134,22 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// A message far over the limit (8 MiB against 1 KiB) still gets the
+// readable close frame, not a connection reset.
+func TestHugeMessageGetsReadableClose(t *testing.T) {
+	ts := newTestServer(t, control.HandlerOptions{MaxFrameBytes: 1024})
+	big := rawDial(t, ts)
+	msg := `{"id":1,"op":"hello","x":"` + strings.Repeat("x", 8<<20) + `"}`
+	_ = big.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_ = big.WriteMessage(websocket.TextMessage, []byte(msg)) // may fail once the server closes
+	_ = big.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := big.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig || !strings.Contains(ce.Text, "frame limit") {
+		t.Fatalf("8 MiB message: got %v, want close 1009 naming the frame limit", err)
+	}
+}
+
 // A frame over MaxFrameBytes closes that connection only.
 func TestOversizedFrameClosesOnlyThatConnection(t *testing.T) {
 	ts := newTestServer(t, control.HandlerOptions{MaxFrameBytes: 1024})
@@ -149,6 +165,9 @@ func TestOversizedFrameClosesOnlyThatConnection(t *testing.T) {
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
 		t.Fatalf("oversized frame: got %v, want close 1009", err)
+	}
+	if want := "message over 1024 bytes, the control socket's frame limit"; ce.Text != want {
+		t.Errorf("close reason %q, want %q", ce.Text, want)
 	}
 	if _, err := other.Hello(ctx(t)); err != nil {
 		t.Fatalf("other client after the oversized frame: %v", err)

@@ -79,15 +79,14 @@ func (c *conn) serve() {
 		c.write()
 	}()
 
-	c.ws.SetReadLimit(h.opts.MaxFrameBytes)
 	alive := func() { _ = c.ws.SetReadDeadline(time.Now().Add(h.opts.PongWait)) }
 	alive()
 	c.ws.SetPongHandler(func(string) error { alive(); return nil })
 	for {
-		_, data, err := c.ws.ReadMessage()
+		data, err := c.readMessage(h.opts.MaxFrameBytes)
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				c.log.Info("control client sent an oversized message; closing", "limit", h.opts.MaxFrameBytes)
+			if errors.Is(err, errOversized) {
+				c.log.Info("control client sent an oversized message; closed with 1009", "limit", h.opts.MaxFrameBytes)
 			} else if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
 				c.log.Debug("control read ended", "err", err)
 			}
