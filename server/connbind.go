@@ -13,6 +13,15 @@ func isConnectionBindSuccess(p []byte) bool {
 		p[4] == 0x21 && p[5] == 0x12 && p[6] == 0xa4 && p[7] == 0x42
 }
 
+// isConnectionBindRequest reports whether p starts with a ConnectionBind
+// request (RFC 6062 §4.4): once it is answered, the connection carries peer
+// data, not STUN.
+func isConnectionBindRequest(p []byte) bool {
+	// Message type 0x000b: method ConnectionBind, class request.
+	return len(p) >= 20 && p[0] == 0x00 && p[1] == 0x0b &&
+		p[4] == 0x21 && p[5] == 0x12 && p[6] == 0xa4 && p[7] == 0x42
+}
+
 // carryData makes c a TCP relay data connection, from the next byte on: c
 // and the connections beneath it that follow STUN framing (the guard's, for
 // its timeouts) pass the peer's bytes through untouched.

@@ -143,8 +143,8 @@ func (h *udpOutHarness) flush(*testing.T, int) seen {
 }
 
 // tcpInHarness writes frames on the client end of a pipe and reads what
-// tcpConn hands pion, one Read per frame (tcpConn hands over one frame per
-// Read when the buffer holds it).
+// tcpConn hands pion, split into frames as pion's framer splits them (one
+// Read may hand over several).
 type tcpInHarness struct {
 	cli     net.Conn
 	writes  chan []byte
@@ -168,7 +168,15 @@ func newTCPIn(t *testing.T, ic *interceptor) harness {
 			if err != nil {
 				return
 			}
-			h.got <- append([]byte(nil), buf[:n]...)
+			b := buf[:n]
+			for len(b) > 0 {
+				size, err := stunframe.Size(b)
+				if err != nil || size > len(b) {
+					size = len(b) // part of a frame (truncate): as it came
+				}
+				h.got <- append([]byte(nil), b[:size]...)
+				b = b[size:]
+			}
 		}
 	}()
 	go func() { // the client's writes

@@ -44,6 +44,18 @@ type tcpConn struct {
 	raw     bool        // the stream could not be framed: pass bytes through
 	scratch []byte      // for injected errors
 	eof     bool        // the stream ends after out
+	pending bool        // pend is a frame decided in a batch, its verdict not applied yet
+	pend    faults.Packet
+	pendV   faults.Verdict
+
+	// Write side: answers pion writes while it handles the frames of one
+	// Read wait in wbuf and go out in one write when pion reads again,
+	// before that read can block (see writeAnswer). Every other write
+	// sends wbuf first, so the wire order is the order of the Writes.
+	wmu  sync.Mutex
+	open bool   // pion is handling the frames of the last Read
+	wbuf []byte // at most maxQueuedAnswers bytes
+	werr error  // the error of a flush of wbuf, returned by the next write
 
 	closeOnce sync.Once
 	closeErr  error
@@ -59,8 +71,69 @@ func newTCPConn(c net.Conn, ic *interceptor) *tcpConn {
 	return tc
 }
 
+// maxQueuedAnswers bounds the answers held for one batch (see
+// writeAnswer): past it, an answer goes out at once.
+const maxQueuedAnswers = 64 << 10
+
 // Read gives pion the next bytes of whole frames the engine let through.
+//
+// One Read hands pion every whole frame already buffered that fits in p
+// (the client's stream is read 4 KiB at a time, see stunframe.Reader), so
+// pion's framer copies once per batch rather than once per frame. A frame
+// in a batch that a rule fires on ends the batch: its verdict is applied
+// at the next Read, once pion has handled (and answered) the frames before
+// it, so replies, closes and delays keep their place in the stream.
 func (c *tcpConn) Read(p []byte) (int, error) {
+	c.flush() // pion handled the last batch: its answers go out before a read can block
+	if c.pending {
+		c.pending = false
+		c.applyIn(c.pend.Data, &c.pend, c.pendV)
+	}
+	n, err := c.read(p)
+	if err != nil || n == 0 {
+		return n, err
+	}
+	if !isConnectionBindRequest(p[:n]) {
+		n = c.batch(p, n)
+	}
+	c.wmu.Lock()
+	c.open = true
+	c.wmu.Unlock()
+	return n, nil
+}
+
+// batch appends to p[:n] the whole frames already buffered that fit and
+// pass, and returns the new length. A frame a rule fires on is decided and
+// left pending.
+func (c *tcpConn) batch(p []byte, n int) int {
+	for n < len(p) && len(c.out) == 0 && c.again == 0 && !c.eof && !c.raw && !c.bound.Load() && !c.ready.busy.Load() {
+		size, err := stunframe.Size(c.fr.Buffered())
+		if err != nil || size > len(p)-n {
+			return n
+		}
+		frame, err := c.fr.Next() // buffered: no read
+		if err != nil {
+			return n
+		}
+		pkt := &c.pend
+		*pkt = faults.Packet{Data: frame, Dir: faults.In, Transport: faults.TCP, Client: c.client}
+		v := c.ic.decide(pkt)
+		if v.Action != nil {
+			c.pending, c.pendV = true, v // recorded when applied
+			return n
+		}
+		c.ic.record(c, pkt, v, nil)
+		n += copy(p[n:], frame)
+		if isConnectionBindRequest(frame) {
+			return n // peer data may follow its answer: frame nothing after it
+		}
+	}
+	return n
+}
+
+// read hands pion the next bytes: what a verdict left due, else the next
+// frame, decided. It blocks only when nothing is due.
+func (c *tcpConn) read(p []byte) (int, error) {
 	for {
 		if len(c.out) > 0 {
 			n := copy(p, c.out)
@@ -112,43 +185,48 @@ func (c *tcpConn) Read(p []byte) (int, error) {
 func (c *tcpConn) decideIn(frame []byte) {
 	pkt := faults.Packet{Data: frame, Dir: faults.In, Transport: faults.TCP, Client: c.client}
 	v := c.ic.decide(&pkt)
+	c.applyIn(frame, &pkt, v)
+}
+
+// applyIn applies the verdict v on the inbound frame pkt and records it.
+func (c *tcpConn) applyIn(frame []byte, pkt *faults.Packet, v faults.Verdict) {
 	if v.Action == nil { // no rule fired, no refusal
-		c.ic.record(c, &pkt, v, nil)
+		c.ic.record(c, pkt, v, nil)
 		c.out = frame
 		return
 	}
 	c.in.delivered = false
-	m := message{ic: c.ic, pkt: &pkt, v: v, scratch: &c.scratch}
+	m := message{ic: c.ic, pkt: pkt, v: v, scratch: &c.scratch}
 	if !c.ic.apply(&c.in, &m) && !c.in.delivered {
 		c.out = frame
 	}
-	c.ic.record(c, &pkt, v, m.sent)
+	c.ic.record(c, pkt, v, m.sent)
 }
 
 // Write sends one message pion wrote, as the engine decides. It always
 // reports the whole of p written unless the socket fails.
 func (c *tcpConn) Write(p []byte) (int, error) {
 	if c.bound.Load() {
-		return c.Conn.Write(p) // relayed peer data after ConnectionBind
+		return c.writeNow(p) // relayed peer data after ConnectionBind
 	}
 	if isConnectionBindSuccess(p) {
 		defer c.carryData()
 	}
 	if n, err := stunframe.Size(p); err != nil || n != len(p) {
-		return c.Conn.Write(p) // not exactly one frame: not ours to judge
+		return c.writeNow(p) // not exactly one frame: not ours to judge
 	}
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.TCP, Client: c.client}
 	v := c.ic.decide(&pkt)
 	if v.Action == nil {
 		c.ic.record(c, &pkt, v, nil)
-		return c.Conn.Write(p)
+		return c.writeAnswer(p)
 	}
 	out := &tcpOut{c: c}
 	m := message{ic: c.ic, pkt: &pkt, v: v}
 	applied := c.ic.apply(out, &m)
 	c.ic.record(c, &pkt, v, m.sent)
 	if !applied && !out.sent {
-		return c.Conn.Write(p)
+		return c.writeNow(p)
 	}
 	if out.err != nil {
 		return 0, out.err
@@ -161,9 +239,67 @@ func (c *tcpConn) Write(p []byte) (int, error) {
 func (c *tcpConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.ic.delays.cancel(c.owner)
+		// The answers pion wrote before closing go first, unless a write
+		// is stuck (a client that does not read): Close must not wait.
+		if c.wmu.TryLock() {
+			c.flushLocked()
+			c.wmu.Unlock()
+		}
 		c.closeErr = c.Conn.Close()
 	})
 	return c.closeErr
+}
+
+// writeAnswer writes a message pion wrote that no rule fired on. A STUN
+// response written while pion handles the frames of one Read is an answer
+// from its read loop (relay goroutines write indications and ChannelData):
+// it waits in wbuf and goes out with the batch's other answers in one write
+// when pion reads again (flush). Anything else goes out at once, after
+// wbuf.
+func (c *tcpConn) writeAnswer(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.open && p[0]&0xC1 == 0x01 && len(c.wbuf)+len(p) <= maxQueuedAnswers {
+		if err := c.werr; err != nil {
+			return 0, err
+		}
+		c.wbuf = append(c.wbuf, p...)
+		return len(p), nil
+	}
+	return c.writeLocked(p)
+}
+
+// writeNow writes b at once, after the answers waiting in wbuf.
+func (c *tcpConn) writeNow(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeLocked(b)
+}
+
+func (c *tcpConn) writeLocked(b []byte) (int, error) {
+	c.flushLocked()
+	if err := c.werr; err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}
+
+// flush sends the answers waiting in wbuf and ends the batch.
+func (c *tcpConn) flush() {
+	c.wmu.Lock()
+	c.open = false
+	c.flushLocked()
+	c.wmu.Unlock()
+}
+
+func (c *tcpConn) flushLocked() {
+	if len(c.wbuf) == 0 {
+		return
+	}
+	if _, err := c.Conn.Write(c.wbuf); err != nil && c.werr == nil {
+		c.werr = err
+	}
+	c.wbuf = c.wbuf[:0]
 }
 
 // tcpIn is the path of a frame pion is about to read.
@@ -191,7 +327,7 @@ func (t *tcpIn) later(d time.Duration, b []byte, retired <-chan struct{}) bool {
 	return t.c.ic.delays.after(t.c.owner, d, len(b), retired, func() { ready.push(f) })
 }
 
-func (t *tcpIn) reply(b []byte) { _, _ = t.c.Conn.Write(b) }
+func (t *tcpIn) reply(b []byte) { _, _ = t.c.writeNow(b) }
 
 func (t *tcpIn) close() {
 	t.delivered = true
@@ -208,7 +344,7 @@ type tcpOut struct {
 
 func (t *tcpOut) deliver(b []byte) {
 	t.sent = true
-	if _, err := t.c.Conn.Write(b); err != nil && t.err == nil {
+	if _, err := t.c.writeNow(b); err != nil && t.err == nil {
 		t.err = err
 	}
 }
@@ -222,14 +358,18 @@ func (t *tcpOut) repeat(b []byte, n int) {
 		bufs[i] = b
 	}
 	t.sent = true
-	if _, err := bufs.WriteTo(t.c.Conn); err != nil && t.err == nil {
+	t.c.wmu.Lock()
+	t.c.flushLocked()
+	_, err := bufs.WriteTo(t.c.Conn)
+	t.c.wmu.Unlock()
+	if err != nil && t.err == nil {
 		t.err = err
 	}
 }
 
 func (t *tcpOut) later(d time.Duration, b []byte, retired <-chan struct{}) bool {
-	cp, conn := append([]byte(nil), b...), t.c.Conn
-	ok := t.c.ic.delays.after(t.c.owner, d, len(b), retired, func() { _, _ = conn.Write(cp) })
+	cp, c := append([]byte(nil), b...), t.c
+	ok := t.c.ic.delays.after(t.c.owner, d, len(b), retired, func() { _, _ = c.writeNow(cp) })
 	t.sent = ok
 	return ok
 }
