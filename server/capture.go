@@ -45,7 +45,8 @@ type CaptureOptions struct {
 // connection and direction, so Wireshark reassembles the stream), and the
 // decision in each packet's comment. For a message stunfault changed or
 // answered itself, both the bytes received and the bytes sent are written.
-// A live capture ends at opts.Duration, at opts.Count, or when ctx ends.
+// A live capture ends at opts.Duration, at opts.Count, when ctx ends, or
+// when the server closes.
 func (s *Server) WriteCapture(ctx context.Context, w io.Writer, opts CaptureOptions) error {
 	ring := s.Trace()
 	if ring == nil {
@@ -118,6 +119,8 @@ func (s *Server) WriteCapture(ctx context.Context, w io.Writer, opts CaptureOpti
 		case <-changed:
 		case <-ctx.Done():
 			return nil
+		case <-ring.Done(): // the server is closing
+			return flush()
 		}
 	}
 	return nil

@@ -222,3 +222,27 @@ func TestCaptureBadParameters(t *testing.T) {
 		}
 	}
 }
+
+// A live capture does not hold Close up: it ends as Close begins, with a
+// valid file.
+func TestCaptureLiveEndsOnClose(t *testing.T) {
+	srv := startServer(t, nil)
+	res, err := http.Get(srv.HTTPURL() + "/capture.pcapng?d=10m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	start := time.Now()
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Close gives clients a second (closeGrace) and cuts what is left:
+	// the capture must end before that.
+	if took := time.Since(start); took > 900*time.Millisecond {
+		t.Fatalf("Close took %v with a live capture open, want it ended at once", took)
+	}
+	b, _ := io.ReadAll(res.Body)
+	if len(b) < 12 || b[0] != 0x0A || b[1] != 0x0D {
+		t.Fatalf("capture: got %d bytes, want at least the pcapng headers", len(b))
+	}
+}

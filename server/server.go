@@ -318,7 +318,8 @@ func (s *Server) Close() error {
 	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
 	defer cancel()
-	s.hub.Close() // held webhook requests answer 503 now, not after their latency
+	s.hub.Close()      // held webhook requests answer 503 now, not after their latency
+	s.ic.trace.Close() // live captures end now
 	ctlDone := make(chan struct{})
 	go func() {
 		defer close(ctlDone)

@@ -189,6 +189,8 @@ type Ring struct {
 	wpos    uint64        // logical write position in bytes (grows forever)
 	wat     int           // wpos within bytes
 	wake    chan struct{} // closed at the next record; nil: nobody waits
+	done    chan struct{} // closed by Close
+	once    sync.Once
 }
 
 // New returns a ring as opts say, or nil when opts.Size is 0 or less (a nil
@@ -197,7 +199,8 @@ func New(opts Options) *Ring {
 	if opts.Size <= 0 {
 		return nil
 	}
-	r := &Ring{clock: opts.Clock, entries: make([]slot, opts.Size), users: make([]byte, opts.Size*MaxUsername)}
+	r := &Ring{clock: opts.Clock, entries: make([]slot, opts.Size), users: make([]byte, opts.Size*MaxUsername),
+		done: make(chan struct{})}
 	if r.clock == nil {
 		r.clock = faults.SystemClock{}
 	}
@@ -424,4 +427,20 @@ func (r *Ring) Changed() <-chan struct{} {
 		r.wake = make(chan struct{})
 	}
 	return r.wake
+}
+
+// Close tells live readers the server is going: Done is closed. The ring
+// still records and reads; Close is idempotent.
+func (r *Ring) Close() {
+	if r != nil {
+		r.once.Do(func() { close(r.done) })
+	}
+}
+
+// Done returns a channel closed by Close (nil for a nil ring).
+func (r *Ring) Done() <-chan struct{} {
+	if r == nil {
+		return nil
+	}
+	return r.done
 }
