@@ -12,6 +12,8 @@ import type {
   Rule,
   RuleStatus,
   ClockResult,
+  Scenario,
+  ScenariosLoadResult,
   ScenariosResult,
   Stats,
   SubscribeResult,
@@ -629,6 +631,16 @@ export class ScenariosAPI {
   /** scenarios.list: the scenario names and the active one. */
   async list(opts?: CallOptions): Promise<ScenariosResult> {
     return (await this.#c.call<ScenariosResult>("scenarios.list", {}, opts)).result;
+  }
+
+  /**
+   * scenarios.load: adds scenarios by name, replacing those of the same
+   * names, as one change; all are validated first (an error is
+   * `invalid_rule` with a field such as `scenarios.outage.rules[0].action.code`,
+   * and nothing is loaded). Loading activates nothing.
+   */
+  async load(scenarios: Record<string, Scenario>, opts?: CallOptions): Promise<WithRevision<ScenariosLoadResult>> {
+    return this.#c._mutate<ScenariosLoadResult>("scenarios.load", { scenarios }, opts);
   }
 
   /** scenarios.activate: replaces the rules with the scenario's in one revision (`unknown_scenario` when there is none). */

@@ -323,6 +323,24 @@ export interface ReplaceResult {
   replaced: string[];
 }
 
+/** A named rule set, as a [scenarios.NAME] table of the config: rules, or a timeline of steps. */
+export interface Scenario {
+  description?: string;
+  /** A plain scenario's rule set. Give rules or steps, not both. */
+  rules?: Rule[];
+  /** A timed scenario: the first step at "0s", each later one after the one before; each step's rules are the whole set until the next. */
+  steps?: { at: Duration; rules?: Rule[] }[];
+  /** Start the steps over this long after each start (after the last step's at). */
+  repeat?: Duration;
+}
+
+/** The result of scenarios.load: the names it added and replaced, and every scenario the server now has. */
+export interface ScenariosLoadResult {
+  added: string[];
+  replaced: string[];
+  scenarios: string[];
+}
+
 /** The result of scenarios.list and scenarios.activate. */
 export interface ScenariosResult {
   scenarios?: string[];

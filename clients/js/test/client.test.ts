@@ -176,6 +176,30 @@ describe("client against a running stunfault", () => {
     await rejectsWith(sf.client.scenarios.activate("nope"), "unknown_scenario");
   });
 
+  it("scenarios.load adds scenarios as one change, all or nothing; activating one decides the next Binding", async () => {
+    const res = await sf.client.scenarios.load({
+      quota: { description: "486 on Binding", rules: [{ id: "quota-486", match: { methods: ["binding"] }, action: { type: "error", code: 486 } }] },
+      forbidden: { rules: [{ id: "scenario-403", match: { methods: ["binding"] }, action: { type: "error", code: 401 } }] },
+    });
+    assert.deepEqual([res.added, res.replaced], [["quota"], ["forbidden"]]);
+    assert.deepEqual(res.scenarios, ["forbidden", "quota"]);
+    assert.equal((await binding(sf.stunAddress)).code, 0, "loading activates nothing");
+    await sf.client.scenarios.activate("quota");
+    assert.equal((await binding(sf.stunAddress)).code, 486);
+
+    await rejectsWith(
+      sf.client.scenarios.load({
+        fine: { rules: [] },
+        broken: { rules: [{ id: "b", match: {}, action: { type: "error", code: 99 } }] },
+      }),
+      "invalid_rule",
+      "scenarios.broken.rules[0].action.code",
+    );
+    assert.deepEqual((await sf.client.scenarios.list()).scenarios, ["forbidden", "quota"], "nothing loaded");
+    // Put back the config's scenario for the other tests.
+    await sf.client.scenarios.load({ forbidden: { rules: [{ id: "scenario-403", match: { methods: ["binding"] }, action: { type: "error", code: 403, reason: "Forbidden" } }] } });
+  });
+
   it("machines.setState arms a stateful rule that moves the machine on; machines.list shows it", async () => {
     await sf.client.rules.add({
       id: "once-armed",
