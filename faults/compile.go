@@ -14,25 +14,20 @@ import (
 // snapshots the same rule appears in (counters survive SetEnabled and other
 // rules' changes, and are reset only when the rule itself is replaced).
 type compiledRule struct {
-	// Decide reads these for every rule whose header mask holds: they
-	// come first, to share cache lines.
-	m        matcher
-	need     uint8   // which of m's conditions are set (need* bits), for Decide's inline checks
-	src4     ipv4Net // m.sources when it is one IPv4 prefix (src4ok)
-	src4ok   bool
-	gated    bool     // expires or requires is set: Decide checks them
+	// Decide reads these for every rule whose header mask holds, in this
+	// order: they come first, to share cache lines.
 	expires  int64    // Unix nanoseconds on the engine's Clock; 0: never (set by the engine)
 	machine  *machine // nil: not part of a state machine (set by the engine)
 	requires *string  // nil: any state
-	sets     *string  // nil: leaves the state alone
+	m        matcher
+	sets     *string // nil: leaves the state alone
 
 	prob                float64
 	times, after, every uint64
 	act                 compiledAction
 	st                  *ruleState
 
-	rule    *Rule  // a private deep copy, ID set; never modified once published
-	mask    uint32 // header conditions (see the key bits in match.go)
+	rule    *Rule // a private deep copy, ID set; never modified once published
 	enabled bool
 	order   uint64 // insertion order (set by the engine)
 }
@@ -97,7 +92,102 @@ func compile(r Rule) (*compiledRule, error) {
 		}
 	}
 
-	m := &r.Match
+	var err error
+	if c.m, err = compileMatch(&c.rule.Match); err != nil {
+		return nil, err
+	}
+	if c.act, err = compileAction(&c.rule.Action); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// compileMatch builds the header mask and the list of the other
+// conditions, cheapest first. Validate
+// has checked the syntax; errors here are defensive.
+func compileMatch(m *Match) (matcher, error) {
+	var out matcher
+	out.mask = headerMask(m)
+	var sources []netip.Prefix
+	for i, s := range m.Sources {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return out, &FieldError{Field: fmt.Sprintf("match.sources[%d]", i), Msg: err.Error()}
+			}
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		sources = append(sources, p.Masked())
+	}
+	if sources != nil {
+		out.conds = append(out.conds, cond{kind: condSources, sources: newSourceSet(sources)})
+	}
+	if m.MinSize > 0 || m.MaxSize > 0 {
+		out.conds = append(out.conds, cond{kind: condSize, min: m.MinSize, max: m.MaxSize})
+	}
+	if m.Transmission > 0 {
+		out.conds = append(out.conds, cond{kind: condTransmission, min: m.Transmission})
+	}
+	var err error
+	if m.Username != "" {
+		u, err := compilePattern(m.Username)
+		if err != nil {
+			return out, &FieldError{Field: "match.username", Msg: err.Error()}
+		}
+		out.conds = append(out.conds, cond{kind: condUsername, pattern: u})
+	}
+	for i := range m.Attributes {
+		a := &m.Attributes[i]
+		field := fmt.Sprintf("match.attributes[%d]", i)
+		am := new(attrMatcher)
+		if am.typ, err = parseAttributeType(a.Type); err != nil {
+			return out, &FieldError{Field: field + ".type", Msg: err.Error()}
+		}
+		am.absent = a.Present != nil && !*a.Present
+		if a.Contains != "" {
+			am.contains = []byte(a.Contains)
+		}
+		if a.Regex != "" {
+			if am.regex, err = compilePattern(a.Regex); err != nil {
+				return out, &FieldError{Field: field + ".regex", Msg: err.Error()}
+			}
+		}
+		am.minLen, am.maxLen = a.MinLen, a.MaxLen
+		out.conds = append(out.conds, cond{kind: condAttribute, attr: am})
+	}
+	if w := m.Webhook; w != nil {
+		wm := &webhookMatcher{
+			name:        w.Name,
+			minInflight: w.MinInflight,
+			minPending:  w.MinPending,
+			q: WebhookQuery{
+				MinBodyBytes:   w.MinBodyBytes,
+				MinHeaderBytes: w.MinHeaderBytes,
+				Window:         w.Window.D(),
+			},
+		}
+		if w.Body != "" {
+			if wm.q.Body, err = regexp.Compile(w.Body); err != nil {
+				return out, &FieldError{Field: "match.webhook.body", Msg: err.Error()}
+			}
+		}
+		// A webhook section with no count condition means "a request is
+		// held now (or ended within the window)".
+		wm.recent = wm.q.Body != nil || wm.q.MinBodyBytes > 0 || wm.q.MinHeaderBytes > 0 ||
+			wm.q.Window > 0 || (wm.minInflight == 0 && wm.minPending == 0)
+		out.conds = append(out.conds, cond{kind: condWebhook, webhook: wm})
+	}
+	return out, nil
+}
+
+// headerMask returns the key mask of m's header conditions (see
+// the key bits in match.go): every value m accepts in each group.
+func headerMask(m *Match) uint32 {
 	var methods, classes, dirs, transports uint32
 	for _, s := range m.Methods {
 		methods |= methodBits[s]
@@ -134,96 +224,7 @@ func compile(r Rule) (*compiledRule, error) {
 			signed = bitSigned
 		}
 	}
-	c.mask = methods | classes | dirs | transports | signed
-
-	var err error
-	if c.m, err = compileMatch(m); err != nil {
-		return nil, err
-	}
-	c.need = c.m.needs()
-	if c.m.sources != nil {
-		c.src4, c.src4ok = c.m.sources.one4()
-	}
-	c.gated = c.requires != nil
-	if c.act, err = compileAction(&c.rule.Action); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// compileMatch builds the non-header conditions. Validate has checked the
-// syntax; errors here are defensive.
-func compileMatch(m *Match) (matcher, error) {
-	var out matcher
-	out.minSize, out.maxSize = m.MinSize, m.MaxSize
-	out.transmission = m.Transmission
-	var sources []netip.Prefix
-	for i, s := range m.Sources {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return out, &FieldError{Field: fmt.Sprintf("match.sources[%d]", i), Msg: err.Error()}
-			}
-			a = a.Unmap()
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		if p.Addr().Is4In6() {
-			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
-		}
-		sources = append(sources, p.Masked())
-	}
-	if sources != nil {
-		out.sources = newSourceSet(sources)
-	}
-	var err error
-	if m.Username != "" {
-		if out.username, err = compilePattern(m.Username); err != nil {
-			return out, &FieldError{Field: "match.username", Msg: err.Error()}
-		}
-	}
-	for i := range m.Attributes {
-		a := &m.Attributes[i]
-		field := fmt.Sprintf("match.attributes[%d]", i)
-		var am attrMatcher
-		if am.typ, err = parseAttributeType(a.Type); err != nil {
-			return out, &FieldError{Field: field + ".type", Msg: err.Error()}
-		}
-		am.absent = a.Present != nil && !*a.Present
-		if a.Contains != "" {
-			am.contains = []byte(a.Contains)
-		}
-		if a.Regex != "" {
-			if am.regex, err = compilePattern(a.Regex); err != nil {
-				return out, &FieldError{Field: field + ".regex", Msg: err.Error()}
-			}
-		}
-		am.minLen, am.maxLen = a.MinLen, a.MaxLen
-		out.attrs = append(out.attrs, am)
-	}
-	if w := m.Webhook; w != nil {
-		wm := &webhookMatcher{
-			name:        w.Name,
-			minInflight: w.MinInflight,
-			minPending:  w.MinPending,
-			q: WebhookQuery{
-				MinBodyBytes:   w.MinBodyBytes,
-				MinHeaderBytes: w.MinHeaderBytes,
-				Window:         w.Window.D(),
-			},
-		}
-		if w.Body != "" {
-			if wm.q.Body, err = regexp.Compile(w.Body); err != nil {
-				return out, &FieldError{Field: "match.webhook.body", Msg: err.Error()}
-			}
-		}
-		// A webhook section with no count condition means "a request is
-		// held now (or ended within the window)".
-		wm.recent = wm.q.Body != nil || wm.q.MinBodyBytes > 0 || wm.q.MinHeaderBytes > 0 ||
-			wm.q.Window > 0 || (wm.minInflight == 0 && wm.minPending == 0)
-		out.webhook = wm
-	}
-	return out, nil
+	return methods | classes | dirs | transports | signed
 }
 
 func cloneAction(a Action) Action {

@@ -49,7 +49,7 @@ func FuzzCompile(f *testing.F) {
 			}
 			return
 		}
-		if c.mask == 0 {
+		if c.m.mask == 0 {
 			t.Fatal("compiled rule with an empty header mask")
 		}
 		e := NewEngine(EngineOptions{Signals: &fakeSignals{}})

@@ -85,9 +85,8 @@ type Engine struct {
 
 // snapshot is one immutable set of active rules, in evaluation order.
 type snapshot struct {
-	hot      []compiledRule // copies of rules, contiguous for Decide
-	index    *ruleIndex     // hot's enabled rules by header (nil: no rules)
-	rules    []*compiledRule
+	rules    []compiledRule
+	index    *ruleIndex // rules' enabled rules by header (nil: no rules)
 	revision uint64
 	scenario string
 	needTx   bool // some rule matches on transmission
@@ -150,60 +149,61 @@ func (e *Engine) Decide(p *Packet) Verdict {
 	// applied them when the snapshot was built.
 	bucket := s.index.bucket(p)
 	var now time.Time
-	hot := s.hot
+	rules := s.rules
+rules:
 	for _, i := range bucket {
-		r := &hot[i]
-		if r.gated {
-			if r.expires != 0 {
-				if now.IsZero() {
-					now = e.clock.Now()
-				}
-				if now.UnixNano() >= r.expires {
-					continue
-				}
+		r := &rules[i]
+		if r.expires != 0 {
+			if now.IsZero() {
+				now = e.clock.Now()
 			}
-			if r.requires != nil && !r.machine.in(p, *r.requires) {
+			if now.UnixNano() >= r.expires {
 				continue
 			}
 		}
-		// The rule's non-header conditions, only those its need bits name,
-		// checked inline: with a hundred rules, a call per rule and checks
-		// of absent conditions were most of the cost of a rule that does
-		// not match (BenchmarkDecide, BenchmarkDecideByKind).
-		if need := r.need; need != 0 {
-			m := &r.m
-			if need&needSize != 0 && (len(p.Data) < m.minSize || (m.maxSize > 0 && len(p.Data) > m.maxSize)) {
-				continue
-			}
-			if need&needTx != 0 && tx != m.transmission {
-				continue
-			}
-			if need&needSources != 0 {
-				if r.src4ok {
-					if !p.addrSet {
-						p.clientAddr()
-					}
-					if !p.is4 || p.addr4&r.src4.mask != r.src4.addr {
-						continue
-					}
-				} else if !m.sources.contains(p) {
-					continue
+		if r.requires != nil && !r.machine.in(p, *r.requires) {
+			continue
+		}
+		// The rule's other conditions, inline: with a hundred rules, a call
+		// per rule was most of the cost of one that does not match
+		// (BenchmarkDecide, BenchmarkDecideByKind).
+		for j := range r.m.conds {
+			c := &r.m.conds[j]
+			switch c.kind {
+			case condSources: // IPv4-mapped IPv6 clients count as IPv4
+				if !p.addrSet {
+					p.clientAddr()
 				}
-			}
-			if need&needUsername != 0 {
+				if p.is4 {
+					if !c.sources.contains4(p.addr4) {
+						continue rules
+					}
+				} else if !c.sources.containsOther(p.addr) {
+					continue rules
+				}
+			case condSize:
+				if len(p.Data) < c.min || (c.max > 0 && len(p.Data) > c.max) {
+					continue rules
+				}
+			case condTransmission:
+				if tx != c.min {
+					continue rules
+				}
+			case condUsername:
 				if !p.scanned {
 					p.scan()
 				}
-				u := m.username
-				if !p.hasUser || (u.anchored && !hasPrefix(p.user, u.lit)) || !u.match(p.user) {
-					continue
+				if !p.hasUser || c.pattern.rejects(p.user) || !c.pattern.matchRest(p.user) {
+					continue rules
 				}
-			}
-			if need&needAttrs != 0 && !m.attrsMatch(p) {
-				continue
-			}
-			if need&needWebhook != 0 && !m.webhook.match(e.signals) {
-				continue
+			case condAttribute:
+				if !c.attr.match(p) {
+					continue rules
+				}
+			case condWebhook:
+				if !c.webhook.match(e.signals) {
+					continue rules
+				}
 			}
 		}
 		if v, ok := e.fire(r, p, now); ok {
@@ -308,10 +308,8 @@ func (st *ruleState) take(a *compiledAction, now time.Time) bool {
 // Get returns the rule with the given ID and its counters.
 func (e *Engine) Get(id string) (RuleStatus, error) {
 	s := e.snap.Load()
-	for _, c := range s.rules {
-		if c.rule.ID == id {
-			return e.status(c, e.clock.Now()), nil
-		}
+	if i := find(s.rules, id); i >= 0 {
+		return e.status(&s.rules[i], e.clock.Now()), nil
 	}
 	return RuleStatus{}, fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
 }
@@ -325,8 +323,8 @@ func (e *Engine) ListByLabels(labels map[string]string) []RuleStatus {
 	s := e.snap.Load()
 	now := e.clock.Now()
 	out := make([]RuleStatus, 0, len(s.rules))
-	for _, c := range s.rules {
-		if hasLabels(c.rule.Labels, labels) {
+	for i := range s.rules {
+		if c := &s.rules[i]; hasLabels(c.rule.Labels, labels) {
 			out = append(out, e.status(c, now))
 		}
 	}
@@ -351,8 +349,9 @@ func (e *Engine) status(c *compiledRule, now time.Time) RuleStatus {
 // ResetCounters zeroes every rule's counters and refills its rate limit
 // bucket. It is not a revision.
 func (e *Engine) ResetCounters() {
-	for _, c := range e.snap.Load().rules {
-		st := c.st
+	s := e.snap.Load()
+	for i := range s.rules {
+		st := s.rules[i].st
 		st.mu.Lock()
 		st.matched.Store(0)
 		st.fired.Store(0)
@@ -437,20 +436,10 @@ func (e *Engine) prepare(c *compiledRule, now time.Time) {
 	if c.rule.Machine != "" {
 		c.machine = e.machine(c.rule.Machine, c.rule.MachineKey)
 	}
-	c.gated = c.expires != 0 || c.requires != nil
 }
 
 // order returns the next insertion number. e.mu is held.
 func (e *Engine) order() uint64 {
 	e.nextOrder++
 	return e.nextOrder
-}
-
-// hasPrefix is bytes.HasPrefix that compares the first byte before calling
-// into the runtime: most usernames a rule does not want differ there.
-func hasPrefix(b, prefix []byte) bool {
-	if len(prefix) == 0 {
-		return true
-	}
-	return len(b) >= len(prefix) && b[0] == prefix[0] && string(b[:len(prefix)]) == string(prefix)
 }

@@ -852,13 +852,78 @@ func benchMatches() []Match {
 	}
 }
 
+// A rule's regular expressions are compiled once, when the rule is added:
+// every later snapshot it is part of (another rule added, the rule disabled
+// and enabled again) shares those compiled patterns, as do concurrent
+// Decide calls. Only replacing the rule compiles them anew.
 func TestCompiledRegexpsAreShared(t *testing.T) {
-	c, err := compile(Rule{Match: Match{Username: "a+", Webhook: &WebhookMatch{Body: "b"}}, Action: Action{Type: "drop"}})
-	if err != nil {
+	pk := newTestPackets(t)
+	e := NewEngine(EngineOptions{Signals: &fakeSignals{}})
+	r := Rule{ID: "r", Match: Match{
+		Username:   "^alice:b+",
+		Attributes: []AttributeMatch{{Type: "USERNAME", Regex: "o+"}},
+		Webhook:    &WebhookMatch{Body: "ticket"},
+	}, Action: Action{Type: "drop"}}
+	mustAdd(t, e, r)
+	patterns := func() []*regexp.Regexp {
+		t.Helper()
+		s := e.snap.Load()
+		i := find(s.rules, "r")
+		if i < 0 {
+			t.Fatal("rule r not in the snapshot")
+		}
+		var out []*regexp.Regexp
+		for _, c := range s.rules[i].m.conds {
+			switch c.kind {
+			case condUsername:
+				out = append(out, c.pattern.re)
+			case condAttribute:
+				out = append(out, c.attr.regex.re)
+			case condWebhook:
+				out = append(out, c.webhook.q.Body)
+			}
+		}
+		return out
+	}
+	first := patterns()
+	var exprs []string
+	for _, re := range first {
+		exprs = append(exprs, re.String())
+	}
+	if want := []string{"^alice:b+", "o+", "ticket"}; !reflect.DeepEqual(exprs, want) {
+		t.Fatalf("compiled patterns %q, want %q", exprs, want)
+	}
+
+	mustAdd(t, e, Rule{ID: "other", Action: Action{Type: "drop"}})
+	if _, err := e.SetEnabled("r", false); err != nil {
 		t.Fatal(err)
 	}
-	if c.m.username.re.String() != "a+" || c.m.webhook.q.Body.String() != "b" || !c.m.webhook.recent {
-		t.Errorf("compiled = %+v", c.m)
+	if _, err := e.SetEnabled("r", true); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				e.Decide(fresh(pk.bindSigned)) // runs the username and attribute patterns of r
+			}
+		})
+	}
+	wg.Wait()
+	for i, re := range patterns() {
+		if re != first[i] {
+			t.Errorf("pattern %q was compiled again by a later snapshot", re)
+		}
+	}
+	if st, _ := e.Get("r"); st.Matched != 0 {
+		t.Errorf("r matched %d messages with no webhook request held, want 0", st.Matched)
+	}
+
+	mustAdd(t, e, r) // a replacement is a new rule: compiled anew
+	for i, re := range patterns() {
+		if re == first[i] {
+			t.Errorf("pattern %q survived replacing the rule", re)
+		}
 	}
 }
 

@@ -27,13 +27,13 @@ const (
 
 // ruleIndex is the rule index of one snapshot.
 type ruleIndex struct {
-	buckets [indexSlots][]int32 // positions in snapshot.hot, in evaluation order
+	buckets [indexSlots][]int32 // positions in snapshot.rules, in evaluation order
 	// split[b] is set when the signed and unsigned buckets of base b
 	// differ: only then does Decide walk the attributes for integrity.
 	split [slotBases]bool
 }
 
-// baseKey returns the header bits (see packetKey's groups in match.go) of
+// baseKey returns the header bits (see the key bit groups in match.go) of
 // base slot b, signed group empty.
 func baseKey(b int) uint32 {
 	t := b % slotTransports
@@ -45,9 +45,9 @@ func baseKey(b int) uint32 {
 	return bitBinding<<m | bitRequest<<c | bitIn<<d | bitUDP<<t
 }
 
-// newRuleIndex buckets the enabled rules of hot (in evaluation order) by
+// newRuleIndex buckets the enabled rules of rules (in evaluation order) by
 // their header masks.
-func newRuleIndex(hot []compiledRule) *ruleIndex {
+func newRuleIndex(rules []compiledRule) *ruleIndex {
 	x := new(ruleIndex)
 	shared := make(map[string][]int32)
 	var list []int32
@@ -57,8 +57,8 @@ func newRuleIndex(hot []compiledRule) *ruleIndex {
 		for s, signed := range [2]uint32{bitSigned, bitUnsigned} {
 			list = list[:0]
 			k := key | signed
-			for i := range hot {
-				if r := &hot[i]; r.enabled && k&r.mask == k {
+			for i := range rules {
+				if r := &rules[i]; r.enabled && k&r.m.mask == k {
 					list = append(list, int32(i))
 				}
 			}

@@ -65,15 +65,37 @@ var classBits = map[string]uint32{
 	"error":      bitErrorClass,
 }
 
-// matcher is a compiled [Match] minus its header conditions (those are the
-// rule's key mask). Every field is optional; the zero matcher holds.
+// matcher is a compiled [Match]: its header conditions as one mask (see
+// the key bits above), and the other conditions as a list holding only
+// those the rule has, in the order Decide checks them (cheapest first), so
+// a rule pays for the conditions it has and no others. Decide is the one
+// place they are evaluated. The rule index (index.go) buckets rules by the
+// mask, so Decide meets a rule only when its header conditions hold.
 type matcher struct {
-	minSize, maxSize int
-	transmission     int
-	sources          *sourceSet
-	username         *pattern
-	attrs            []attrMatcher
-	webhook          *webhookMatcher // nil: no webhook condition
+	mask  uint32
+	conds []cond
+}
+
+// condKind is the kind of one non-header condition.
+type condKind uint8
+
+const (
+	condSources      condKind = iota // sources
+	condSize                         // min, max: whole-message bytes (max 0: no bound)
+	condTransmission                 // min: which copy of a transaction
+	condUsername                     // pattern on USERNAME
+	condAttribute                    // attr
+	condWebhook                      // webhook
+)
+
+// cond is one non-header condition. Only the fields of its kind are set.
+type cond struct {
+	kind     condKind
+	min, max int
+	sources  sourceSet
+	pattern  *pattern
+	attr     *attrMatcher
+	webhook  *webhookMatcher
 }
 
 // attrMatcher is a compiled [AttributeMatch].
@@ -85,50 +107,6 @@ type attrMatcher struct {
 	minLen, maxLen int
 }
 
-// Bits of compiledRule.need: which non-header conditions a rule has.
-const (
-	needSize uint8 = 1 << iota
-	needTx
-	needSources
-	needUsername
-	needAttrs
-	needWebhook
-)
-
-// needs returns the need* bits of m's conditions.
-func (m *matcher) needs() uint8 {
-	var n uint8
-	if m.minSize > 0 || m.maxSize > 0 {
-		n |= needSize
-	}
-	if m.transmission > 0 {
-		n |= needTx
-	}
-	if m.sources != nil {
-		n |= needSources
-	}
-	if m.username != nil {
-		n |= needUsername
-	}
-	if len(m.attrs) > 0 {
-		n |= needAttrs
-	}
-	if m.webhook != nil {
-		n |= needWebhook
-	}
-	return n
-}
-
-// attrsMatch reports whether every attribute condition holds.
-func (m *matcher) attrsMatch(p *Packet) bool {
-	for i := range m.attrs {
-		if !m.attrs[i].match(p) {
-			return false
-		}
-	}
-	return true
-}
-
 // sourceSet is a compiled Match.Sources: IPv4 networks as numbers (the
 // common case, checked with a mask), others as prefixes.
 type sourceSet struct {
@@ -138,8 +116,8 @@ type sourceSet struct {
 
 type ipv4Net struct{ addr, mask uint32 }
 
-func newSourceSet(ps []netip.Prefix) *sourceSet {
-	s := new(sourceSet)
+func newSourceSet(ps []netip.Prefix) sourceSet {
+	var s sourceSet
 	for _, p := range ps {
 		if p.Addr().Is4() {
 			mask := uint32(0)
@@ -155,27 +133,19 @@ func newSourceSet(ps []netip.Prefix) *sourceSet {
 	return s
 }
 
-// one4 returns the set's only network when it is a single IPv4 prefix (the
-// common case), for Decide's inline check.
-func (s *sourceSet) one4() (ipv4Net, bool) {
-	if len(s.v4) == 1 && len(s.other) == 0 {
-		return s.v4[0], true
+// contains4 reports whether a, an IPv4 address as a number, lies in the
+// set. It is small enough to be inlined in Decide.
+func (s *sourceSet) contains4(a uint32) bool {
+	for _, n := range s.v4 {
+		if a&n.mask == n.addr {
+			return true
+		}
 	}
-	return ipv4Net{}, false
+	return false
 }
 
-// contains reports whether p's client lies in the set. IPv4-mapped IPv6
-// clients count as IPv4.
-func (s *sourceSet) contains(p *Packet) bool {
-	a := p.clientAddr()
-	if a.Is4() {
-		for _, n := range s.v4 {
-			if p.addr4&n.mask == n.addr {
-				return true
-			}
-		}
-		return false
-	}
+// containsOther reports whether a, an IPv6 address, lies in the set.
+func (s *sourceSet) containsOther(a netip.Addr) bool {
 	for _, n := range s.other {
 		if n.Contains(a) {
 			return true
@@ -237,17 +207,28 @@ func compilePattern(expr string) (*pattern, error) {
 	return p, nil
 }
 
+// match reports whether b matches.
 func (p *pattern) match(b []byte) bool {
-	if p.anchored {
-		if !bytes.HasPrefix(b, p.lit) {
-			return false
-		}
+	return !p.rejects(b) && p.matchRest(b)
+}
+
+// rejects reports whether b cannot match because it lacks the anchored
+// literal prefix: the common rejection, small enough to be inlined where
+// it is called (Decide, on every message a username rule sees). It
+// compares the first byte before bytes.HasPrefix calls into the runtime:
+// most usernames a rule does not want differ there.
+func (p *pattern) rejects(b []byte) bool {
+	return p.anchored && (len(b) == 0 || b[0] != p.lit[0] || !bytes.HasPrefix(b, p.lit))
+}
+
+// matchRest is match for a b that rejects let through.
+func (p *pattern) matchRest(b []byte) bool {
+	switch {
+	case p.anchored:
 		return p.complete || p.re.Match(b)
-	}
-	if p.complete {
+	case p.complete:
 		return bytes.Contains(b, p.lit)
-	}
-	if len(p.lit) > 0 && !bytes.Contains(b, p.lit) {
+	case len(p.lit) > 0 && !bytes.Contains(b, p.lit):
 		return false
 	}
 	return p.re.Match(b)

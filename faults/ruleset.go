@@ -48,16 +48,16 @@ func (e *Engine) Add(r Rule) (Change, error) {
 	}
 	rules := slices.Clone(s.rules)
 	ch := Change{Rules: []Rule{c.rule.Clone()}}
-	if i := slices.IndexFunc(rules, func(o *compiledRule) bool { return o.rule.ID == r.ID }); i >= 0 {
+	e.prepare(c, e.clock.Now())
+	if i := find(rules, r.ID); i >= 0 {
 		c.order = rules[i].order
-		rules[i] = c
+		rules[i] = *c
 		ch.Replaced = []string{r.ID}
 	} else {
 		c.order = e.order()
-		rules = append(rules, c)
+		rules = append(rules, *c)
 		ch.Added = []string{r.ID}
 	}
-	e.prepare(c, e.clock.Now())
 	ch.Revision = e.commit(rules, s.scenario)
 	return ch, nil
 }
@@ -77,8 +77,8 @@ func (e *Engine) AddAll(rules []Rule) (Change, error) {
 	}
 	out := slices.Clone(s.rules)
 	at := make(map[string]int, len(out))
-	for i, c := range out {
-		at[c.rule.ID] = i
+	for i := range out {
+		at[out[i].rule.ID] = i
 	}
 	now := e.clock.Now()
 	ch := Change{Rules: make([]Rule, 0, len(cs))}
@@ -86,17 +86,17 @@ func (e *Engine) AddAll(rules []Rule) (Change, error) {
 		if c.rule.ID == "" {
 			c.rule.ID = e.newID(nil, at)
 		}
+		e.prepare(c, now)
 		if i, ok := at[c.rule.ID]; ok {
 			c.order = out[i].order
-			out[i] = c
+			out[i] = *c
 			ch.Replaced = append(ch.Replaced, c.rule.ID)
 		} else {
 			c.order = e.order()
 			at[c.rule.ID] = len(out)
-			out = append(out, c)
+			out = append(out, *c)
 			ch.Added = append(ch.Added, c.rule.ID)
 		}
-		e.prepare(c, now)
 		ch.Rules = append(ch.Rules, c.rule.Clone())
 	}
 	if len(cs) == 0 {
@@ -117,7 +117,7 @@ func (e *Engine) Update(id string, f func(*Rule) error) (Change, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.snap.Load()
-	i := slices.IndexFunc(s.rules, func(c *compiledRule) bool { return c.rule.ID == id })
+	i := find(s.rules, id)
 	if i < 0 {
 		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
 	}
@@ -135,8 +135,8 @@ func (e *Engine) Update(id string, f func(*Rule) error) (Change, error) {
 	}
 	rules := slices.Clone(s.rules)
 	c.order = rules[i].order
-	rules[i] = c
 	e.prepare(c, e.clock.Now())
+	rules[i] = *c
 	return Change{Revision: e.commit(rules, s.scenario), Rules: []Rule{c.rule.Clone()}, Replaced: []string{id}}, nil
 }
 
@@ -160,12 +160,14 @@ func (e *Engine) Replace(rules []Rule) (Change, error) {
 func (e *Engine) swap(cs []*compiledRule, scenario string) Change {
 	old := e.snap.Load().rules
 	before := make(map[string]bool, len(old))
-	for _, c := range old {
-		before[c.rule.ID] = true
+	for i := range old {
+		before[old[i].rule.ID] = true
 	}
 	var ch Change
 	after := make(map[string]bool, len(cs))
-	for _, c := range cs {
+	rules := make([]compiledRule, len(cs))
+	for i, c := range cs {
+		rules[i] = *c
 		after[c.rule.ID] = true
 		ch.Rules = append(ch.Rules, c.rule.Clone())
 		if before[c.rule.ID] {
@@ -174,12 +176,12 @@ func (e *Engine) swap(cs []*compiledRule, scenario string) Change {
 			ch.Added = append(ch.Added, c.rule.ID)
 		}
 	}
-	for _, c := range old {
-		if !after[c.rule.ID] {
-			ch.Removed = append(ch.Removed, c.rule.ID)
+	for i := range old {
+		if id := old[i].rule.ID; !after[id] {
+			ch.Removed = append(ch.Removed, id)
 		}
 	}
-	ch.Revision = e.commit(cs, scenario)
+	ch.Revision = e.commit(rules, scenario)
 	return ch
 }
 
@@ -247,10 +249,11 @@ func (e *Engine) Remove(id string) (Change, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.snap.Load()
-	rules := slices.DeleteFunc(slices.Clone(s.rules), func(c *compiledRule) bool { return c.rule.ID == id })
-	if len(rules) == len(s.rules) {
+	i := find(s.rules, id)
+	if i < 0 {
 		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
 	}
+	rules := slices.Delete(slices.Clone(s.rules), i, i+1)
 	return Change{Revision: e.commit(rules, s.scenario), Removed: []string{id}}, nil
 }
 
@@ -265,12 +268,12 @@ func (e *Engine) RemoveByLabels(labels map[string]string) Change {
 	if len(labels) == 0 {
 		return ch
 	}
-	rules := make([]*compiledRule, 0, len(s.rules))
-	for _, c := range s.rules {
-		if hasLabels(c.rule.Labels, labels) {
+	rules := make([]compiledRule, 0, len(s.rules))
+	for i := range s.rules {
+		if c := &s.rules[i]; hasLabels(c.rule.Labels, labels) {
 			ch.Removed = append(ch.Removed, c.rule.ID)
 		} else {
-			rules = append(rules, c)
+			rules = append(rules, *c)
 		}
 	}
 	if len(ch.Removed) > 0 {
@@ -286,8 +289,8 @@ func (e *Engine) Clear() Change {
 	defer e.mu.Unlock()
 	e.stopTimeline()
 	ch := Change{}
-	for _, c := range e.snap.Load().rules {
-		ch.Removed = append(ch.Removed, c.rule.ID)
+	if ids := e.snap.Load().ids(); len(ids) > 0 {
+		ch.Removed = ids
 	}
 	ch.Revision = e.commit(nil, "")
 	return ch
@@ -300,53 +303,69 @@ func (e *Engine) SetEnabled(id string, enabled bool) (Change, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.snap.Load()
-	i := slices.IndexFunc(s.rules, func(c *compiledRule) bool { return c.rule.ID == id })
+	i := find(s.rules, id)
 	if i < 0 {
 		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
 	}
 	rules := slices.Clone(s.rules)
-	c := *rules[i] // shares st: counters survive
+	c := &rules[i] // shares st and the compiled matcher: counters survive
 	rule := *c.rule
 	rule.Enabled = &enabled
 	c.rule, c.enabled = &rule, enabled
-	rules[i] = &c
 	return Change{Revision: e.commit(rules, s.scenario), Rules: []Rule{rule.Clone()}}, nil
 }
 
 // newID returns a generated ID that no rule in rules and no key of taken
 // has. e.mu is held.
-func (e *Engine) newID(rules []*compiledRule, taken map[string]int) string {
+func (e *Engine) newID(rules []compiledRule, taken map[string]int) string {
 	for {
 		e.nextID++
 		id := "rule-" + strconv.FormatUint(e.nextID, 10)
 		if _, ok := taken[id]; ok {
 			continue
 		}
-		if !slices.ContainsFunc(rules, func(c *compiledRule) bool { return c.rule.ID == id }) {
+		if find(rules, id) < 0 {
 			return id
 		}
 	}
 }
 
+// find returns the index of the rule with the given ID in rules, or -1.
+func find(rules []compiledRule, id string) int {
+	for i := range rules {
+		if rules[i].rule.ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// ids returns the IDs of s's rules, in evaluation order.
+func (s *snapshot) ids() []string {
+	ids := make([]string, len(s.rules))
+	for i := range s.rules {
+		ids[i] = s.rules[i].rule.ID
+	}
+	return ids
+}
+
 // commit sorts rules into evaluation order, publishes them as the next
 // revision and returns it. e.mu is held.
-func (e *Engine) commit(rules []*compiledRule, scenario string) uint64 {
-	slices.SortStableFunc(rules, func(a, b *compiledRule) int {
+func (e *Engine) commit(rules []compiledRule, scenario string) uint64 {
+	slices.SortStableFunc(rules, func(a, b compiledRule) int {
 		return cmp.Or(cmp.Compare(a.rule.Priority, b.rule.Priority), cmp.Compare(a.order, b.order))
 	})
 	s := &snapshot{
 		rules:    rules,
-		hot:      make([]compiledRule, len(rules)),
+		index:    newRuleIndex(rules),
 		revision: e.snap.Load().revision + 1,
 		scenario: scenario,
 	}
-	for i, c := range rules {
-		s.hot[i] = *c
-		if c.m.transmission > 0 {
+	for i := range rules {
+		if rules[i].rule.Match.Transmission > 0 {
 			s.needTx = true
 		}
 	}
-	s.index = newRuleIndex(s.hot)
 	if s.needTx && e.tx.Load() == nil {
 		e.tx.Store(new(txTracker))
 	}
