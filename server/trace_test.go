@@ -138,3 +138,38 @@ func TestTraceOff(t *testing.T) {
 		t.Fatalf("GET /trace with the trace off: got %+v, want nothing", p)
 	}
 }
+
+// With a token set, /trace and /capture.pcapng want it (they show what
+// clients sent); /metrics stays open like /healthz.
+func TestTraceEndpointsToken(t *testing.T) {
+	cfg := testConfig()
+	cfg.HTTP.Token = "s3cret"
+	srv := startServer(t, &cfg)
+	for _, tc := range []struct {
+		path  string
+		token string
+		want  int
+	}{
+		{"/trace", "", http.StatusUnauthorized},
+		{"/trace", "s3cret", http.StatusOK},
+		{"/capture.pcapng", "", http.StatusUnauthorized},
+		{"/capture.pcapng", "s3cret", http.StatusOK},
+		{"/metrics", "", http.StatusOK},
+	} {
+		req, err := http.NewRequest(http.MethodGet, srv.HTTPURL()+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Errorf("GET %s with token %q: got %d, want %d", tc.path, tc.token, res.StatusCode, tc.want)
+		}
+	}
+}
