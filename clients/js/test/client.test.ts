@@ -60,6 +60,19 @@ describe("client against a running stunfault", () => {
     for (const op of ["rules.add", "journal.verify", "subscribe", "webhook.set"]) assert.ok(h.ops.includes(op), `ops lack ${op}`);
   });
 
+  it("has a method for every op the server answers", async () => {
+    // The ops this client's methods send. A server op missing here is a
+    // client that drifted from the protocol: add a method, then the op.
+    const covered = new Set([
+      "hello", "rules.list", "rules.get", "rules.add", "rules.update", "rules.remove", "rules.enable",
+      "rules.disable", "rules.replace", "rules.clear", "scenarios.list", "scenarios.activate", "scenarios.load",
+      "machines.list", "machines.set_state", "journal.query", "journal.count", "journal.verify", "journal.clear",
+      "stats.get", "reset", "webhook.set", "subscribe", "unsubscribe", "clock.get", "clock.advance",
+    ]);
+    const missing = (await sf.client.hello()).ops.filter((op) => !covered.has(op));
+    assert.deepEqual(missing, [], `the server answers ops clients/js has no method for: ${missing.join(", ")} (add them to src/client.ts)`);
+  });
+
   it("rules.add decides the very next Binding; adding the same id replaces it", async () => {
     assert.equal((await binding(sf.stunAddress)).code, 0);
     const added = await sf.client.rules.add(r403);
