@@ -40,7 +40,7 @@ func decodeStrict(b []byte, v any, prefix string) *Error {
 				path = p
 			}
 		}
-		field := joinField(prefix, path)
+		field := clipString(joinField(prefix, path))
 		return &Error{Code: CodeBadRequest, Field: field, Message: "unknown field " + strconv.Quote(field)}
 	}
 	return &Error{Code: CodeBadRequest, Field: prefix, Message: msg}

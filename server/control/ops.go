@@ -72,61 +72,88 @@ var ops = map[string]opSpec{
 	OpClockAdvance:      {run: (*Handler).opClockAdvance, mutating: true},
 }
 
-// handle runs one request message. c is nil for POST /api/{op}, where
-// urlOp is the op and the id is optional. It returns the reply and, for
-// subscribe, what to run once the reply is queued.
-func (h *Handler) handle(ctx context.Context, c *conn, data []byte, urlOp string) (Reply, func()) {
+// envelope is a request message decoded: its id (nil when it had none),
+// its op, and its parameters (the message minus id and op).
+type envelope struct {
+	id     *uint64
+	op     string
+	params map[string]json.RawMessage
+}
+
+// maxEchoBytes bounds how much of a bad id or op an error message quotes,
+// so that an error reply is small whatever the request.
+const maxEchoBytes = 64
+
+// decodeRequest decodes one request message into its envelope. urlOp is the
+// op of POST /api/{op} ("" over the WebSocket); socket tells that the
+// message came over the WebSocket, where an id is required. On an error the
+// envelope still has the id when one was read, for the reply to echo. The
+// op is one of [Ops], and the error, if any, is bad_json, missing_id,
+// bad_request or unknown_op with a message of at most a few hundred bytes.
+func decodeRequest(data []byte, urlOp string, socket bool) (envelope, *Error) {
+	var env envelope
 	var msg map[string]json.RawMessage
 	if err := json.Unmarshal(data, &msg); err != nil || msg == nil {
-		msg := "message is not a JSON object"
+		text := "message is not a JSON object"
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			msg = "message is not JSON: " + se.Error()
+			text = "message is not JSON: " + se.Error()
 		}
-		return Reply{Error: &Error{Code: CodeBadJSON, Message: msg}}, nil
+		return env, &Error{Code: CodeBadJSON, Message: text}
 	}
-	var rep Reply
 	rawID, hasID := msg["id"]
 	switch {
 	case hasID:
 		id, err := strconv.ParseUint(string(rawID), 10, 64)
 		if err != nil {
-			return Reply{Error: &Error{Code: CodeBadRequest, Field: "id",
-				Message: "id must be a non-negative integer, got " + clip(rawID)}}, nil
+			return env, &Error{Code: CodeBadRequest, Field: "id",
+				Message: "id must be a non-negative integer, got " + clip(rawID)}
 		}
-		rep.ID = &id
-	case c != nil:
-		return Reply{Error: &Error{Code: CodeMissingID, Field: "id", Message: "request has no id"}}, nil
+		env.id = &id
+	case socket:
+		return env, &Error{Code: CodeMissingID, Field: "id", Message: "request has no id"}
 	}
-	fail := func(e *Error) (Reply, func()) {
-		rep.Error = e
-		return rep, nil
-	}
-
 	op := urlOp
 	if raw, ok := msg["op"]; ok {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return fail(&Error{Code: CodeBadRequest, Field: "op", Message: "op must be a string, got " + clip(raw)})
+			return env, &Error{Code: CodeBadRequest, Field: "op", Message: "op must be a string, got " + clip(raw)}
 		}
 		if urlOp != "" && s != urlOp {
-			return fail(&Error{Code: CodeBadRequest, Field: "op", Message: fmt.Sprintf("op %q in the body does not match /api/%s", s, urlOp)})
+			return env, &Error{Code: CodeBadRequest, Field: "op", Message: fmt.Sprintf("op %s in the body does not match /api/%s", quoteClip(s), clipString(urlOp))}
 		}
 		op = s
 	}
 	if op == "" {
-		return fail(&Error{Code: CodeBadRequest, Field: "op", Message: "request has no op"})
+		return env, &Error{Code: CodeBadRequest, Field: "op", Message: "request has no op"}
 	}
-	spec, ok := ops[op]
-	if !ok {
-		return fail(&Error{Code: CodeUnknownOp, Field: "op", Message: fmt.Sprintf("unknown op %q", op)})
-	}
-	if spec.socketOnly && c == nil {
-		return fail(&Error{Code: CodeBadRequest, Field: "op", Message: op + " needs the WebSocket at /control"})
+	if _, ok := ops[op]; !ok {
+		return env, &Error{Code: CodeUnknownOp, Field: "op", Message: "unknown op " + quoteClip(op)}
 	}
 	delete(msg, "id")
 	delete(msg, "op")
-	r := &request{ctx: ctx, c: c, params: msg}
+	env.op, env.params = op, msg
+	return env, nil
+}
+
+// handle runs one request message. c is nil for POST /api/{op}, where
+// urlOp is the op and the id is optional. It returns the reply and, for
+// subscribe, what to run once the reply is queued.
+func (h *Handler) handle(ctx context.Context, c *conn, data []byte, urlOp string) (Reply, func()) {
+	env, e := decodeRequest(data, urlOp, c != nil)
+	rep := Reply{ID: env.id}
+	fail := func(e *Error) (Reply, func()) {
+		rep.Error = e
+		return rep, nil
+	}
+	if e != nil {
+		return fail(e)
+	}
+	op, spec := env.op, ops[env.op]
+	if spec.socketOnly && c == nil {
+		return fail(&Error{Code: CodeBadRequest, Field: "op", Message: op + " needs the WebSocket at /control"})
+	}
+	r := &request{ctx: ctx, c: c, params: env.params}
 	res, e := spec.run(h, r)
 	if e != nil {
 		return fail(e)
@@ -151,12 +178,23 @@ func (h *Handler) handle(ctx context.Context, c *conn, data []byte, urlOp string
 
 // clip returns a short rendering of raw JSON for error messages.
 func clip(raw json.RawMessage) string {
-	const n = 40
-	s := string(raw)
-	if len(s) > n {
-		return s[:n] + "..."
+	return clipString(string(raw))
+}
+
+// clipString returns s cut to maxEchoBytes, marked with "..." when cut.
+func clipString(s string) string {
+	if len(s) > maxEchoBytes {
+		return strings.ToValidUTF8(s[:maxEchoBytes], "") + "..."
 	}
 	return s
+}
+
+// quoteClip quotes s, cut to maxEchoBytes, for an error message.
+func quoteClip(s string) string {
+	if len(s) > maxEchoBytes {
+		return strconv.Quote(strings.ToValidUTF8(s[:maxEchoBytes], "")) + "..."
+	}
+	return strconv.Quote(s)
 }
 
 // decode decodes r's parameters into v strictly: unknown fields and wrong
@@ -186,7 +224,7 @@ func ruleError(err error) *Error {
 	}
 	e := &Error{Code: CodeInvalidRule, Field: fes[0].Field, Message: fes[0].Error()}
 	if len(fes) > 1 {
-		for _, fe := range fes {
+		for _, fe := range fes[:min(len(fes), MaxErrorDetails)] {
 			e.Details = append(e.Details, ErrorDetail{Field: fe.Field, Message: fe.Msg})
 		}
 		e.Message = fmt.Sprintf("%s (and %d more)", e.Message, len(fes)-1)

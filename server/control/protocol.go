@@ -113,10 +113,16 @@ type ErrorDetail struct {
 	Message string `json:"message"`
 }
 
+// MaxErrorDetails bounds the Details of one [Error]: a request with more
+// problems (rules.replace with thousands of bad rules) lists the first
+// ones, and its Message says how many there are in all.
+const MaxErrorDetails = 100
+
 // Error is the error envelope of a failed reply, and the error the [Client]
 // returns for it (use errors.As). Code is one of the Code constants, Field
 // the request field at fault ("" when none is), and Details every problem
-// when there are several (Field and Message are then the first's).
+// when there are several (Field and Message are then the first's; at most
+// MaxErrorDetails of them).
 type Error struct {
 	Code    string        `json:"code"`
 	Message string        `json:"message"`
