@@ -104,15 +104,22 @@ func lookupAction(typ string) (actionType, bool) {
 	return nil, false
 }
 
-// String returns the kind as rules spell it ("error", "mapped_address").
-func (k ActionKind) String() string {
+// kindNames names the kinds a Verdict can carry, from the registry.
+var kindNames = func() (names [NumKinds]string) {
 	for _, t := range actionTypes {
-		if t.spec().kind == k {
-			return t.spec().name
+		if sp := t.spec(); int(sp.kind) < NumKinds {
+			names[sp.kind] = sp.name
 		}
 	}
-	if k == DelayOverflow {
-		return "delay_overflow" // a delay no room was left for: not a rule's action type
+	names[DelayOverflow] = "delay_overflow" // a delay no room was left for: not a rule's action type
+	return names
+}()
+
+// String returns the kind as rules spell it ("error", "mapped_address"),
+// and "delay_overflow" for DelayOverflow.
+func (k ActionKind) String() string {
+	if int(k) < NumKinds && kindNames[k] != "" {
+		return kindNames[k]
 	}
 	return "unknown"
 }

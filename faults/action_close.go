@@ -7,9 +7,9 @@ const Close ActionKind = 8
 // message, in either direction.
 type closeAction struct{}
 
-func (closeAction) spec() actionSpec {
-	return actionSpec{name: "close", kind: Close, transports: 1 << TCP, about: "close applies only to TCP connections"}
-}
+var closeSpec = actionSpec{name: "close", kind: Close, transports: 1 << TCP, about: "close applies only to TCP connections"}
+
+func (closeAction) spec() actionSpec { return closeSpec }
 
 func (closeAction) check(*ruleValidator, string, *Action, *Match) {}
 

@@ -11,9 +11,9 @@ type corruptAction struct{}
 
 var corruptTargets = []string{"header", "attribute", "fingerprint"}
 
-func (corruptAction) spec() actionSpec {
-	return actionSpec{name: "corrupt", kind: Corrupt, params: []string{"target", "count"}}
-}
+var corruptSpec = actionSpec{name: "corrupt", kind: Corrupt, params: []string{"target", "count"}}
+
+func (corruptAction) spec() actionSpec { return corruptSpec }
 
 func (corruptAction) check(v *ruleValidator, field string, a *Action, _ *Match) {
 	if !slices.Contains(corruptTargets, a.Target) {

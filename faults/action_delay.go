@@ -12,9 +12,9 @@ const MaxDelay = time.Hour
 // (rolled per message on the engine's RNG), then passes it.
 type delayAction struct{}
 
-func (delayAction) spec() actionSpec {
-	return actionSpec{name: "delay", kind: Delay, params: []string{"delay", "jitter"}}
-}
+var delaySpec = actionSpec{name: "delay", kind: Delay, params: []string{"delay", "jitter"}}
+
+func (delayAction) spec() actionSpec { return delaySpec }
 
 func (delayAction) check(v *ruleValidator, field string, a *Action, _ *Match) {
 	if a.Delay <= 0 || a.Delay.D() > MaxDelay {

@@ -6,7 +6,9 @@ const Drop ActionKind = 2
 // dropAction discards the message, in either direction, on any transport.
 type dropAction struct{}
 
-func (dropAction) spec() actionSpec { return actionSpec{name: "drop", kind: Drop} }
+var dropSpec = actionSpec{name: "drop", kind: Drop}
+
+func (dropAction) spec() actionSpec { return dropSpec }
 
 func (dropAction) check(*ruleValidator, string, *Action, *Match) {}
 

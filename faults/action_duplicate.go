@@ -9,9 +9,9 @@ const MaxCopies = 100
 // duplicateAction passes the message and then copies more of it (default 1).
 type duplicateAction struct{}
 
-func (duplicateAction) spec() actionSpec {
-	return actionSpec{name: "duplicate", kind: Duplicate, params: []string{"copies"}}
-}
+var duplicateSpec = actionSpec{name: "duplicate", kind: Duplicate, params: []string{"copies"}}
+
+func (duplicateAction) spec() actionSpec { return duplicateSpec }
 
 func (duplicateAction) check(v *ruleValidator, field string, a *Action, _ *Match) {
 	v.bounded(field+".copies", a.Copies, 0, MaxCopies)

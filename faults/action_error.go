@@ -19,15 +19,15 @@ type errorAction struct{}
 
 var errorIntegrity = []string{"auto", "none", "bad"}
 
-func (errorAction) spec() actionSpec {
-	return actionSpec{
-		name:   "error",
-		kind:   Error,
-		params: []string{"code", "reason", "integrity", "alternate"},
-		dirs:   1 << In,
-		about:  "an error action answers an inbound request",
-	}
+var errorSpec = actionSpec{
+	name:   "error",
+	kind:   Error,
+	params: []string{"code", "reason", "integrity", "alternate"},
+	dirs:   1 << In,
+	about:  "an error action answers an inbound request",
 }
+
+func (errorAction) spec() actionSpec { return errorSpec }
 
 func (errorAction) check(v *ruleValidator, field string, a *Action, m *Match) {
 	if a.Code < 300 || a.Code > 699 {

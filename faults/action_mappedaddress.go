@@ -14,15 +14,15 @@ const MappedAddress ActionKind = 7
 // server-reflexive candidate.
 type mappedAddressAction struct{}
 
-func (mappedAddressAction) spec() actionSpec {
-	return actionSpec{
-		name:   "mapped_address",
-		kind:   MappedAddress,
-		params: []string{"address"},
-		dirs:   1 << Out,
-		about:  "mapped_address rewrites outbound Binding success responses",
-	}
+var mappedAddressSpec = actionSpec{
+	name:   "mapped_address",
+	kind:   MappedAddress,
+	params: []string{"address"},
+	dirs:   1 << Out,
+	about:  "mapped_address rewrites outbound Binding success responses",
 }
+
+func (mappedAddressAction) spec() actionSpec { return mappedAddressSpec }
 
 func (mappedAddressAction) check(v *ruleValidator, field string, a *Action, m *Match) {
 	if a.Address == "" {

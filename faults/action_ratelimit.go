@@ -20,9 +20,9 @@ const (
 // the kind of then, so then's scope is the rule's.
 type ratelimitAction struct{}
 
-func (ratelimitAction) spec() actionSpec {
-	return actionSpec{name: "ratelimit", kind: rateLimited, params: []string{"rate", "burst", "then"}}
-}
+var ratelimitSpec = actionSpec{name: "ratelimit", kind: rateLimited, params: []string{"rate", "burst", "then"}}
+
+func (ratelimitAction) spec() actionSpec { return ratelimitSpec }
 
 func (ratelimitAction) check(v *ruleValidator, field string, a *Action, m *Match) {
 	if math.IsNaN(a.Rate) || a.Rate <= 0 || a.Rate > MaxRate {

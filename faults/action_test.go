@@ -226,3 +226,30 @@ func TestActionString(t *testing.T) {
 		}
 	}
 }
+
+// TestFiringAllocatesNothing: deciding on a message a rule of each action
+// type fires on allocates nothing (the journal's chunks aside, one per 128
+// firings).
+func TestFiringAllocatesNothing(t *testing.T) {
+	pk := newTestPackets(t)
+	for name, r := range actionSamples {
+		t.Run(name, func(t *testing.T) {
+			r := r.Clone()
+			r.Match = Match{} // any inbound message on any transport
+			if name == "mapped_address" || name == "close" {
+				t.Skip("needs an outbound or TCP message; same code path")
+			}
+			e := NewEngine(EngineOptions{})
+			mustAdd(t, e, r)
+			p := &Packet{}
+			decide := func() {
+				*p = Packet{Data: pk.bind.Data, Client: clientA}
+				e.Decide(p)
+			}
+			decide()
+			if n := testing.AllocsPerRun(100, decide); n != 0 {
+				t.Errorf("%v allocations per firing, want 0", n)
+			}
+		})
+	}
+}

@@ -7,9 +7,9 @@ const Truncate ActionKind = 5
 // the largest STUN message; 0 keeps nothing).
 type truncateAction struct{}
 
-func (truncateAction) spec() actionSpec {
-	return actionSpec{name: "truncate", kind: Truncate, params: []string{"length"}}
-}
+var truncateSpec = actionSpec{name: "truncate", kind: Truncate, params: []string{"length"}}
+
+func (truncateAction) spec() actionSpec { return truncateSpec }
 
 func (truncateAction) check(v *ruleValidator, field string, a *Action, _ *Match) {
 	v.bounded(field+".length", a.Length, 0, maxMessage)

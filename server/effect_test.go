@@ -478,3 +478,58 @@ func TestEveryKindHasAnEffect(t *testing.T) {
 		}
 	}
 }
+
+// TestNoAllocationPerMessage: the wrapper allocates nothing for a message no
+// rule fires on, in or out, nor for an injected error once its scratch
+// buffer is warm (BenchmarkPacketConnPassThrough measures the time).
+func TestNoAllocationPerMessage(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint).Raw
+	tests := []struct {
+		name string
+		rule *faults.Rule
+	}{
+		{"no rule", nil},
+		{"rule for other messages", &faults.Rule{Match: faults.Match{Methods: []string{"allocate"}}, Action: faults.Action{Type: "drop"}}},
+		{"injected error", &faults.Rule{Action: faults.Action{Type: "error", Code: 403}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rules []faults.Rule
+			if tt.rule != nil {
+				rules = append(rules, *tt.rule)
+			}
+			ic := newInterceptor(t, faults.SystemClock{}, rules...)
+			var loops sync.WaitGroup
+			// The socket has a request, then the sentinel (which no rule
+			// matches): an injected error is answered and read on from,
+			// and ReadFrom returns the sentinel.
+			pc := newPacketConn(&altPacketConn{data: [][]byte{req, sentinel}}, ic, &loops)
+			buf := make([]byte, 1600)
+			step := func() {
+				n, addr, _ := pc.ReadFrom(buf)
+				_, _ = pc.WriteTo(buf[:n], addr)
+			}
+			step() // warm
+			if n := testing.AllocsPerRun(100, step); n != 0 {
+				t.Errorf("%v allocations per message, want 0", n)
+			}
+		})
+	}
+}
+
+// altPacketConn answers ReadFrom with each of data in turn, for ever, and
+// discards writes.
+type altPacketConn struct {
+	memPacketConn
+	data [][]byte
+	i    int
+}
+
+func (a *altPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	d := a.data[a.i%len(a.data)]
+	a.i++
+	return copy(p, d), fakeClient, nil
+}

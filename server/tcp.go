@@ -37,6 +37,8 @@ type tcpConn struct {
 
 	// Read side: only pion's per-connection read loop reads.
 	in      tcpIn
+	pkt     faults.Packet
+	msg     message
 	bound   atomic.Bool // a ConnectionBind succeeded: relayed data follows (RFC 6062)
 	out     []byte      // bytes decided on and due to pion
 	again   int         // more copies of dup due after out (duplicate)
@@ -183,9 +185,10 @@ func (c *tcpConn) read(p []byte) (int, error) {
 // frame is only valid until the next c.fr.Next, so anything kept longer is
 // copied.
 func (c *tcpConn) decideIn(frame []byte) {
-	pkt := faults.Packet{Data: frame, Dir: faults.In, Transport: faults.TCP, Client: c.client}
-	v := c.ic.decide(&pkt)
-	c.applyIn(frame, &pkt, v)
+	pkt := &c.pkt // reused, like c.msg: a message costs no allocation
+	*pkt = faults.Packet{Data: frame, Dir: faults.In, Transport: faults.TCP, Client: c.client}
+	v := c.ic.decide(pkt)
+	c.applyIn(frame, pkt, v)
 }
 
 // applyIn applies the verdict v on the inbound frame pkt and records it.
@@ -196,11 +199,13 @@ func (c *tcpConn) applyIn(frame []byte, pkt *faults.Packet, v faults.Verdict) {
 		return
 	}
 	c.in.delivered = false
-	m := message{ic: c.ic, pkt: pkt, v: v, scratch: &c.scratch}
-	if !c.ic.apply(&c.in, &m) && !c.in.delivered {
+	m := &c.msg
+	*m = message{ic: c.ic, pkt: pkt, v: v, scratch: &c.scratch}
+	if !c.ic.apply(&c.in, m) && !c.in.delivered {
 		c.out = frame
 	}
 	c.ic.record(c, pkt, v, m.sent)
+	*m = message{}
 }
 
 // Write sends one message pion wrote, as the engine decides. It always
@@ -221,6 +226,12 @@ func (c *tcpConn) Write(p []byte) (int, error) {
 		c.ic.record(c, &pkt, v, nil)
 		return c.writeAnswer(p)
 	}
+	return c.writeFired(pkt, v, p)
+}
+
+// writeFired applies v to the outbound frame p. pkt is a copy of the
+// caller's, so that only a message a rule fired on costs an allocation.
+func (c *tcpConn) writeFired(pkt faults.Packet, v faults.Verdict, p []byte) (int, error) {
 	out := &tcpOut{c: c}
 	m := message{ic: c.ic, pkt: &pkt, v: v}
 	applied := c.ic.apply(out, &m)

@@ -28,8 +28,12 @@ type packetConn struct {
 	ready *wakeQueue
 	owner *delayOwner
 
-	in      udpIn  // the read side's path, reused: only pion's read loop reads
-	scratch []byte // for injected errors; used by the reader only
+	// The read side's state, reused so that a message costs no allocation:
+	// only pion's read loop reads.
+	in      udpIn
+	pkt     faults.Packet
+	msg     message
+	scratch []byte // for injected errors
 }
 
 // datagram is a message due to pion's reader: its bytes and, on UDP, its
@@ -70,19 +74,21 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if !ok {
 			return n, addr, nil
 		}
-		pkt := faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: ua.AddrPort()}
-		v := c.ic.decide(&pkt)
+		pkt := &c.pkt
+		*pkt = faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: ua.AddrPort()}
+		v := c.ic.decide(pkt)
 		if v.Action == nil { // no rule fired, no refusal
-			c.ic.record(c, &pkt, v, nil)
+			c.ic.record(c, pkt, v, nil)
 			return n, addr, nil
 		}
-		in := &c.in
+		in, m := &c.in, &c.msg
 		in.addr, in.out, in.ok = addr, nil, false
-		m := message{ic: c.ic, pkt: &pkt, v: v, scratch: &c.scratch}
-		if !c.ic.apply(in, &m) && !in.ok {
+		*m = message{ic: c.ic, pkt: pkt, v: v, scratch: &c.scratch}
+		if !c.ic.apply(in, m) && !in.ok {
 			in.out, in.ok = pkt.Data, true // the effect panicked before handing anything on
 		}
-		c.ic.record(c, &pkt, v, m.sent) // before p is overwritten
+		c.ic.record(c, pkt, v, m.sent) // before p is overwritten
+		*m = message{}
 		if in.ok {
 			return in.copyTo(p), addr, nil
 		}
@@ -101,6 +107,12 @@ func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		c.ic.record(c, &pkt, v, nil)
 		return c.PacketConn.WriteTo(p, addr)
 	}
+	return c.writeFired(pkt, v, p, addr)
+}
+
+// writeFired applies v to the outbound datagram p. pkt is a copy of the
+// caller's, so that only a message a rule fired on costs an allocation.
+func (c *packetConn) writeFired(pkt faults.Packet, v faults.Verdict, p []byte, addr net.Addr) (int, error) {
 	out := &udpOut{c: c, addr: addr}
 	m := message{ic: c.ic, pkt: &pkt, v: v}
 	applied := c.ic.apply(out, &m)
