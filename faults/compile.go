@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // compiledRule is a validated Rule turned into what Decide evaluates. It is
@@ -58,10 +60,8 @@ type ruleState struct {
 
 	// mu serialises the firing decision of rules that need it (times,
 	// machines, ratelimit), so a cap or a transition is never overshot.
-	mu     sync.Mutex
-	tokens float64   // ratelimit bucket, under mu
-	last   time.Time // when tokens was last refilled, under mu
-	filled bool      // tokens initialised, under mu
+	mu      sync.Mutex
+	limiter *rate.Limiter // ratelimit bucket, under mu; nil until first used
 }
 
 // compile validates r and builds its matchers. The rule is deep-copied: the

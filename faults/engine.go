@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // ErrNotFound is wrapped by the errors of operations on a rule or scenario
@@ -290,19 +292,13 @@ func (e *Engine) roll(prob float64) bool {
 	return x < prob
 }
 
-// take takes a token from the rule's bucket (full at first). st.mu is held.
+// take takes a token from the rule's bucket (full at first) at now, the
+// engine Clock's time. st.mu is held.
 func (st *ruleState) take(a *compiledAction, now time.Time) bool {
-	if !st.filled {
-		st.tokens, st.last, st.filled = a.burst, now, true
-	} else if el := now.Sub(st.last); el > 0 {
-		st.tokens = min(a.burst, st.tokens+el.Seconds()*a.rate)
-		st.last = now
+	if st.limiter == nil {
+		st.limiter = rate.NewLimiter(rate.Limit(a.rate), int(a.burst))
 	}
-	if st.tokens >= 1 {
-		st.tokens--
-		return true
-	}
-	return false
+	return st.limiter.AllowN(now, 1)
 }
 
 // Get returns the rule with the given ID and its counters.
@@ -356,7 +352,7 @@ func (e *Engine) ResetCounters() {
 		st.matched.Store(0)
 		st.fired.Store(0)
 		st.letThrough.Store(0)
-		st.filled = false
+		st.limiter = nil // full again at the next message
 		st.mu.Unlock()
 	}
 }

@@ -281,6 +281,16 @@ func TestEngineRateLimit(t *testing.T) {
 	if v := e.Journal().Query(Query{})[0]; v.Action != "error" || v.Code != 429 {
 		t.Errorf("journal entry = %+v, want the then action (error 429)", v)
 	}
+	// ResetCounters refills the bucket; a clock going back takes nothing.
+	e.ResetCounters()
+	clk.Advance(-time.Minute)
+	got = got[:0]
+	for range 4 {
+		got = append(got, decide())
+	}
+	if want := []ActionKind{Pass, Pass, Pass, Error}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after ResetCounters: kinds = %v, want %v", got, want)
+	}
 }
 
 func TestEnginePriorityAndInsertionOrder(t *testing.T) {

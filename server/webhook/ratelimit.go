@@ -3,45 +3,35 @@ package webhook
 import (
 	"math"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// bucket is a token bucket driven by the times it is given, so it runs on the
-// Hub's Clock. The zero value is unlimited. It is not safe for concurrent use:
-// its hook's mutex guards it.
+// bucket is a webhook's rate limit: a token bucket given the Hub Clock's
+// time on every request, so it runs on that clock. The zero value is
+// unlimited. It is safe for concurrent use.
 type bucket struct {
-	rate   float64 // tokens per second; 0 = no limit
-	burst  float64
-	tokens float64
-	last   time.Time
+	lim *rate.Limiter // nil: no limit
 }
 
 // newBucket returns a full bucket for rate requests per second with a burst
-// of ceil(rate), at least 1.
-func newBucket(rate float64) bucket {
-	if rate <= 0 {
+// of ceil(rate), at least 1. A rate of 0 or less means no limit.
+func newBucket(perSecond float64) bucket {
+	if perSecond <= 0 {
 		return bucket{}
 	}
-	burst := math.Max(1, math.Ceil(rate))
-	return bucket{rate: rate, burst: burst, tokens: burst}
+	burst := max(1, int(math.Ceil(perSecond)))
+	return bucket{lim: rate.NewLimiter(rate.Limit(perSecond), burst)}
 }
 
 // take spends one token at now. When none is left it reports false and how
 // long until one will be: the Retry-After.
 func (b *bucket) take(now time.Time) (ok bool, wait time.Duration) {
-	if b.rate <= 0 {
+	if b.lim == nil || b.lim.AllowN(now, 1) {
 		return true, 0
 	}
-	if !b.last.IsZero() && now.After(b.last) {
-		b.tokens = math.Min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	if b.last.IsZero() || now.After(b.last) {
-		b.last = now
-	}
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+	missing := 1 - b.lim.TokensAt(now)
+	return false, time.Duration(missing / float64(b.lim.Limit()) * float64(time.Second))
 }
 
 // retryAfter is wait in whole seconds, rounded up, at least 1 (RFC 9110
