@@ -29,7 +29,7 @@ import (
 
 // commands are stunfault's commands, in the order help lists them.
 var commands = []*command{
-	serveCmd, checkCmd, rulesCmd, scenarioCmd, eventsCmd, journalCmd, captureCmd, statsCmd, webhookCmd, loadCmd, clockCmd, versionCmd,
+	serveCmd, checkCmd, rulesCmd, scenarioCmd, eventsCmd, journalCmd, captureCmd, statsCmd, webhookCmd, loadCmd, clockCmd, allocationsCmd, versionCmd,
 }
 
 func main() {

@@ -18,6 +18,12 @@ func (b controlBackend) Engine() *faults.Engine { return b.s.eng }
 
 func (b controlBackend) Clock() faults.Clock { return b.s.clk }
 
+func (b controlBackend) Allocations() []control.Allocation { return b.s.Allocations() }
+
+func (b controlBackend) ExpireAllocations(ctx context.Context, sel control.AllocationSelector) ([]control.Allocation, error) {
+	return b.s.ExpireAllocations(ctx, sel)
+}
+
 func (b controlBackend) Hello() control.Hello {
 	return control.Hello{
 		Version:      BuildVersion().Version,

@@ -25,6 +25,7 @@ type interceptor struct {
 	delays   *delayQueue // every pending delayed message of the server
 	trace    *trace.Ring // nil: no trace; see trace.go
 	counts   wireCounts  // per-message counters for /metrics; see metrics.go
+	allocs   *allocTable // the live allocations; see allocations.go
 
 	delayOverflows atomic.Uint64 // delays passed at once: no room in the budget
 	replyErrors    atomic.Uint64 // injected errors that could not be built
@@ -46,6 +47,12 @@ func (ic *interceptor) decide(pkt *faults.Packet) (v faults.Verdict) {
 	}()
 	if a := ic.guard.refuse(pkt); a != nil {
 		return faults.Verdict{Kind: faults.Error, Action: a}
+	}
+	if ic.allocs.swallowed(pkt) {
+		return faults.Verdict{Kind: faults.Drop, Action: swallowAction}
+	}
+	if ic.allocs.mismatch(pkt) {
+		return faults.Verdict{Kind: faults.Error, Action: mismatchAction}
 	}
 	return ic.engine.Decide(pkt)
 }

@@ -143,8 +143,11 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		clock:    s.clk,
 		log:      s.log.With("component", "intercept"),
 		delays:   delays,
-		trace:    trace.New(trace.Options{Size: cfg.Server.TraceSize, CaptureBytes: cfg.Server.CaptureBytes, Clock: s.clk}),
+		allocs: newAllocTable(relayTimes{cfg.Relay.AllocationLifetime.D(), cfg.Relay.PermissionLifetime.D()},
+			nil, s.auth, cfg.Server.Realm),
+		trace: trace.New(trace.Options{Size: cfg.Server.TraceSize, CaptureBytes: cfg.Server.CaptureBytes, Clock: s.clk}),
 	}
+	s.ic.allocs.nonces = s.ic.nonces
 	return s, nil
 }
 
@@ -233,8 +236,10 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		wrapped := newPacketConn(pc, s.ic, &s.loops)
+		s.ic.allocs.addUDP(wrapped)
 		pcs = append(pcs, turn.PacketConnConfig{
-			PacketConn:            newPacketConn(pc, s.ic, &s.loops),
+			PacketConn:            wrapped,
 			RelayAddressGenerator: gen,
 			PermissionHandler:     perm,
 		})
@@ -259,7 +264,11 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 		g := newGuardListener(ln, Listener{Transport: transport, Addr: addrPort(ln.Addr())}, s.tcpLimits(), s.allocs, s.log.With("component", "tcp"))
 		s.guards = append(s.guards, g)
 		s.guarded = append(s.guarded, g)
-		tl := newTrackingListener(g, &s.loops, func(c net.Conn) net.Conn { return newTCPConn(c, s.ic) })
+		tl := newTrackingListener(g, &s.loops, func(c net.Conn) net.Conn {
+			tc := newTCPConn(c, s.ic)
+			s.ic.allocs.addTCP(tc)
+			return tc
+		})
 		s.tcp = append(s.tcp, tl)
 		lns = append(lns, turn.ListenerConfig{
 			Listener:              tl,
@@ -277,10 +286,10 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 		AllocationLifetime: s.cfg.Relay.AllocationLifetime.D(),
 		PermissionTimeout:  s.cfg.Relay.PermissionLifetime.D(),
 		ChannelBindTimeout: s.cfg.Relay.ChannelLifetime.D(),
-		EventHandler: s.ic.counts.turnEvents(turn.EventHandler{
+		EventHandler: s.ic.allocs.events(s.ic.counts.turnEvents(turn.EventHandler{
 			OnAllocationCreated: func(src, dst net.Addr, _, _, _ string, _ net.Addr, _ int) { s.allocs.changed(src, dst, 1) },
 			OnAllocationDeleted: func(src, dst net.Addr, _, _, _ string) { s.allocs.changed(src, dst, -1) },
-		}),
+		})),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: starting pion/turn: %w", err)

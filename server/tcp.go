@@ -249,6 +249,7 @@ func (c *tcpConn) writeFired(pkt faults.Packet, v faults.Verdict, p []byte) (int
 // idempotent.
 func (c *tcpConn) Close() error {
 	c.closeOnce.Do(func() {
+		c.ic.allocs.removeTCP(c)
 		c.ic.delays.cancel(c.owner)
 		// The answers pion wrote before closing go first, unless a write
 		// is stuck (a client that does not read): Close must not wait.

@@ -524,6 +524,23 @@ func (c *Client) AdvanceClock(ctx context.Context, d time.Duration) (ClockResult
 	return res, err
 }
 
+// Allocations returns the server's live TURN allocations, oldest first.
+func (c *Client) Allocations(ctx context.Context) ([]Allocation, error) {
+	var res AllocationsResult
+	_, err := c.Call(ctx, OpAllocationsList, nil, &res)
+	return res.Allocations, err
+}
+
+// ExpireAllocations ends the allocations sel selects (one client's, one
+// user's, or all) as a timed-out allocation ends: the client's next Refresh
+// gets 437 and its relayed data stops. It returns them once pion has
+// deleted them. No match is a *Error with code unknown_allocation.
+func (c *Client) ExpireAllocations(ctx context.Context, sel AllocationSelector) ([]Allocation, error) {
+	var res AllocationsResult
+	_, err := c.Call(ctx, OpAllocationsExpire, sel, &res)
+	return res.Allocations, err
+}
+
 // Subscription delivers the events of one subscribe. Its methods are safe
 // for concurrent use.
 type Subscription struct {

@@ -25,7 +25,7 @@ var decodeCodes = []string{CodeBadJSON, CodeMissingID, CodeBadRequest, CodeUnkno
 var replyCodes = []string{
 	CodeBadJSON, CodeUnknownOp, CodeMissingID, CodeBadRequest, CodeNotFound,
 	CodeInvalidRule, CodeUnknownScenario, CodeUnknownWebhook, CodeLimitExceeded,
-	CodeClockNotManual, CodeInternal,
+	CodeClockNotManual, CodeUnknownAllocation, CodeInternal,
 }
 
 // docRequests returns every request docs/control.md shows ("-> {...}",
@@ -103,10 +103,14 @@ func TestDocRequestsDecode(t *testing.T) {
 // fuzzBackend is a Backend around a fresh engine, for one fuzz input.
 type fuzzBackend struct{ eng *faults.Engine }
 
-func (b fuzzBackend) Engine() *faults.Engine { return b.eng }
-func (b fuzzBackend) Clock() faults.Clock    { return faults.SystemClock{} }
-func (b fuzzBackend) Hello() Hello           { return Hello{Version: "fuzz"} }
-func (b fuzzBackend) Stats() Stats           { return Stats{} }
+func (b fuzzBackend) Engine() *faults.Engine    { return b.eng }
+func (b fuzzBackend) Clock() faults.Clock       { return faults.SystemClock{} }
+func (b fuzzBackend) Hello() Hello              { return Hello{Version: "fuzz"} }
+func (b fuzzBackend) Stats() Stats              { return Stats{} }
+func (b fuzzBackend) Allocations() []Allocation { return nil }
+func (b fuzzBackend) ExpireAllocations(context.Context, AllocationSelector) ([]Allocation, error) {
+	return nil, ErrUnknownAllocation
+}
 func (b fuzzBackend) SetWebhook(context.Context, string, WebhookSettings) error {
 	return nil
 }

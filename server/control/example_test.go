@@ -18,10 +18,14 @@ import (
 // engineOnly is the smallest Backend: an engine, no webhooks.
 type engineOnly struct{ eng *faults.Engine }
 
-func (b engineOnly) Engine() *faults.Engine { return b.eng }
-func (b engineOnly) Clock() faults.Clock    { return faults.SystemClock{} }
-func (b engineOnly) Hello() control.Hello   { return control.Hello{Version: "example"} }
-func (b engineOnly) Stats() control.Stats   { return control.Stats{} }
+func (b engineOnly) Engine() *faults.Engine            { return b.eng }
+func (b engineOnly) Clock() faults.Clock               { return faults.SystemClock{} }
+func (b engineOnly) Allocations() []control.Allocation { return nil }
+func (b engineOnly) ExpireAllocations(context.Context, control.AllocationSelector) ([]control.Allocation, error) {
+	return nil, control.ErrUnknownAllocation
+}
+func (b engineOnly) Hello() control.Hello { return control.Hello{Version: "example"} }
+func (b engineOnly) Stats() control.Stats { return control.Stats{} }
 func (b engineOnly) SetWebhook(context.Context, string, control.WebhookSettings) error {
 	return webhook.ErrUnknownWebhook
 }

@@ -61,6 +61,12 @@ type Backend interface {
 	// Clock returns the server's clock, read by clock.get; clock.advance
 	// moves it when it is a *faults.ManualClock and refuses otherwise.
 	Clock() faults.Clock
+	// Allocations returns the live TURN allocations, oldest first.
+	Allocations() []Allocation
+	// ExpireAllocations ends the allocations sel selects as their clients'
+	// Refresh with LIFETIME 0 would, and returns them once they are gone.
+	// When none matches it returns an error wrapping [ErrUnknownAllocation].
+	ExpireAllocations(ctx context.Context, sel AllocationSelector) ([]Allocation, error)
 	// Hello returns the server's version, seed and capabilities; the
 	// handler fills in the protocol, ops, revision and scenario.
 	Hello() Hello

@@ -41,6 +41,12 @@ func (b *fakeBackend) Engine() *faults.Engine { return b.eng }
 
 func (b *fakeBackend) Clock() faults.Clock { return faults.SystemClock{} }
 
+func (b *fakeBackend) Allocations() []control.Allocation { return nil }
+
+func (b *fakeBackend) ExpireAllocations(_ context.Context, sel control.AllocationSelector) ([]control.Allocation, error) {
+	return nil, fmt.Errorf("%s: %w", sel, control.ErrUnknownAllocation)
+}
+
 func (b *fakeBackend) Hello() control.Hello {
 	return control.Hello{Version: "test", Capabilities: []string{"webhooks"}}
 }

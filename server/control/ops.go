@@ -70,6 +70,8 @@ var ops = map[string]opSpec{
 	OpUnsubscribe:       {run: (*Handler).opUnsubscribe, socketOnly: true},
 	OpClockGet:          {run: (*Handler).opClockGet},
 	OpClockAdvance:      {run: (*Handler).opClockAdvance, mutating: true},
+	OpAllocationsList:   {run: (*Handler).opAllocationsList},
+	OpAllocationsExpire: {run: (*Handler).opAllocationsExpire, mutating: true},
 }
 
 // envelope is a request message decoded: its id (nil when it had none),

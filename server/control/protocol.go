@@ -3,6 +3,8 @@ package control
 import (
 	"encoding/json"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/stunfault/stunfault/faults"
@@ -42,6 +44,8 @@ const (
 	OpUnsubscribe       = "unsubscribe"
 	OpClockGet          = "clock.get"
 	OpClockAdvance      = "clock.advance"
+	OpAllocationsList   = "allocations.list"
+	OpAllocationsExpire = "allocations.expire"
 )
 
 // Ops returns every op the handler serves, in the order docs/control.md
@@ -53,7 +57,7 @@ func Ops() []string {
 		OpScenariosList, OpScenariosActivate, OpMachinesList, OpMachinesSetState,
 		OpJournalQuery, OpJournalCount, OpJournalVerify, OpJournalClear,
 		OpStatsGet, OpReset, OpWebhookSet, OpSubscribe, OpUnsubscribe,
-		OpClockGet, OpClockAdvance,
+		OpClockGet, OpClockAdvance, OpAllocationsList, OpAllocationsExpire,
 	}
 }
 
@@ -99,6 +103,9 @@ const (
 	// CodeLimitExceeded means a bound was reached (subscriptions per
 	// connection or in total); the request may succeed once others end.
 	CodeLimitExceeded = "limit_exceeded"
+	// CodeUnknownAllocation means no live allocation matches the
+	// selector.
+	CodeUnknownAllocation = "unknown_allocation"
 	// CodeClockNotManual means clock.advance was sent to a server on the
 	// system clock (start it with [server] clock = "manual").
 	CodeClockNotManual = "clock_not_manual"
@@ -139,7 +146,7 @@ func (e *Error) Error() string {
 // this error with.
 func (e *Error) HTTPStatus() int {
 	switch e.Code {
-	case CodeUnknownOp, CodeNotFound, CodeUnknownScenario, CodeUnknownWebhook:
+	case CodeUnknownOp, CodeNotFound, CodeUnknownScenario, CodeUnknownWebhook, CodeUnknownAllocation:
 		return http.StatusNotFound
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
@@ -550,4 +557,68 @@ type ClockResult struct {
 	// Pending is how many timers a manual clock has armed (held webhook
 	// requests, delayed messages, a timed scenario's next step).
 	Pending int `json:"pending,omitempty"`
+}
+
+// Allocation is one live TURN allocation, as allocations.list reports it.
+type Allocation struct {
+	// Client and Server are the 5-tuple's addresses: the client's, and the
+	// listener's it allocated on.
+	Client netip.AddrPort `json:"client"`
+	Server netip.AddrPort `json:"server"`
+	// Transport is the client's transport to the server: udp or tcp (tls
+	// counts as tcp).
+	Transport string `json:"transport"`
+	// Username is the USERNAME the client allocated with.
+	Username string `json:"username"`
+	// Relay is the relayed transport address.
+	Relay netip.AddrPort `json:"relay"`
+	// Created is when pion made the allocation (wall time).
+	Created time.Time `json:"created"`
+	// LifetimeLeft is the time to expiry, counted from the last Allocate or
+	// Refresh with the default lifetime ([relay].allocation_lifetime); a
+	// client that asked for another LIFETIME has that instead. On real
+	// time: pion's lifetimes do not follow a manual clock.
+	LifetimeLeft faults.Duration `json:"lifetime_left"`
+	// Permissions and Channels are the allocation's, by peer and number.
+	Permissions []AllocationPermission `json:"permissions"`
+	Channels    []AllocationChannel    `json:"channels"`
+}
+
+// AllocationPermission is one permission of an [Allocation].
+type AllocationPermission struct {
+	Peer netip.Addr `json:"peer"`
+	// LifetimeLeft counts from when the permission was created
+	// ([relay].permission_lifetime); refreshes are not seen.
+	LifetimeLeft faults.Duration `json:"lifetime_left"`
+}
+
+// AllocationChannel is one channel binding of an [Allocation].
+type AllocationChannel struct {
+	Number uint16         `json:"number"`
+	Peer   netip.AddrPort `json:"peer"`
+}
+
+// AllocationsResult is the result of allocations.list and
+// allocations.expire (the allocations expired).
+type AllocationsResult struct {
+	Allocations []Allocation `json:"allocations"`
+}
+
+// AllocationSelector selects the allocations allocations.expire ends:
+// exactly one of Client (the client's address:port), Username, or All.
+type AllocationSelector struct {
+	Client   string `json:"client,omitempty"`
+	Username string `json:"username,omitempty"`
+	All      bool   `json:"all,omitempty"`
+}
+
+// String describes the selector, for errors.
+func (s AllocationSelector) String() string {
+	switch {
+	case s.All:
+		return "all"
+	case s.Client != "":
+		return "client " + s.Client
+	}
+	return "username " + strconv.Quote(s.Username)
 }

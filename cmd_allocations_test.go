@@ -1,0 +1,73 @@
+package main
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/pion/turn/v5"
+
+	"github.com/stunfault/stunfault/server/servertest"
+)
+
+// `stunfault allocations` lists a pion client's allocation and expires it.
+func TestCLIAllocations(t *testing.T) {
+	srv := servertest.New(t)
+	url := srv.ControlURL()
+	if out, err := runCmd(t, "allocations", "-control", url); err != nil || !strings.Contains(out, "no allocations") {
+		t.Fatalf("allocations with none: %v\n%s", err, out)
+	}
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	addr := srv.TURNAddr("udp").String()
+	c, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: addr, TURNServerAddr: addr, Username: "user", Password: "pass",
+		Realm: srv.Config().Server.Realm, Conn: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	out, err := runCmd(t, "allocations", "list", "-control", url)
+	if err != nil || !strings.Contains(out, conn.LocalAddr().String()) || !strings.Contains(out, relay.LocalAddr().String()) || !strings.Contains(out, " user ") {
+		t.Errorf("allocations list: %v\n%s, want the client %s, its relay %s and user", err, out, conn.LocalAddr(), relay.LocalAddr())
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"expire"}, "exactly one of"},
+		{[]string{"expire", "-all", "-username", "user"}, "exactly one of"},
+		{[]string{"expire", "-username", "nobody"}, "unknown_allocation"},
+		{[]string{"list", "-all"}, "are for expire"},
+		{[]string{"drop"}, "unknown subcommand"},
+	} {
+		out, err := runCmd(t, append([]string{"allocations", "-control", url}, tt.args...)...)
+		if exitCode(err) != 2 || !strings.Contains(out+errString(err), tt.want) {
+			t.Errorf("allocations %v: exit %d, %v\n%s; want exit 2 and %q", tt.args, exitCode(err), err, out, tt.want)
+		}
+	}
+	out, err = runCmd(t, "allocations", "expire", "-control", url, "-client", conn.LocalAddr().String())
+	if err != nil || !strings.Contains(out, "expired 1 allocation") {
+		t.Errorf("allocations expire -client: %v\n%s", err, out)
+	}
+	if n := len(srv.Allocations()); n != 0 {
+		t.Errorf("%d allocations after expire, want 0", n)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,424 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/stun/v4"
+	"github.com/pion/turn/v5"
+
+	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server/control"
+)
+
+// pion/turn v5.1.3 has no API to list allocations or end one: its
+// allocation manager is internal. So stunfault keeps its own table from
+// pion's EventHandler (created, deleted, permissions, channels; OnAuth for
+// the USERNAME a 5-tuple allocated with), and expires an allocation the way
+// its client would: a Refresh with LIFETIME 0, signed with the user's key
+// and a pion nonce (nonce.go), is handed to pion's reader on the
+// listener's own wrapped socket as if it came from the client's 5-tuple,
+// and pion's answer to it is swallowed on the way out. pion then deletes
+// the allocation (its relay socket closes, data stops) and reports it.
+//
+// pion answers a Refresh for a 5-tuple with no allocation with nothing at
+// all (it logs "no allocation found"); RFC 8656 §7.3 says 437, and a client
+// whose allocation timed out gets 437 from coturn. So the interceptor
+// answers such a Refresh 437 itself, from the same table.
+
+// maxAllocUsers bounds the usernames remembered for 5-tuples that
+// authenticated an Allocate but have no allocation (yet).
+const maxAllocUsers = 10000
+
+// expireTimeout bounds how long an expiry waits for pion to delete an
+// allocation.
+const expireTimeout = 2 * time.Second
+
+// allocTable is every live allocation, and the sockets to reach pion's
+// reader on. Safe for concurrent use.
+type allocTable struct {
+	lifetime   time.Duration // [relay].allocation_lifetime, as pion grants it by default
+	permission time.Duration
+	nonces     *nonceSource
+	auth       *authenticator
+	realm      string
+
+	mu     sync.Mutex
+	allocs map[string]*allocRecord // by fiveTupleKey(client, server)
+	users  map[string]string       // the USERNAME of each 5-tuple's last authenticated Allocate or Refresh
+	udp    map[string]*packetConn  // by local address
+	tcp    map[string]*tcpConn     // by fiveTupleKey(remote, local)
+
+	swallowing atomic.Int32 // len(swallow), read on every outbound message
+	swallow    map[[stun.TransactionIDSize]byte]struct{}
+}
+
+type allocRecord struct {
+	client, server netip.AddrPort
+	transport      string
+	username       string
+	relay          netip.AddrPort
+	created        time.Time // wall time: pion's lifetimes are on real time
+	refreshed      time.Time
+	permissions    map[netip.Addr]time.Time
+	channels       map[uint16]netip.AddrPort
+	gone           chan struct{}
+}
+
+func newAllocTable(cfg relayTimes, nonces *nonceSource, auth *authenticator, realm string) *allocTable {
+	return &allocTable{
+		lifetime: cfg.allocation, permission: cfg.permission,
+		nonces: nonces, auth: auth, realm: realm,
+		allocs:  map[string]*allocRecord{},
+		users:   map[string]string{},
+		udp:     map[string]*packetConn{},
+		tcp:     map[string]*tcpConn{},
+		swallow: map[[stun.TransactionIDSize]byte]struct{}{},
+	}
+}
+
+type relayTimes struct{ allocation, permission time.Duration }
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	case *net.TCPAddr:
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// events adds the table's callbacks to h.
+func (t *allocTable) events(h turn.EventHandler) turn.EventHandler {
+	prevAuth, prevCreated, prevDeleted := h.OnAuth, h.OnAllocationCreated, h.OnAllocationDeleted
+	prevPermC, prevPermD, prevChanC, prevChanD := h.OnPermissionCreated, h.OnPermissionDeleted, h.OnChannelCreated, h.OnChannelDeleted
+	h.OnAuth = func(src, dst net.Addr, protocol, username, realm, method string, verdict bool) {
+		if prevAuth != nil {
+			prevAuth(src, dst, protocol, username, realm, method, verdict)
+		}
+		if verdict && (method == stun.MethodAllocate.String() || method == stun.MethodRefresh.String()) {
+			t.authenticated(src, dst, username)
+		}
+	}
+	h.OnAllocationCreated = func(src, dst net.Addr, protocol, userID, realm string, relay net.Addr, port int) {
+		if prevCreated != nil {
+			prevCreated(src, dst, protocol, userID, realm, relay, port)
+		}
+		t.created(src, dst, relay)
+	}
+	h.OnAllocationDeleted = func(src, dst net.Addr, protocol, userID, realm string) {
+		if prevDeleted != nil {
+			prevDeleted(src, dst, protocol, userID, realm)
+		}
+		t.deleted(src, dst)
+	}
+	h.OnPermissionCreated = func(src, dst net.Addr, protocol, userID, realm string, relay net.Addr, peer net.IP) {
+		if prevPermC != nil {
+			prevPermC(src, dst, protocol, userID, realm, relay, peer)
+		}
+		t.with(src, dst, func(r *allocRecord) {
+			if a, ok := netip.AddrFromSlice(peer); ok {
+				r.permissions[a.Unmap()] = time.Now()
+			}
+		})
+	}
+	h.OnPermissionDeleted = func(src, dst net.Addr, protocol, userID, realm string, relay net.Addr, peer net.IP) {
+		if prevPermD != nil {
+			prevPermD(src, dst, protocol, userID, realm, relay, peer)
+		}
+		t.with(src, dst, func(r *allocRecord) {
+			if a, ok := netip.AddrFromSlice(peer); ok {
+				delete(r.permissions, a.Unmap())
+			}
+		})
+	}
+	h.OnChannelCreated = func(src, dst net.Addr, protocol, userID, realm string, relay, peer net.Addr, number uint16) {
+		if prevChanC != nil {
+			prevChanC(src, dst, protocol, userID, realm, relay, peer, number)
+		}
+		t.with(src, dst, func(r *allocRecord) { r.channels[number] = addrPortOf(peer) })
+	}
+	h.OnChannelDeleted = func(src, dst net.Addr, protocol, userID, realm string, relay, peer net.Addr, number uint16) {
+		if prevChanD != nil {
+			prevChanD(src, dst, protocol, userID, realm, relay, peer, number)
+		}
+		t.with(src, dst, func(r *allocRecord) { delete(r.channels, number) })
+	}
+	return h
+}
+
+func (t *allocTable) authenticated(src, dst net.Addr, username string) {
+	key := fiveTupleKey(src, dst)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r := t.allocs[key]; r != nil {
+		r.refreshed = time.Now()
+		return
+	}
+	if len(t.users) >= maxAllocUsers {
+		for k := range t.users { // any one: these are Allocates that never completed
+			delete(t.users, k)
+			break
+		}
+	}
+	t.users[key] = username
+}
+
+func (t *allocTable) created(src, dst, relay net.Addr) {
+	key := fiveTupleKey(src, dst)
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	transport := "udp" // a udp and a tcp listener may share an address: ask the connections
+	if _, ok := t.tcp[key]; ok {
+		transport = "tcp"
+	}
+	t.allocs[key] = &allocRecord{
+		client: addrPortOf(src), server: addrPortOf(dst), transport: transport,
+		username: t.users[key], relay: addrPortOf(relay), created: now, refreshed: now,
+		permissions: map[netip.Addr]time.Time{}, channels: map[uint16]netip.AddrPort{},
+		gone: make(chan struct{}),
+	}
+	delete(t.users, key)
+}
+
+func (t *allocTable) deleted(src, dst net.Addr) {
+	key := fiveTupleKey(src, dst)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r := t.allocs[key]; r != nil {
+		close(r.gone)
+		delete(t.allocs, key)
+	}
+}
+
+func (t *allocTable) with(src, dst net.Addr, f func(*allocRecord)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r := t.allocs[fiveTupleKey(src, dst)]; r != nil {
+		f(r)
+	}
+}
+
+// has reports whether the client p came from (on p's transport) has an
+// allocation on any listener.
+func (t *allocTable) has(p *faults.Packet) bool {
+	udp := p.Transport == faults.UDP
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range t.allocs {
+		if r.client == p.Client && (r.transport == "udp") == udp {
+			return true
+		}
+	}
+	return false
+}
+
+// counts returns how many allocations username has, and how many there are.
+func (t *allocTable) counts(username string) (user, all int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range t.allocs {
+		if r.username == username {
+			user++
+		}
+	}
+	return user, len(t.allocs)
+}
+
+func (t *allocTable) addUDP(c *packetConn) {
+	t.mu.Lock()
+	t.udp[c.LocalAddr().String()] = c
+	t.mu.Unlock()
+}
+
+func (t *allocTable) addTCP(c *tcpConn) {
+	t.mu.Lock()
+	t.tcp[fiveTupleKey(c.RemoteAddr(), c.LocalAddr())] = c
+	t.mu.Unlock()
+}
+
+func (t *allocTable) removeTCP(c *tcpConn) {
+	if t == nil {
+		return
+	}
+	key := fiveTupleKey(c.RemoteAddr(), c.LocalAddr())
+	t.mu.Lock()
+	if t.tcp[key] == c {
+		delete(t.tcp, key)
+	}
+	t.mu.Unlock()
+}
+
+// swallowed reports whether p is pion's answer to a message stunfault
+// wrote into pion on a client's behalf (and forgets it).
+func (t *allocTable) swallowed(p *faults.Packet) bool {
+	if t == nil || t.swallowing.Load() == 0 || p.Dir != faults.Out || !p.IsSTUN() {
+		return false
+	}
+	id := p.TransactionID()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.swallow[id]; !ok {
+		return false
+	}
+	delete(t.swallow, id)
+	t.swallowing.Add(-1)
+	return true
+}
+
+// list returns the allocations, oldest first.
+func (t *allocTable) list() []control.Allocation {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]control.Allocation, 0, len(t.allocs))
+	for _, r := range t.allocs {
+		a := control.Allocation{
+			Client: r.client, Server: r.server, Transport: r.transport, Username: r.username, Relay: r.relay,
+			Created:      r.created,
+			LifetimeLeft: faults.Duration(max(r.refreshed.Add(t.lifetime).Sub(now), 0)),
+			Permissions:  []control.AllocationPermission{},
+			Channels:     []control.AllocationChannel{},
+		}
+		for peer, at := range r.permissions {
+			a.Permissions = append(a.Permissions, control.AllocationPermission{Peer: peer, LifetimeLeft: faults.Duration(max(at.Add(t.permission).Sub(now), 0))})
+		}
+		slices.SortFunc(a.Permissions, func(x, y control.AllocationPermission) int { return x.Peer.Compare(y.Peer) })
+		for n, peer := range r.channels {
+			a.Channels = append(a.Channels, control.AllocationChannel{Number: n, Peer: peer})
+		}
+		slices.SortFunc(a.Channels, func(x, y control.AllocationChannel) int { return int(x.Number) - int(y.Number) })
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(x, y control.Allocation) int { return x.Created.Compare(y.Created) })
+	return out
+}
+
+// errNoAllocation is wrapped by expire when nothing matches its selector.
+var errNoAllocation = control.ErrUnknownAllocation
+
+// expire ends every allocation sel selects, as its client's Refresh with
+// LIFETIME 0 would, and returns them once pion has deleted them (or ctx or
+// expireTimeout ends).
+func (t *allocTable) expire(ctx context.Context, sel control.AllocationSelector) ([]control.Allocation, error) {
+	var picked []*allocRecord
+	var out []control.Allocation
+	for _, a := range t.list() {
+		if sel.All || (sel.Client != "" && a.Client.String() == sel.Client) || (sel.Username != "" && a.Username == sel.Username) {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("server: %w for %s", errNoAllocation, sel)
+	}
+	nonce, err := t.nonces.get()
+	if err != nil {
+		return nil, fmt.Errorf("server: expire: %w", err)
+	}
+	for _, a := range out {
+		r, err := t.inject(a, nonce)
+		if err != nil {
+			return nil, err
+		}
+		picked = append(picked, r)
+	}
+	wait, cancel := context.WithTimeout(ctx, expireTimeout)
+	defer cancel()
+	for i, r := range picked {
+		select {
+		case <-r.gone:
+		case <-wait.Done():
+			return nil, fmt.Errorf("server: expire %s: pion did not delete the allocation: %w", out[i].Client, wait.Err())
+		}
+	}
+	return out, nil
+}
+
+// inject writes a signed Refresh with LIFETIME 0 into pion's reader on a's
+// listener, from a's client.
+func (t *allocTable) inject(a control.Allocation, nonce string) (*allocRecord, error) {
+	key := t.auth.keyFor(a.Username)
+	if key == nil {
+		return nil, fmt.Errorf("server: expire %s: no key for user %q", a.Client, a.Username)
+	}
+	m, err := stun.Build(stun.TransactionID, stun.NewType(stun.MethodRefresh, stun.ClassRequest),
+		stun.NewUsername(a.Username), stun.NewRealm(t.realm), stun.NewNonce(nonce),
+		lifetimeZero{}, stun.MessageIntegrity(key), stun.Fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	srcKey := a.Client.String() + " " + a.Server.String()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.allocs[srcKey]
+	if r == nil {
+		return nil, fmt.Errorf("server: expire %s: %w (gone meanwhile)", a.Client, errNoAllocation)
+	}
+	t.swallow[m.TransactionID] = struct{}{}
+	t.swallowing.Add(1)
+	d := datagram{data: m.Raw}
+	switch a.Transport {
+	case "udp":
+		pc := t.udp[a.Server.String()]
+		if pc == nil {
+			return nil, fmt.Errorf("server: expire %s: no listener %s", a.Client, a.Server)
+		}
+		d.addr = net.UDPAddrFromAddrPort(a.Client)
+		pc.ready.push(d)
+	default:
+		tc := t.tcp[srcKey]
+		if tc == nil {
+			return nil, fmt.Errorf("server: expire %s: its connection is closed", a.Client)
+		}
+		tc.ready.push(d)
+	}
+	return r, nil
+}
+
+// lifetimeZero is a LIFETIME attribute of 0 seconds: deallocate.
+type lifetimeZero struct{}
+
+func (lifetimeZero) AddTo(m *stun.Message) error {
+	m.Add(stun.AttrLifetime, []byte{0, 0, 0, 0})
+	return nil
+}
+
+// Allocations returns the live TURN allocations, oldest first: 5-tuple,
+// username, relayed address, lifetime left, permissions and channels.
+func (s *Server) Allocations() []control.Allocation { return s.ic.allocs.list() }
+
+// ExpireAllocations ends the allocations sel selects (a client's
+// address:port, a username, or all) as if their lifetime had run out: the
+// client's next Refresh gets 437 Allocation Mismatch, its relayed data
+// stops, and a new Allocate succeeds. It returns them once pion has
+// deleted them. No match is an error wrapping control.ErrUnknownAllocation.
+func (s *Server) ExpireAllocations(ctx context.Context, sel control.AllocationSelector) ([]control.Allocation, error) {
+	return s.ic.allocs.expire(ctx, sel)
+}
+
+var (
+	// swallowAction drops pion's answer to an injected Refresh.
+	swallowAction = &faults.Action{Type: "drop"}
+	// mismatchAction answers a Refresh for a client with no allocation.
+	mismatchAction = &faults.Action{Type: "error", Code: 437, Reason: "Allocation Mismatch", Integrity: "auto"}
+)
+
+// mismatch reports whether p is a Refresh request from a client with no
+// allocation: pion would not answer it at all.
+func (t *allocTable) mismatch(p *faults.Packet) bool {
+	if t == nil || p.Dir != faults.In || !p.IsSTUN() || p.Method() != faults.MethodRefresh || p.Class() != faults.ClassRequest {
+		return false
+	}
+	return !t.has(p)
+}
