@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -90,10 +91,57 @@ func TestScreenpopStory(t *testing.T) {
 		t.Errorf("async step: pending %d, want 1", last.Pending)
 	}
 
-	for _, s := range []string{"errorCode 3", `errorText "Forbidden"`, "answered at once: 202", "X-Custom-Attributes"} {
-		if !strings.Contains(out.String(), s) {
-			t.Errorf("transcript lacks %q", s)
+	checkTranscript(t, out.String())
+}
+
+// checkTranscript checks that the transcript reports what really happened
+// in each step (the journal's firings, the candidates, the webhook's
+// answers and the sizes it measured), not only the text the program always
+// prints.
+func checkTranscript(t *testing.T, transcript string) {
+	t.Helper()
+	sections := map[string]string{} // by step number: "2", "5b"
+	for _, sec := range strings.Split(transcript, "\n== ")[1:] {
+		num, _, _ := strings.Cut(sec, " ")
+		sections[num] = sec
+	}
+	stun := regexp.MustCompile(`on stun:(\S+) and turn:`).FindStringSubmatch(transcript)
+	if stun == nil {
+		t.Fatalf("transcript does not say the server's STUN address")
+	}
+	refused := `outcome:   Binding refused: no srflx candidate, [1-9]\d* relay candidate\(s\) \(Allocate is not Binding\), [1-9]\d* 403\(s\)`
+	works := `outcome:   gathering works: srflx 203\.0\.113\.7:40000, [1-9]\d* relay candidate\(s\), 0 403\(s\)`
+	for _, tt := range []struct {
+		step string
+		want []string // regexps that must match within the step's section
+	}{
+		{"1", []string{works, `journal:   #\d+ nat: mapped_address on binding success`}},
+		// The 403 the softphone got, as the journal recorded it, and the
+		// browser note naming this server's real address.
+		{"2", []string{refused, `journal:   #\d+ payload-403: error 403 on binding request \(udp, from client 127\.0\.0\.1:\d+\)`,
+			`url stun:` + regexp.QuoteMeta(stun[1]) + `\.`}},
+		// The header the webhook measured is over the rule's threshold.
+		{"3", []string{refused, `journal:   #\d+ header-403: error 403 on binding request`,
+			`header (2[1-9]\d\d|[3-9]\d\d\d) bytes \(X-Custom-Attributes: \d+ bytes\)`}},
+		{"4a", []string{refused, `held open now 20, pending 20`, `journal:   #\d+ load-403: error 403 on binding request`}},
+		{"4b", []string{works, `held open now 5, pending 5`}},
+		{"5a", []string{refused, `journal:   #\d+ blocking-403: error 403 on binding request`}},
+		// The async webhook answered 202 at once and its work is pending.
+		{"5b", []string{works, `async mode; held open now 0, pending 1; answered at once: 202`, `journal:   #\d+ nat: mapped_address`}},
+	} {
+		sec, ok := sections[tt.step]
+		if !ok {
+			t.Errorf("transcript has no step %s", tt.step)
+			continue
 		}
+		for _, w := range tt.want {
+			if !regexp.MustCompile(w).MatchString(sec) {
+				t.Errorf("step %s: transcript lacks %s", tt.step, w)
+			}
+		}
+	}
+	if n := strings.Count(transcript, "icecandidateerror with errorCode 3"); n != 1 || !strings.Contains(sections["2"], "errorCode 3") {
+		t.Errorf("the browser note is printed %d times, want once, in step 2", n)
 	}
 }
 
