@@ -147,8 +147,8 @@ type tcpStream struct{ in, out uint32 }
 // write writes one record (when the query selects it): the message, and for
 // a message stunfault changed or answered, the bytes it sent.
 func (cw *captureWriter) write(rec *trace.Record) error {
-	if !cw.sel(cw.entry(rec)) {
-		return nil
+	if rec.Kind == trace.RelaySummary || !cw.sel(cw.entry(rec)) {
+		return nil // summaries of relayed data have no bytes to write
 	}
 	cw.n++
 	d := &rec.Decision

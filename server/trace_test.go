@@ -3,9 +3,11 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stunfault/stunfault/faults"
 )
@@ -35,6 +37,7 @@ type traceMessage struct {
 	Class     string `json:"class"`
 	TxID      string `json:"txid"`
 	Size      int    `json:"size"`
+	Count     int    `json:"count"`
 	Decision  struct {
 		Action     string `json:"action"`
 		Rule       string `json:"rule"`
@@ -171,5 +174,46 @@ func TestTraceEndpointsToken(t *testing.T) {
 		if res.StatusCode != tc.want {
 			t.Errorf("GET %s with token %q: got %d, want %d", tc.path, tc.token, res.StatusCode, tc.want)
 		}
+	}
+}
+
+// Relayed data through a real allocation is in the trace as summaries
+// (count per allocation, direction and second), not one entry each.
+func TestTraceSummarizesRelayedData(t *testing.T) {
+	srv := startServer(t, nil)
+	tc := newTURNClient(t, srv, "udp", "user", "pass")
+	relay, err := tc.Allocate()
+	if err != nil {
+		t.Fatalf("Allocate: %v", err)
+	}
+	t.Cleanup(func() { _ = relay.Close() })
+	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	const n = 5
+	buf := make([]byte, 1500)
+	for i := range n {
+		if _, err := relay.WriteTo([]byte("media"), peer.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(whWait))
+		if _, _, err := peer.ReadFrom(buf); err != nil {
+			t.Fatalf("relayed datagram %d did not reach the peer: %v", i, err)
+		}
+	}
+	p := getTrace(t, srv.HTTPURL(), 0)
+	relayed := 0
+	for _, m := range p.Messages {
+		switch {
+		case m.Kind == "relay_summary" && m.Direction == "in":
+			relayed += m.Count
+		case m.Kind == "channeldata" || (m.Method == "send" && m.Class == "indication"):
+			t.Errorf("relayed data kept one by one: %+v", m)
+		}
+	}
+	if relayed != n {
+		t.Errorf("relay summaries count %d inbound messages, want %d", relayed, n)
 	}
 }

@@ -64,6 +64,7 @@ type recordJSON struct {
 	Channel   uint16         `json:"channel,omitempty"`
 	TxID      string         `json:"txid,omitempty"`
 	Size      int            `json:"size"`
+	Count     int            `json:"count,omitempty"`
 	Username  string         `json:"username,omitempty"`
 	Decision  decisionJSON   `json:"decision"`
 	Data      []byte         `json:"data,omitempty"`
@@ -89,6 +90,12 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		Decision: decisionJSON{Action: r.Decision.Action.String(), Rule: r.Decision.Rule,
 			Guard: r.Decision.Guard, Code: r.Decision.Code, JournalSeq: r.Decision.JournalSeq},
 		Data: r.Data, Sent: r.Sent,
+	}
+	if r.Kind == RelaySummary {
+		j.Count = r.Count
+		if r.Channel == 0 {
+			j.Method, j.Class = r.Method.String(), r.Class.String()
+		}
 	}
 	if r.Kind == STUN {
 		j.Method, j.Class, j.TxID = r.Method.String(), r.Class.String(), hex.EncodeToString(r.TxID[:])

@@ -39,6 +39,14 @@ const (
 	STUN
 	// ChannelData is a TURN ChannelData message: Channel is set.
 	ChannelData
+	// RelaySummary counts the relayed data (ChannelData, Send and Data
+	// indications) no rule fired on of one allocation and direction within
+	// one second, instead of one Message each: Count messages of Size bytes
+	// in all, from Time on, with Channel set (ChannelData) or Method (Send,
+	// Data indications). It is recorded when its second is over, when
+	// another allocation's data takes its place, or when the trace is read
+	// (the count then goes on in a new summary).
+	RelaySummary
 )
 
 // String returns "stun", "channeldata" or "other".
@@ -48,6 +56,8 @@ func (k Kind) String() string {
 		return "stun"
 	case ChannelData:
 		return "channeldata"
+	case RelaySummary:
+		return "relay_summary"
 	}
 	return "other"
 }
@@ -75,8 +85,11 @@ type Message struct {
 	Class   faults.Class
 	Channel uint16
 	TxID    [12]byte
-	// Size is the whole message's size in bytes.
+	// Size is the whole message's size in bytes (a RelaySummary's: all of
+	// its messages').
 	Size int
+	// Count is how many messages a RelaySummary counts (1 otherwise).
+	Count int
 	// Username is the USERNAME of a request, its first MaxUsername bytes
 	// ("" when there is none).
 	Username string
@@ -118,6 +131,7 @@ const (
 	flagGuard
 	flagClient4 // client is IPv4
 	flagLocal4  // local is IPv4
+	flagChannel // a RelaySummary of ChannelData
 )
 
 // Decision is what the server did with one message.
@@ -186,10 +200,11 @@ type Ring struct {
 	seq     uint64 // the latest Seq
 	next    int    // where the next message goes in entries
 	bytes   []byte
-	wpos    uint64        // logical write position in bytes (grows forever)
-	wat     int           // wpos within bytes
-	wake    chan struct{} // closed at the next record; nil: nobody waits
-	done    chan struct{} // closed by Close
+	wpos    uint64               // logical write position in bytes (grows forever)
+	wat     int                  // wpos within bytes
+	relay   [relayBuckets]bucket // relay summaries being counted, see relay.go
+	wake    chan struct{}        // closed at the next record; nil: nobody waits
+	done    chan struct{}        // closed by Close
 	once    sync.Once
 }
 
@@ -223,33 +238,23 @@ func (r *Ring) Size() int {
 // Record records one message: p as the server saw it, the verdict v it acted
 // on, and sent, the bytes sent instead of p.Data when stunfault changed the
 // message or answered it itself (nil otherwise). It returns the message's
-// Seq (0 for a nil ring). It allocates nothing, and p is not retained.
+// Seq (0 for a nil ring, and for relayed data no rule fired on, which is
+// counted into a RelaySummary). It allocates nothing, and p is not retained.
 func (r *Ring) Record(local netip.AddrPort, p *faults.Packet, v faults.Verdict, sent []byte) uint64 {
 	if r == nil {
 		return 0
 	}
-	var nanos int64
-	if r.system {
-		nanos = int64(time.Since(r.base))
-	} else {
-		nanos = int64(r.clock.Now().Sub(r.base))
-	}
+	nanos := r.now()
 	r.mu.Lock()
-	r.seq++
+	if v.Action == nil && isRelayData(p) {
+		r.summarize(local, p, nanos)
+		r.mu.Unlock()
+		return 0
+	}
 	i := r.next
-	if r.next++; r.next == len(r.entries) {
-		r.next = 0
-	}
-	m := &r.entries[i]
+	m := r.slot()
 	*m = slot{seq: r.seq, nanos: nanos, transport: p.Transport, dir: p.Dir, size: uint32(len(p.Data))}
-	m.client, m.cport = p.Client.Addr().As16(), p.Client.Port()
-	if p.Client.Addr().Unmap().Is4() {
-		m.flags |= flagClient4
-	}
-	m.local, m.lport = local.Addr().As16(), local.Port()
-	if local.Addr().Unmap().Is4() {
-		m.flags |= flagLocal4
-	}
+	r.addrs(m, p.Client, local)
 	switch {
 	case p.IsSTUN():
 		m.kind, m.typ, m.txid = STUN, binary.BigEndian.Uint16(p.Data), p.TransactionID()
@@ -271,13 +276,44 @@ func (r *Ring) Record(local netip.AddrPort, p *faults.Packet, v faults.Verdict, 
 	}
 	m.dataOff, m.dataLen = r.put(p.Data)
 	m.sentOff, m.sentLen = r.put(sent)
-	if r.wake != nil {
-		close(r.wake)
-		r.wake = nil
-	}
 	seq := r.seq
 	r.mu.Unlock()
 	return seq
+}
+
+// now returns the time since r.base, in nanoseconds.
+func (r *Ring) now() int64 {
+	if r.system {
+		return int64(time.Since(r.base))
+	}
+	return int64(r.clock.Now().Sub(r.base))
+}
+
+// slot numbers the next message and returns its slot. The caller holds
+// r.mu.
+func (r *Ring) slot() *slot {
+	if r.wake != nil {
+		close(r.wake) // the reader takes the lock before it reads
+		r.wake = nil
+	}
+	r.seq++
+	m := &r.entries[r.next]
+	if r.next++; r.next == len(r.entries) {
+		r.next = 0
+	}
+	return m
+}
+
+// addrs stores the client and local addresses in m.
+func (r *Ring) addrs(m *slot, client, local netip.AddrPort) {
+	m.client, m.cport = client.Addr().As16(), client.Port()
+	if client.Addr().Unmap().Is4() {
+		m.flags |= flagClient4
+	}
+	m.local, m.lport = local.Addr().As16(), local.Port()
+	if local.Addr().Unmap().Is4() {
+		m.flags |= flagLocal4
+	}
 }
 
 // message returns the Message slot i holds. The caller holds r.mu.
@@ -285,7 +321,7 @@ func (r *Ring) message(i int) Message {
 	m := &r.entries[i]
 	out := Message{
 		Seq: m.seq, Time: r.base.Add(time.Duration(m.nanos)), Transport: m.transport, Dir: m.dir,
-		Kind: m.kind, Size: int(m.size),
+		Kind: m.kind, Size: int(m.size), Count: 1,
 		Client: netip.AddrPortFrom(addr(m.client, m.flags&flagClient4 != 0), m.cport),
 		Local:  netip.AddrPortFrom(addr(m.local, m.flags&flagLocal4 != 0), m.lport),
 	}
@@ -297,6 +333,14 @@ func (r *Ring) message(i int) Message {
 		}
 	case ChannelData:
 		out.Channel = m.typ
+	case RelaySummary:
+		out.Count = int(m.jseq)
+		if m.flags&flagChannel != 0 {
+			out.Channel = m.typ
+		} else {
+			out.Method, out.Class = methodOf(m.typ), classOf(m.typ)
+		}
+		return out
 	}
 	if m.flags&flagFired != 0 {
 		out.Decision = Decision{Action: m.action, Fired: true, Guard: m.flags&flagGuard != 0,
@@ -373,6 +417,9 @@ func (r *Ring) Since(seq uint64, limit int, withBytes bool) []Record {
 	if r == nil {
 		return nil
 	}
+	r.mu.Lock()
+	r.flushRelay()
+	r.mu.Unlock()
 	var out []Record
 	for limit <= 0 || len(out) < limit {
 		n := readBatch

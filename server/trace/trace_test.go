@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/pion/stun/v4"
@@ -201,5 +202,51 @@ func TestRingConcurrent(t *testing.T) {
 	}
 	if got := r.LastSeq(); got != 2000 {
 		t.Fatalf("LastSeq: got %d, want 2000", got)
+	}
+}
+
+func channelData(ch uint16, payload string) []byte {
+	b := []byte{byte(ch >> 8), byte(ch), 0, byte(len(payload))}
+	return append(b, payload...)
+}
+
+// Relayed data no rule fired on is counted per allocation, direction and
+// second, not kept one by one; a firing on it is kept as itself.
+func TestRingSummarizesRelayData(t *testing.T) {
+	clk := faults.NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	r := New(Options{Size: 64, CaptureBytes: 1 << 12, Clock: clk})
+	for range 5 {
+		if seq := record(r, channelData(0x4000, "media"), faults.In, faults.Verdict{}, nil); seq != 0 {
+			t.Fatalf("relayed data got seq %d, want 0 (summarised)", seq)
+		}
+	}
+	fired := record(r, channelData(0x4000, "media"), faults.In, faults.Verdict{Kind: faults.Drop, Rule: "lossy", Seq: 1, Action: &faults.Action{Type: "drop"}}, nil)
+	if fired != 1 {
+		t.Fatalf("a firing on relayed data: got seq %d, want 1 (kept as itself)", fired)
+	}
+	record(r, channelData(0x4000, "media"), faults.Out, faults.Verdict{}, nil) // another direction: its own count
+	clk.Advance(time.Second)
+	record(r, channelData(0x4000, "next"), faults.In, faults.Verdict{}, nil) // a new second ends the first count
+
+	recs := r.Since(0, 0, true) // reading ends every count
+	var sums []Record
+	for _, rec := range recs {
+		if rec.Kind == RelaySummary {
+			sums = append(sums, rec)
+		}
+	}
+	if len(recs) != 4 || len(sums) != 3 || sums[1].Dir != faults.In || sums[1].Count != 1 || sums[1].Size != 8 {
+		t.Fatalf("got %d records, %d summaries, want the firing and three summaries (two seconds in, one out): %+v", len(recs), len(sums), recs)
+	}
+	in := sums[0]
+	if in.Dir != faults.In || in.Count != 5 || in.Size != 5*9 || in.Channel != 0x4000 || in.Data != nil || !in.Time.Equal(clk.Now().Add(-time.Second)) {
+		t.Errorf("inbound summary: got %+v, want 5 messages of 9 bytes on channel 0x4000", in)
+	}
+	if out := sums[2]; out.Dir != faults.Out || out.Count != 1 {
+		t.Errorf("outbound summary: got %+v, want 1 message", out)
+	}
+	b, _ := json.Marshal(in)
+	if !strings.Contains(string(b), `"kind":"relay_summary"`) || !strings.Contains(string(b), `"count":5`) {
+		t.Errorf("summary JSON %s: want kind relay_summary and count 5", b)
 	}
 }
