@@ -160,6 +160,12 @@ func compileMatch(m *Match) (matcher, error) {
 		am.minLen, am.maxLen = a.MinLen, a.MaxLen
 		out.conds = append(out.conds, cond{kind: condAttribute, attr: am})
 	}
+	if m.MinUserAllocations > 0 {
+		out.conds = append(out.conds, cond{kind: condUserAllocs, min: m.MinUserAllocations})
+	}
+	if m.MinAllocations > 0 {
+		out.conds = append(out.conds, cond{kind: condAllocs, min: m.MinAllocations})
+	}
 	if w := m.Webhook; w != nil {
 		wm := &webhookMatcher{
 			name:        w.Name,

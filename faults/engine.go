@@ -36,6 +36,21 @@ type EngineOptions struct {
 	// it has none, the message passes at once as DelayOverflow. Nil means
 	// room is never short.
 	Holder Holder
+	// Allocations counts live TURN allocations for rules with
+	// min_user_allocations or min_allocations. With nil Allocations such
+	// rules never fire.
+	Allocations AllocationCounter
+}
+
+// AllocationCounter is the TURN side read by rules with
+// Match.MinUserAllocations or Match.MinAllocations. The server implements
+// it from its allocation table. Its methods are called on the packet path,
+// concurrently, and must be cheap.
+type AllocationCounter interface {
+	// UserAllocations returns the live allocations made with this USERNAME.
+	UserAllocations(username []byte) int
+	// Allocations returns the live allocations in all.
+	Allocations() int
 }
 
 // RuleStatus is a rule as the engine holds it, with its counters.
@@ -68,6 +83,7 @@ type Engine struct {
 	clock   Clock
 	seed    uint64
 	signals Signals
+	allocs  AllocationCounter
 	journal *Journal
 	holder  Holder
 
@@ -101,6 +117,7 @@ func NewEngine(opts EngineOptions) *Engine {
 		clock:    opts.Clock,
 		seed:     opts.Seed,
 		signals:  opts.Signals,
+		allocs:   opts.Allocations,
 		holder:   opts.Holder,
 		rng:      rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5DEECE66D)),
 		journal:  newJournal(opts.JournalSize),
@@ -204,6 +221,17 @@ rules:
 				}
 			case condWebhook:
 				if !c.webhook.match(e.signals) {
+					continue rules
+				}
+			case condUserAllocs:
+				if !p.scanned {
+					p.scan()
+				}
+				if e.allocs == nil || !p.hasUser || e.allocs.UserAllocations(p.user) < c.min {
+					continue rules
+				}
+			case condAllocs:
+				if e.allocs == nil || e.allocs.Allocations() < c.min {
 					continue rules
 				}
 			}

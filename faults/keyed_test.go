@@ -128,6 +128,8 @@ func TestMachineKeyValidation(t *testing.T) {
 	}{
 		{Rule{Machine: "m", MachineKey: "ip", Action: Action{Type: "drop"}}, `machine_key: unknown key "ip"`},
 		{Rule{MachineKey: "client", Action: Action{Type: "drop"}}, "machine_key: only with machine"},
+		{Rule{Match: Match{MinUserAllocations: -1}, Action: Action{Type: "drop"}}, "match.min_user_allocations: must not be negative"},
+		{Rule{Match: Match{MinAllocations: -2}, Action: Action{Type: "drop"}}, "match.min_allocations: must not be negative"},
 	} {
 		if err := tt.r.Validate(); err == nil || !strings.Contains(err.Error(), tt.msg) {
 			t.Errorf("Validate() = %v, want %q", err, tt.msg)

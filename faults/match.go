@@ -86,6 +86,8 @@ const (
 	condUsername                     // pattern on USERNAME
 	condAttribute                    // attr
 	condWebhook                      // webhook
+	condUserAllocs                   // min: live allocations of the USERNAME
+	condAllocs                       // min: live allocations in all
 )
 
 // cond is one non-header condition. Only the fields of its kind are set.

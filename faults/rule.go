@@ -97,6 +97,13 @@ type Match struct {
 	Attributes []AttributeMatch `toml:"attributes" json:"attributes,omitempty"`
 	// Webhook makes the rule depend on the simulated webhook's state.
 	Webhook *WebhookMatch `toml:"webhook" json:"webhook,omitempty"`
+	// MinUserAllocations holds when the message's USERNAME already has at
+	// least this many live TURN allocations (a message without USERNAME:
+	// never), MinAllocations when the server has at least this many in all
+	// (0 = no condition). With an error action they make quotas: 486 at N
+	// per user, 508 at N in all. They read EngineOptions.Allocations.
+	MinUserAllocations int `toml:"min_user_allocations" json:"min_user_allocations,omitempty"`
+	MinAllocations     int `toml:"min_allocations" json:"min_allocations,omitempty"`
 }
 
 // AttributeMatch is a condition on one STUN attribute.

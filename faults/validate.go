@@ -217,6 +217,8 @@ func (v *ruleValidator) match(m *Match) {
 		v.add("match.min_size", "must not exceed max_size (%d), got %d", m.MaxSize, m.MinSize)
 	}
 	v.nonNegative("match.transmission", m.Transmission)
+	v.nonNegative("match.min_user_allocations", m.MinUserAllocations)
+	v.nonNegative("match.min_allocations", m.MinAllocations)
 	for i := range m.Attributes {
 		v.attribute(fmt.Sprintf("match.attributes[%d]", i), &m.Attributes[i])
 	}

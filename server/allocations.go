@@ -51,6 +51,7 @@ type allocTable struct {
 
 	mu     sync.Mutex
 	allocs map[string]*allocRecord // by fiveTupleKey(client, server)
+	byUser map[string]int          // live allocations per username
 	users  map[string]string       // the USERNAME of each 5-tuple's last authenticated Allocate or Refresh
 	udp    map[string]*packetConn  // by local address
 	tcp    map[string]*tcpConn     // by fiveTupleKey(remote, local)
@@ -76,6 +77,7 @@ func newAllocTable(cfg relayTimes, nonces *nonceSource, auth *authenticator, rea
 		lifetime: cfg.allocation, permission: cfg.permission,
 		nonces: nonces, auth: auth, realm: realm,
 		allocs:  map[string]*allocRecord{},
+		byUser:  map[string]int{},
 		users:   map[string]string{},
 		udp:     map[string]*packetConn{},
 		tcp:     map[string]*tcpConn{},
@@ -189,6 +191,7 @@ func (t *allocTable) created(src, dst, relay net.Addr) {
 		permissions: map[netip.Addr]time.Time{}, channels: map[uint16]netip.AddrPort{},
 		gone: make(chan struct{}),
 	}
+	t.byUser[t.users[key]]++
 	delete(t.users, key)
 }
 
@@ -199,6 +202,9 @@ func (t *allocTable) deleted(src, dst net.Addr) {
 	if r := t.allocs[key]; r != nil {
 		close(r.gone)
 		delete(t.allocs, key)
+		if t.byUser[r.username]--; t.byUser[r.username] <= 0 {
+			delete(t.byUser, r.username)
+		}
 	}
 }
 
@@ -224,16 +230,18 @@ func (t *allocTable) has(p *faults.Packet) bool {
 	return false
 }
 
-// counts returns how many allocations username has, and how many there are.
-func (t *allocTable) counts(username string) (user, all int) {
+// UserAllocations returns username's live allocations (faults.AllocationCounter).
+func (t *allocTable) UserAllocations(username []byte) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, r := range t.allocs {
-		if r.username == username {
-			user++
-		}
-	}
-	return user, len(t.allocs)
+	return t.byUser[string(username)]
+}
+
+// Allocations returns the live allocations in all (faults.AllocationCounter).
+func (t *allocTable) Allocations() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.allocs)
 }
 
 func (t *allocTable) addUDP(c *packetConn) {

@@ -115,7 +115,10 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		Logger: s.log.With("component", "webhook"),
 	})
 	delays := newDelayQueue(s.clk)
+	allocs := newAllocTable(relayTimes{cfg.Relay.AllocationLifetime.D(), cfg.Relay.PermissionLifetime.D()},
+		nil, s.auth, cfg.Server.Realm)
 	s.eng = faults.NewEngine(faults.EngineOptions{
+		Allocations: allocs,
 		Holder:      delays,
 		Clock:       s.clk,
 		Seed:        seed,
@@ -143,9 +146,8 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		clock:    s.clk,
 		log:      s.log.With("component", "intercept"),
 		delays:   delays,
-		allocs: newAllocTable(relayTimes{cfg.Relay.AllocationLifetime.D(), cfg.Relay.PermissionLifetime.D()},
-			nil, s.auth, cfg.Server.Realm),
-		trace: trace.New(trace.Options{Size: cfg.Server.TraceSize, CaptureBytes: cfg.Server.CaptureBytes, Clock: s.clk}),
+		allocs:   allocs,
+		trace:    trace.New(trace.Options{Size: cfg.Server.TraceSize, CaptureBytes: cfg.Server.CaptureBytes, Clock: s.clk}),
 	}
 	s.ic.allocs.nonces = s.ic.nonces
 	return s, nil
