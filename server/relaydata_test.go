@@ -36,11 +36,14 @@ func TestRelayDataRules(t *testing.T) {
 			peer := listenPeer(t, "127.0.0.1")
 
 			// The first relayed datagram is dropped on the client leg; the
-			// peer sees only the second.
-			if _, err := relay.WriteTo([]byte("lost"), peer.LocalAddr()); err != nil {
+			// peer sees only the second. (Each carries at least 5 bytes:
+			// pion's TCP framer waits for 9 buffered bytes, so a ChannelData
+			// of 4 bytes or fewer over TCP waits for the next frame; see
+			// docs/design.md.)
+			if _, err := relay.WriteTo([]byte("lost datagram"), peer.LocalAddr()); err != nil {
 				t.Fatal(err)
 			}
-			relayTo(t, relay, peer, "kept")
+			relayTo(t, relay, peer, "kept datagram")
 			if n := fired(srv, "lose-first-data"); n != 1 {
 				t.Errorf("lose-first-data fired %d times, want 1", n)
 			}
