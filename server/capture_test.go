@@ -15,6 +15,7 @@ import (
 
 	"github.com/pion/stun/v4"
 
+	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server"
 )
@@ -244,5 +245,44 @@ func TestCaptureLiveEndsOnClose(t *testing.T) {
 	b, _ := io.ReadAll(res.Body)
 	if len(b) < 12 || b[0] != 0x0A || b[1] != 0x0D {
 		t.Fatalf("capture: got %d bytes, want at least the pcapng headers", len(b))
+	}
+}
+
+// Over IPv6 the frames are IPv6 and Wireshark dissects them the same way.
+func TestCaptureIPv6(t *testing.T) {
+	tshark := tsharkPath(t)
+	cfg := testConfig()
+	cfg.Listen = []config.Listener{{Transport: "udp", Address: "[::1]:0"}, {Transport: "tcp", Address: "[::1]:0"}}
+	srv := startServer(t, &cfg)
+	for _, tr := range []string{"udp", "tcp"} {
+		conn, err := net.Dial(tr, srv.TURNAddr(tr).String())
+		if err != nil {
+			t.Skipf("no IPv6 loopback: %v", err)
+		}
+		c, err := stun.NewClient(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stunBinding(t, c); err != nil {
+			t.Fatalf("%s Binding over ::1: %v", tr, err)
+		}
+		_ = c.Close()
+	}
+	lines := tsharkFields(t, tshark, getCapture(t, srv, ""), "ipv6.src", "frame.protocols", "stun.type")
+	var udp, tcp int
+	for _, l := range lines {
+		f := strings.Split(l, "|")
+		if f[0] != "::1" {
+			t.Errorf("packet %q: want IPv6 from ::1", l)
+		}
+		switch {
+		case strings.Contains(f[1], "ipv6:udp:stun"):
+			udp++
+		case strings.Contains(f[1], "ipv6:tcp:stun"):
+			tcp++
+		}
+	}
+	if udp < 2 || tcp < 2 {
+		t.Errorf("STUN over IPv6: %d UDP and %d TCP packets, want a request and an answer each:\n%s", udp, tcp, strings.Join(lines, "\n"))
 	}
 }
