@@ -61,7 +61,7 @@ func readScenarios(inv *invocation, src string) (map[string]faults.Scenario, []s
 	if _, err := toml.Decode(string(data), &raw); err == nil {
 		for _, k := range slices.Sorted(maps.Keys(raw)) {
 			if k != "scenarios" {
-				others = append(others, tomlShape(k, raw[k]))
+				others = append(others, config.TableShape(k, raw[k]))
 			}
 		}
 	}

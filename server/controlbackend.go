@@ -53,7 +53,7 @@ func (b controlBackend) Stats() control.Stats {
 	st.Intercept = b.s.ic.stats()
 	st.Webhooks = map[string]control.WebhookStats{}
 	for name, hs := range b.s.hub.Stats() {
-		st.Webhooks[name] = control.WebhookStats{Inflight: hs.Inflight, Pending: hs.Pending}
+		st.Webhooks[name] = control.WebhookStats{Inflight: hs.Inflight, Pending: hs.Pending, Mode: hs.Mode}
 	}
 	return st
 }

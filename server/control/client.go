@@ -423,6 +423,16 @@ func (c *Client) ClearRules(ctx context.Context) (int, uint64, error) {
 	return res.Removed, rev, err
 }
 
+// ParseRules reads rules from text on the server, as `stunfault rules add`
+// reads a file (TOML [[rules]] tables or JSON), and returns them without
+// adding them. A problem is an *Error with code invalid_rule whose Line
+// and Details name each line at fault.
+func (c *Client) ParseRules(ctx context.Context, text string) ([]faults.Rule, error) {
+	var res ParseRulesResult
+	_, err := c.Call(ctx, OpRulesParse, ParseRulesRequest{Text: text}, &res)
+	return res.Rules, err
+}
+
 // Scenarios returns the scenario names, the active one and, for a timed
 // scenario, its active step and the time to the next.
 func (c *Client) Scenarios(ctx context.Context) (ScenariosResult, error) {

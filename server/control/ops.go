@@ -54,6 +54,7 @@ var ops = map[string]opSpec{
 	OpRulesDisable:      {run: (*Handler).opRulesDisable, mutating: true},
 	OpRulesReplace:      {run: (*Handler).opRulesReplace, mutating: true},
 	OpRulesClear:        {run: (*Handler).opRulesClear, mutating: true},
+	OpRulesParse:        {run: (*Handler).opRulesParse},
 	OpScenariosList:     {run: (*Handler).opScenariosList},
 	OpScenariosActivate: {run: (*Handler).opScenariosActivate, mutating: true},
 	OpScenariosLoad:     {run: (*Handler).opScenariosLoad, mutating: true},

@@ -22,8 +22,8 @@ func TestHello(t *testing.T) {
 	if h.Protocol != control.ProtocolVersion || h.Version != "test" || h.Seed != 42 {
 		t.Errorf("got %+v, want protocol %d, version test, seed 42", h, control.ProtocolVersion)
 	}
-	if !slices.Equal(h.Ops, control.Ops()) || len(h.Ops) != 27 {
-		t.Errorf("got ops %v, want the 27 of control.Ops", h.Ops)
+	if !slices.Equal(h.Ops, control.Ops()) || len(h.Ops) != 28 {
+		t.Errorf("got ops %v, want the 28 of control.Ops", h.Ops)
 	}
 }
 

@@ -28,6 +28,7 @@ const (
 	OpRulesDisable      = "rules.disable"
 	OpRulesReplace      = "rules.replace"
 	OpRulesClear        = "rules.clear"
+	OpRulesParse        = "rules.parse"
 	OpScenariosList     = "scenarios.list"
 	OpScenariosActivate = "scenarios.activate"
 	OpScenariosLoad     = "scenarios.load"
@@ -53,7 +54,7 @@ const (
 func Ops() []string {
 	return []string{
 		OpHello, OpRulesList, OpRulesGet, OpRulesAdd, OpRulesUpdate, OpRulesRemove,
-		OpRulesEnable, OpRulesDisable, OpRulesReplace, OpRulesClear,
+		OpRulesEnable, OpRulesDisable, OpRulesReplace, OpRulesClear, OpRulesParse,
 		OpScenariosList, OpScenariosActivate, OpMachinesList, OpMachinesSetState,
 		OpJournalQuery, OpJournalCount, OpJournalVerify, OpJournalClear,
 		OpStatsGet, OpReset, OpWebhookSet, OpSubscribe, OpUnsubscribe,
@@ -118,6 +119,8 @@ const (
 type ErrorDetail struct {
 	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
+	// Line is the line of rules.parse's text at fault (0 when unknown).
+	Line int `json:"line,omitempty"`
 }
 
 // MaxErrorDetails bounds the Details of one [Error]: a request with more
@@ -135,6 +138,8 @@ type Error struct {
 	Message string        `json:"message"`
 	Field   string        `json:"field,omitempty"`
 	Details []ErrorDetail `json:"details,omitempty"`
+	// Line is the line of rules.parse's text at fault (0 when unknown).
+	Line int `json:"line,omitempty"`
 }
 
 // Error returns "control: CODE: MESSAGE".
@@ -252,6 +257,9 @@ type WebhookStats struct {
 	Inflight int `json:"inflight"`
 	// Pending counts held requests plus async work in progress.
 	Pending int `json:"pending"`
+	// Mode is the webhook's mode now, "sync" or "async" (webhook.set
+	// changes it).
+	Mode string `json:"mode,omitempty"`
 }
 
 // RuleCounters are one rule's counters, in [Stats].
@@ -371,6 +379,20 @@ type RemoveRulesRequest struct {
 // ReplaceRulesRequest is the request of rules.replace: the new rule set,
 // validated as a whole before anything changes.
 type ReplaceRulesRequest struct {
+	Rules []faults.Rule `json:"rules"`
+}
+
+// ParseRulesRequest is the request of rules.parse: Text holds rules as
+// `stunfault rules add` reads them (TOML [[rules]] tables, or JSON), and
+// Name is what the messages call it ("input" when empty).
+type ParseRulesRequest struct {
+	Text string `json:"text"`
+	Name string `json:"name,omitempty"`
+}
+
+// ParseRulesResult is the result of rules.parse: the rules the text holds,
+// not yet added (give them to rules.add or rules.replace).
+type ParseRulesResult struct {
 	Rules []faults.Rule `json:"rules"`
 }
 
