@@ -6,10 +6,13 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/stunfault/stunfault/server/dashboard"
 )
 
 // handler returns the HTTP side's routes: health, version, the simulated
-// webhooks, and the control socket with its plain-HTTP twin /api/{op}.
+// webhooks, the control socket with its plain-HTTP twin /api/{op}, and
+// the dashboard (GET / and its files).
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
@@ -21,6 +24,8 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("/webhook/", s.hub)
 	mux.Handle("/control", s.ctl)
 	mux.Handle("/api/", s.ctl)
+	mux.Handle("GET /{$}", s.dash)
+	mux.Handle("GET "+dashboard.Prefix, s.dash)
 	return mux
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/internal/pionlog"
 	"github.com/stunfault/stunfault/server/control"
+	"github.com/stunfault/stunfault/server/dashboard"
 	"github.com/stunfault/stunfault/server/internal/stunframe"
 	"github.com/stunfault/stunfault/server/trace"
 	"github.com/stunfault/stunfault/server/webhook"
@@ -52,6 +53,7 @@ type Server struct {
 	ic   *interceptor
 	hub  *webhook.Hub
 	ctl  *control.Handler
+	dash *dashboard.Handler
 
 	mu        sync.Mutex
 	started   bool
@@ -136,6 +138,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		Logger:         s.log.With("component", "control"),
 	})
+	s.dash = s.newDashboard()
 	s.ic = &interceptor{
 		engine:   s.eng,
 		guard:    newRelayGuard(cfg, s.auth, s.log.With("component", "relay")),
