@@ -619,6 +619,16 @@ export class RulesAPI {
   async clear(opts?: CallOptions): Promise<WithRevision<{ removed: number }>> {
     return this.#c._mutate<{ removed: number }>("rules.clear", {}, opts);
   }
+
+  /**
+   * rules.parse: reads rules from text as `stunfault rules add` reads a file
+   * (TOML [[rules]] tables, or JSON), on the server, and returns them
+   * without adding them. A problem is an `invalid_rule` error with the
+   * CLI's message and its `line` (each of several in `details`).
+   */
+  async parse(text: string, opts?: CallOptions): Promise<Rule[]> {
+    return (await this.#c.call<{ rules: Rule[] }>("rules.parse", { text }, opts)).result.rules;
+  }
 }
 
 /** scenarios.*: the named rule sets of the config ([scenarios.NAME]). */

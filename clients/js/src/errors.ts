@@ -32,6 +32,8 @@ export type ErrorCode = ProtocolErrorCode | ClientErrorCode;
 export interface ErrorDetail {
   field?: string;
   message: string;
+  /** The line of rules.parse's text at fault. */
+  line?: number;
 }
 
 /** The wire form of an error (a reply's `error`). */
@@ -40,6 +42,8 @@ export interface WireError {
   message: string;
   field?: string;
   details?: ErrorDetail[];
+  /** The line of rules.parse's text at fault. */
+  line?: number;
 }
 
 /**
@@ -57,18 +61,21 @@ export class StunfaultError extends Error {
   readonly field: string | undefined;
   readonly details: ErrorDetail[];
   readonly op: string | undefined;
+  /** The line of rules.parse's text at fault, when there is one. */
+  readonly line: number | undefined;
 
-  constructor(code: ErrorCode, message: string, opts: { field?: string | undefined; details?: ErrorDetail[] | undefined; op?: string | undefined; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { field?: string | undefined; details?: ErrorDetail[] | undefined; op?: string | undefined; line?: number | undefined; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.code = code;
     this.field = opts.field || undefined;
     this.details = opts.details ?? [];
     this.op = opts.op;
+    this.line = opts.line || undefined;
   }
 
   /** Builds the error for a reply's `error` object. */
   static fromWire(e: WireError, op?: string): StunfaultError {
-    return new StunfaultError(e.code as ErrorCode, e.message, { field: e.field, details: e.details, op });
+    return new StunfaultError(e.code as ErrorCode, e.message, { field: e.field, details: e.details, op, line: e.line });
   }
 
   /** "op: code: message (field)". */

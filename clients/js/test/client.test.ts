@@ -65,7 +65,7 @@ describe("client against a running stunfault", () => {
     // client that drifted from the protocol: add a method, then the op.
     const covered = new Set([
       "hello", "rules.list", "rules.get", "rules.add", "rules.update", "rules.remove", "rules.enable",
-      "rules.disable", "rules.replace", "rules.clear", "scenarios.list", "scenarios.activate", "scenarios.load",
+      "rules.disable", "rules.replace", "rules.clear", "rules.parse", "scenarios.list", "scenarios.activate", "scenarios.load",
       "machines.list", "machines.set_state", "journal.query", "journal.count", "journal.verify", "journal.clear",
       "stats.get", "reset", "webhook.set", "subscribe", "unsubscribe", "clock.get", "clock.advance",
     ]);
