@@ -424,7 +424,7 @@ function renderTimeline() {
     items.set(key, { text: spanFields(s), obj: s });
     out.push(`<rect class="${cls}" data-key="${key}" data-id="${s.id}" data-webhook="${esc(s.webhook)}" data-mode="${esc(s.mode)}"` +
       ` data-start="${s.t0}" data-end="${s.t1 ?? ""}" x="${xa.toFixed(1)}" y="${yy}" width="${Math.max(2, xb - xa).toFixed(1)}" height="${SPAN_ROW - 3}" rx="2"/>`);
-    const what = s.t1 == null ? (s.held ? "held" : "pending") : String(s.status || "");
+    const what = s.t1 == null ? (s.held ? "held" : "pending") : s.status ? String(s.status) : "client gone";
     const label = `#${s.id} ${s.mode} ${what}${s.rules && s.rules.length ? " · " + s.rules.join(", ") : ""}`;
     out.push(`<text class="span-label" x="${(xa + 4).toFixed(1)}" y="${yy + SPAN_ROW - 6}">${esc(label)}</text>`);
   }
