@@ -218,6 +218,9 @@ func (v *validator) webhook(field, name string, w Webhook) {
 // rules validates one rule set: each rule, ids unique within the set, and
 // webhook names that exist.
 func (v *validator) rules(field string, rules []faults.Rule, webhooks map[string]Webhook) {
+	if len(rules) > faults.MaxRules {
+		v.add(field, "%d rules, at most %d", len(rules), faults.MaxRules)
+	}
 	ids := map[string]int{}
 	for i := range rules {
 		r := &rules[i]

@@ -182,6 +182,42 @@ func (a *attrMatcher) match(p *Packet) bool {
 	return true
 }
 
+// The bounds on a regular expression in a rule (match.username,
+// match.attributes[i].regex, match.webhook.body). Go's regexp runs in time
+// linear in the input, but its constant is the compiled program's size:
+// about 25 ns per instruction and byte in the worst case. Bounding the
+// program bounds what one message can cost (BenchmarkDecideWorstRule).
+const (
+	// MaxPatternBytes bounds a regular expression's source.
+	MaxPatternBytes = 1024
+	// MaxPatternInsts bounds its compiled program (regexp/syntax
+	// instructions after simplification): repetitions such as .{0,500}
+	// expand to one copy per count.
+	MaxPatternInsts = 2048
+)
+
+// patternInsts returns the size of expr's compiled program (0 when it does
+// not parse).
+func patternInsts(expr string) int {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return 0
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return 0
+	}
+	return len(prog.Inst)
+}
+
+// clipPattern shortens expr for an error message.
+func clipPattern(expr string) string {
+	if len(expr) > 40 {
+		return expr[:40] + "..."
+	}
+	return expr
+}
+
 // pattern is a compiled regular expression that skips the regexp machine
 // when the expression's literal prefix rules a match out, or when the
 // expression is only a literal. For an expression anchored at the start

@@ -9,6 +9,15 @@ import (
 	"strings"
 )
 
+// MaxRules bounds the active rule set and each rule set given at once
+// (Replace, AddAll, a scenario or one of its steps): a message's cost grows
+// with the rules its header lets through.
+const MaxRules = 10000
+
+// ErrTooManyRules is wrapped by the error of an Add that would make the
+// active rule set larger than MaxRules.
+var ErrTooManyRules = errors.New("too many rules")
+
 // Change is what one change to the active rules did. Every Engine method
 // that changes them returns one, worked out under the same lock as the
 // change itself, so concurrent callers (Go code and control clients alike)
@@ -46,6 +55,9 @@ func (e *Engine) Add(r Rule) (Change, error) {
 	if err != nil {
 		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", r.ID, err)
 	}
+	if len(s.rules) >= MaxRules && find(s.rules, r.ID) < 0 {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w: %d are active, at most %d", r.ID, ErrTooManyRules, len(s.rules), MaxRules)
+	}
 	rules := slices.Clone(s.rules)
 	ch := Change{Rules: []Rule{c.rule.Clone()}}
 	e.prepare(c, e.clock.Now())
@@ -79,6 +91,16 @@ func (e *Engine) AddAll(rules []Rule) (Change, error) {
 	at := make(map[string]int, len(out))
 	for i := range out {
 		at[out[i].rule.ID] = i
+	}
+	added := 0
+	for _, c := range cs {
+		if _, ok := at[c.rule.ID]; !ok || c.rule.ID == "" {
+			added++
+		}
+	}
+	if n := len(out) + added; n > MaxRules {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: %w", &FieldError{Field: "rules",
+			Msg: fmt.Sprintf("%d new rules beside the %d active make %d, at most %d", added, len(out), n, MaxRules)})
 	}
 	now := e.clock.Now()
 	ch := Change{Rules: make([]Rule, 0, len(cs))}
@@ -188,6 +210,9 @@ func (e *Engine) swap(cs []*compiledRule, scenario string) Change {
 // compileRules validates and compiles rules, naming fields prefix[i].field.
 // IDs and orders are left to the caller. e.mu is held.
 func (e *Engine) compileRules(prefix string, rules []Rule) ([]*compiledRule, error) {
+	if len(rules) > MaxRules {
+		return nil, &FieldError{Field: prefix, Msg: fmt.Sprintf("%d rules, at most %d", len(rules), MaxRules)}
+	}
 	var errs []error
 	out := make([]*compiledRule, 0, len(rules))
 	seen := make(map[string]int)

@@ -140,6 +140,10 @@ func (v *ruleValidator) regexp(field, expr string) {
 	if expr == "" {
 		return
 	}
+	if len(expr) > MaxPatternBytes {
+		v.add(field, "regular expression of %d bytes, at most %d", len(expr), MaxPatternBytes)
+		return
+	}
 	if _, err := regexp.Compile(expr); err != nil {
 		msg := err.Error()
 		var se *syntax.Error
@@ -147,6 +151,10 @@ func (v *ruleValidator) regexp(field, expr string) {
 			msg = se.Code.String()
 		}
 		v.add(field, "invalid regular expression %q: %s", expr, msg)
+		return
+	}
+	if n := patternInsts(expr); n > MaxPatternInsts {
+		v.add(field, "regular expression %q compiles to %d instructions, at most %d (use fewer or smaller repetitions, such as {1,20} instead of {1,500})", clipPattern(expr), n, MaxPatternInsts)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -202,5 +203,30 @@ func TestAddRulesIsOneChange(t *testing.T) {
 		if _, err := c.Call(cx, control.OpRulesAdd, req, nil); codeOf(t, err) != control.CodeBadRequest {
 			t.Errorf("%v: got %v, want bad_request", req, err)
 		}
+	}
+}
+
+// The bounds on a rule's cost answer over the socket as invalid_rule,
+// naming the field: an 800 KB username pattern, and a rule set too large.
+func TestRuleBoundsOverControl(t *testing.T) {
+	ts := newTestServer(t, control.HandlerOptions{})
+	c := ts.dial(t, nil)
+	r := rule403("huge")
+	r.Match.Username = strings.Repeat("(a|b)", 160_000)
+	_, _, err := c.AddRule(ctx(t), r)
+	var ce *control.Error
+	if !errors.As(err, &ce) || ce.Code != control.CodeInvalidRule || ce.Field != "match.username" || len(ce.Message) > 300 {
+		t.Fatalf("got %v, want a short invalid_rule on match.username", err)
+	}
+	rules := make([]faults.Rule, faults.MaxRules+1)
+	for i := range rules {
+		rules[i] = faults.Rule{ID: fmt.Sprint("r", i), Action: faults.Action{Type: "drop"}}
+	}
+	_, _, err = c.ReplaceRules(ctx(t), rules)
+	if !errors.As(err, &ce) || ce.Code != control.CodeInvalidRule || ce.Field != "rules" {
+		t.Fatalf("rules.replace of 10001 rules: got %v, want invalid_rule on rules", err)
+	}
+	if n := len(ts.b.eng.List()); n != 0 {
+		t.Errorf("%d rules active after refused changes, want 0", n)
 	}
 }

@@ -220,8 +220,11 @@ func (r *request) decode(v any, need ...string) *Error {
 func ruleError(err error) *Error {
 	fes := faults.FieldErrors(err)
 	if len(fes) == 0 {
-		if errors.Is(err, faults.ErrNotFound) {
+		switch {
+		case errors.Is(err, faults.ErrNotFound):
 			return &Error{Code: CodeNotFound, Field: "rule_id", Message: err.Error()}
+		case errors.Is(err, faults.ErrTooManyRules):
+			return &Error{Code: CodeInvalidRule, Field: "rule", Message: strings.TrimPrefix(err.Error(), "faults: ")}
 		}
 		return &Error{Code: CodeInvalidRule, Message: strings.TrimPrefix(err.Error(), "faults: ")}
 	}
