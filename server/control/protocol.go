@@ -55,7 +55,7 @@ func Ops() []string {
 	return []string{
 		OpHello, OpRulesList, OpRulesGet, OpRulesAdd, OpRulesUpdate, OpRulesRemove,
 		OpRulesEnable, OpRulesDisable, OpRulesReplace, OpRulesClear, OpRulesParse,
-		OpScenariosList, OpScenariosActivate, OpMachinesList, OpMachinesSetState,
+		OpScenariosList, OpScenariosActivate, OpScenariosLoad, OpMachinesList, OpMachinesSetState,
 		OpJournalQuery, OpJournalCount, OpJournalVerify, OpJournalClear,
 		OpStatsGet, OpReset, OpWebhookSet, OpSubscribe, OpUnsubscribe,
 		OpClockGet, OpClockAdvance, OpAllocationsList, OpAllocationsExpire,
