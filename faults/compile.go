@@ -109,12 +109,25 @@ func compileMatch(m *Match) (matcher, error) {
 	var out matcher
 	out.mask = headerMask(m)
 	var sources []netip.Prefix
-	for i, s := range m.Sources {
+	field := "match.sources"
+	list := m.Sources
+	if m.Leg == LegPeer {
+		out.mask = 0 // never in the client leg's index: see snapshot.peer
+		field, list = "match.peers", m.Peers
+		if len(m.RelayPorts) > 0 {
+			c := cond{kind: condRelayPorts}
+			for _, p := range m.RelayPorts {
+				c.ports = append(c.ports, uint16(p)) //nolint:gosec // validated to 1-65535
+			}
+			out.conds = append(out.conds, c)
+		}
+	}
+	for i, s := range list {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				return out, &FieldError{Field: fmt.Sprintf("match.sources[%d]", i), Msg: err.Error()}
+				return out, &FieldError{Field: fmt.Sprintf("%s[%d]", field, i), Msg: err.Error()}
 			}
 			a = a.Unmap()
 			p = netip.PrefixFrom(a, a.BitLen())

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,6 +106,7 @@ type Engine struct {
 type snapshot struct {
 	rules    []compiledRule
 	index    *ruleIndex // rules' enabled rules by header (nil: no rules)
+	peer     [2][]int32 // enabled peer-leg rules by direction (In, Out), in evaluation order
 	revision uint64
 	scenario string
 	needTx   bool // some rule matches on transmission
@@ -161,12 +163,17 @@ func (e *Engine) Decide(p *Packet) Verdict {
 		return Verdict{}
 	}
 	tx := 0
-	if s.needTx && p.IsSTUN() {
+	if s.needTx && p.Leg == ClientLeg && p.IsSTUN() {
 		tx = e.tx.Load().observe(p)
 	}
 	// Only the rules whose header conditions hold: the index (index.go)
 	// applied them when the snapshot was built.
-	bucket := s.index.bucket(p)
+	var bucket []int32
+	if p.Leg == PeerLeg {
+		bucket = s.peer[p.Dir&1]
+	} else {
+		bucket = s.index.bucket(p)
+	}
 	var now time.Time
 	rules := s.rules
 rules:
@@ -234,6 +241,10 @@ rules:
 				if e.allocs == nil || e.allocs.Allocations() < c.min {
 					continue rules
 				}
+			case condRelayPorts:
+				if !slices.Contains(c.ports, p.Relay.Port()) {
+					continue rules
+				}
 			}
 		}
 		if v, ok := e.fire(r, p, now); ok {
@@ -299,6 +310,8 @@ func (e *Engine) fire(r *compiledRule, p *Packet, now time.Time) (Verdict, bool)
 		Code:      act.a.Code,
 		Method:    p.methodName(),
 		Class:     p.className(),
+		Leg:       p.legName(),
+		Relay:     p.Relay,
 		Transport: p.Transport.String(),
 		Direction: p.Dir.String(),
 		Client:    p.Client,

@@ -46,6 +46,10 @@ type Entry struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// Seed is the engine's RNG seed, so a run can be replayed.
 	Seed uint64 `json:"seed"`
+	// Leg is "peer" for a datagram between a relayed address (Relay) and
+	// a peer (Client), "" on the client leg.
+	Leg   string         `json:"leg,omitempty"`
+	Relay netip.AddrPort `json:"relay,omitzero"`
 	// Step is set on the entry of a timed scenario's step change (Action
 	// "step", no rule and no message): the step that became active.
 	Step *ScenarioStep `json:"step,omitempty"`

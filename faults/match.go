@@ -88,6 +88,7 @@ const (
 	condWebhook                      // webhook
 	condUserAllocs                   // min: live allocations of the USERNAME
 	condAllocs                       // min: live allocations in all
+	condRelayPorts                   // ports: the relayed address's port (peer leg)
 )
 
 // cond is one non-header condition. Only the fields of its kind are set.
@@ -98,6 +99,7 @@ type cond struct {
 	pattern  *pattern
 	attr     *attrMatcher
 	webhook  *webhookMatcher
+	ports    []uint16
 }
 
 // attrMatcher is a compiled [AttributeMatch].

@@ -139,8 +139,13 @@ type Packet struct {
 	// Transport is the transport it came or goes over.
 	Transport Transport
 	// Client is the client's address: the source of an In message, the
-	// destination of an Out message.
+	// destination of an Out message. On the peer leg it is the peer's.
 	Client netip.AddrPort
+	// Leg is ClientLeg, or PeerLeg for a datagram between a relayed address
+	// (Relay) and a peer (Client): Data is then the payload, whatever it
+	// looks like.
+	Leg   Leg
+	Relay netip.AddrPort
 
 	kind   packetKind
 	typ    uint16 // STUN message type, or the channel number

@@ -104,6 +104,16 @@ type Match struct {
 	// per user, 508 at N in all. They read EngineOptions.Allocations.
 	MinUserAllocations int `toml:"min_user_allocations" json:"min_user_allocations,omitempty"`
 	MinAllocations     int `toml:"min_allocations" json:"min_allocations,omitempty"`
+	// Leg is "client" (the default: messages between clients and the
+	// server) or "peer": datagrams between a relayed address and a peer,
+	// Direction "in" from the peer to the relay, "out" from the relay to
+	// the peer. A peer-leg rule matches on Peers, RelayPorts, MinSize and
+	// MaxSize only, and drops, delays, duplicates, truncates or corrupts.
+	Leg string `toml:"leg" json:"leg,omitempty"`
+	// Peers are peer address prefixes in CIDR notation (peer leg only).
+	Peers []string `toml:"peers" json:"peers,omitempty"`
+	// RelayPorts are relayed-address ports (peer leg only).
+	RelayPorts []int `toml:"relay_ports" json:"relay_ports,omitempty"`
 }
 
 // AttributeMatch is a condition on one STUN attribute.

@@ -390,6 +390,13 @@ func (e *Engine) commit(rules []compiledRule, scenario string) uint64 {
 		if rules[i].rule.Match.Transmission > 0 {
 			s.needTx = true
 		}
+		if m := &rules[i].rule.Match; rules[i].enabled && m.Leg == LegPeer {
+			d := 0
+			if m.Direction == "out" {
+				d = 1
+			}
+			s.peer[d] = append(s.peer[d], int32(i)) //nolint:gosec // rule counts are small
+		}
 	}
 	if s.needTx && e.tx.Load() == nil {
 		e.tx.Store(new(txTracker))

@@ -197,6 +197,7 @@ func (v *ruleValidator) check(r *Rule) {
 		}
 	}
 	v.match(&r.Match)
+	v.leg(r)
 	v.action("action", &r.Action, &r.Match, false)
 }
 

@@ -22,7 +22,10 @@ var errOwnAddress = errors.New("server: peer is one of stunfault's own listening
 // relay.address6 within [min_port, max_port], and reported as the external
 // address when one is set. The relays it makes never send to an address of
 // g's own set (see relayGuard).
-func newRelayGenerator(r config.Relay, g *relayGuard) (turn.RelayAddressGenerator, error) {
+//
+// Each relay socket is also wrapped in a peerConn (peer.go) when ic is not
+// nil, so peer-leg rules see the datagrams between it and its peers.
+func newRelayGenerator(r config.Relay, g *relayGuard, ic *interceptor) (turn.RelayAddressGenerator, error) {
 	v4, v6 := r.RelayAddresses()
 	if !v4.Bind.IsValid() && !v6.Bind.IsValid() {
 		return nil, fmt.Errorf("server: relay.address %q is not an IP address", r.Address)
@@ -41,6 +44,7 @@ func newRelayGenerator(r config.Relay, g *relayGuard) (turn.RelayAddressGenerato
 				MaxRetries:   64,
 			},
 			own: g.own.Load,
+			ic:  ic,
 		}
 		if a.Bind.Is4() {
 			fg.v4 = gen
@@ -56,6 +60,7 @@ func newRelayGenerator(r config.Relay, g *relayGuard) (turn.RelayAddressGenerato
 type guardedGenerator struct {
 	turn.RelayAddressGenerator
 	own func() *ownAddrs
+	ic  *interceptor // nil: no peer leg
 }
 
 func (g guardedGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
@@ -63,7 +68,11 @@ func (g guardedGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net
 	if err != nil {
 		return nil, nil, err
 	}
-	return &guardedRelayConn{PacketConn: pc, own: g.own}, addr, nil
+	var relay net.PacketConn = &guardedRelayConn{PacketConn: pc, own: g.own}
+	if g.ic != nil {
+		relay = newPeerConn(relay, g.ic, addrPortOf(pc.LocalAddr()))
+	}
+	return relay, addr, nil
 }
 
 func (g guardedGenerator) AllocateConn(c turn.AllocateConnConfig) (net.Conn, error) {

@@ -72,7 +72,7 @@ func TestGuardedRelay(t *testing.T) {
 	g := &relayGuard{}
 	g.own.Store(newOwnAddrs([]netip.AddrPort{ownAddr.AddrPort()}, nil))
 
-	gen, err := newRelayGenerator(configRelay(), g)
+	gen, err := newRelayGenerator(configRelay(), g, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -237,7 +237,7 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 		g := newUDPGuard(pc, Listener{Transport: "udp", Addr: addrPort(pc.LocalAddr())}, s.log.With("component", "udp"))
 		s.guarded = append(s.guarded, g)
 		pc := net.PacketConn(g)
-		gen, err := newRelayGenerator(s.cfg.Relay, s.ic.guard)
+		gen, err := newRelayGenerator(s.cfg.Relay, s.ic.guard, s.ic)
 		if err != nil {
 			return nil, err
 		}
@@ -258,7 +258,7 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 			// TLS beneath the interception: tcpConn reads plaintext.
 			ln = tls.NewListener(ln, c.config)
 		}
-		gen, err := newRelayGenerator(s.cfg.Relay, s.ic.guard)
+		gen, err := newRelayGenerator(s.cfg.Relay, s.ic.guard, s.ic)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,150 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/stunfault/stunfault/faults"
+)
+
+// peerConn is a relay socket as pion uses it, wrapped where pion's relay
+// address generator makes it (relay.go), so peer-leg rules (leg = "peer")
+// see each datagram between the relayed address and a peer: ReadFrom is
+// direction in (peer to relay), WriteTo direction out (relay to peer). The
+// client leg and signalling never pass here. ReadFrom runs on the
+// allocation's own read loop; WriteTo on pion's loops, concurrently.
+type peerConn struct {
+	net.PacketConn
+	ic    *interceptor
+	relay netip.AddrPort
+	ready *wakeQueue
+	owner *delayOwner
+}
+
+func newPeerConn(pc net.PacketConn, ic *interceptor, relay netip.AddrPort) *peerConn {
+	return &peerConn{PacketConn: pc, ic: ic, relay: relay, ready: newWakeQueue(pc.SetReadDeadline), owner: new(delayOwner)}
+}
+
+// decide asks the engine about one peer datagram; a panic passes it.
+func (c *peerConn) decide(pkt *faults.Packet) (v faults.Verdict) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.ic.recovered(r, "", pkt)
+			v = faults.Verdict{}
+		}
+	}()
+	return c.ic.engine.Decide(pkt)
+}
+
+func (c *peerConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		if d, ok := c.ready.pop(); ok {
+			return copy(p, d.data), d.addr, nil
+		}
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue // our own wake-up (see wakeQueue)
+			}
+			return n, addr, err
+		}
+		pkt := faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Leg: faults.PeerLeg, Client: addrPortOf(addr), Relay: c.relay}
+		v := c.decide(&pkt)
+		if v.Action == nil {
+			return n, addr, nil
+		}
+		in := &peerIn{c: c, addr: addr}
+		m := message{ic: c.ic, pkt: &pkt, v: v}
+		if !c.ic.apply(in, &m) && !in.ok {
+			return n, addr, nil
+		}
+		if in.ok {
+			return copy(p, in.out), addr, nil
+		}
+	}
+}
+
+func (c *peerConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.UDP, Leg: faults.PeerLeg, Client: addrPortOf(addr), Relay: c.relay}
+	v := c.decide(&pkt)
+	if v.Action == nil {
+		return c.PacketConn.WriteTo(p, addr)
+	}
+	out := &peerOut{c: c, addr: addr}
+	m := message{ic: c.ic, pkt: &pkt, v: v}
+	if !c.ic.apply(out, &m) && !out.sent {
+		return c.PacketConn.WriteTo(p, addr)
+	}
+	if out.err != nil {
+		return 0, out.err
+	}
+	return len(p), nil
+}
+
+// Close releases pending delays and closes the relay socket.
+func (c *peerConn) Close() error {
+	c.ic.delays.cancel(c.owner)
+	return c.PacketConn.Close()
+}
+
+// peerIn is the path of a datagram from a peer that pion is about to read.
+type peerIn struct {
+	c    *peerConn
+	addr net.Addr
+	out  []byte
+	ok   bool
+}
+
+func (u *peerIn) deliver(b []byte) { u.out, u.ok = append([]byte(nil), b...), true }
+
+func (u *peerIn) repeat(b []byte, n int) {
+	d := datagram{data: append([]byte(nil), b...), addr: u.addr}
+	for range n {
+		u.c.ready.push(d)
+	}
+}
+
+func (u *peerIn) later(d time.Duration, b []byte, retired <-chan struct{}) bool {
+	dg := datagram{data: append([]byte(nil), b...), addr: u.addr}
+	ready := u.c.ready
+	return u.c.ic.delays.after(u.c.owner, d, len(b), retired, func() { ready.push(dg) })
+}
+
+func (u *peerIn) reply([]byte) {} // no peer-leg action replies
+func (u *peerIn) close()       {} // nor closes
+
+// peerOut is the path of a datagram pion writes to a peer.
+type peerOut struct {
+	c    *peerConn
+	addr net.Addr
+	sent bool
+	err  error
+}
+
+func (u *peerOut) write(b []byte) {
+	u.sent = true
+	if _, err := u.c.PacketConn.WriteTo(b, u.addr); err != nil && u.err == nil {
+		u.err = err
+	}
+}
+
+func (u *peerOut) deliver(b []byte) { u.write(b) }
+
+func (u *peerOut) repeat(b []byte, n int) {
+	for range n {
+		u.write(b)
+	}
+}
+
+func (u *peerOut) later(d time.Duration, b []byte, retired <-chan struct{}) bool {
+	cp, pc, addr := append([]byte(nil), b...), u.c.PacketConn, u.addr
+	ok := u.c.ic.delays.after(u.c.owner, d, len(b), retired, func() { _, _ = pc.WriteTo(cp, addr) })
+	u.sent = ok
+	return ok
+}
+
+func (u *peerOut) reply([]byte) {}
+func (u *peerOut) close()       {}
