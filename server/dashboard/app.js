@@ -277,6 +277,10 @@ function fmtSpan(v) {
 }
 
 function messageLabel(m) {
+  if (m.kind === "relay_summary") {
+    const what = m.channel ? `ChannelData 0x${m.channel.toString(16)}` : `${m.method} ${m.class}`;
+    return `relay data: ${m.count} × ${what}, ${m.size} bytes in all, within a second`;
+  }
   if (m.kind === "channeldata") return `ChannelData 0x${(m.channel || 0).toString(16)}`;
   if (m.kind === "other") return "not STUN";
   return `${m.method} ${m.class}`;
@@ -292,7 +296,7 @@ function messageFields(m) {
     `listener   ${m.listener || m.local}  (${m.transport}, ${m.direction})`,
   ];
   if (m.txid) lines.push(`txid       ${m.txid}`);
-  lines.push(`size       ${m.size} bytes`);
+  if (m.kind !== "relay_summary") lines.push(`size       ${m.size} bytes`);
   if (m.username) lines.push(`username   ${m.username}`);
   if (d.rule) lines.push(`decision   ${d.action}${d.code ? " " + d.code : ""} by rule ${d.rule} (journal #${d.journal_seq})`);
   else if (d.guard) lines.push(`decision   ${d.action}${d.code ? " " + d.code : ""} by the relay guard`);
@@ -460,7 +464,10 @@ function renderTimeline() {
       items.set(k.key, { text: journalFields(e), obj: e });
     }
     const cls = `mark ${decisionClass(d.action)}${k.e ? " journal-only" : ""}${state.pinned === k.key ? " pinned" : ""}`;
-    const shape = dir === "out"
+    const summary = k.m && k.m.kind === "relay_summary";
+    const shape = summary
+      ? `<rect class="summary" x="${cx.toFixed(1)}" y="${(dir === "out" ? cy + 3 : cy - 5).toFixed(1)}" width="${Math.max(3, x(k.t + 1000) - cx).toFixed(1)}" height="3"/>`
+      : dir === "out"
       ? `<rect x="${(cx - 3.5).toFixed(1)}" y="${(cy + 1).toFixed(1)}" width="7" height="7"/>`
       : `<circle cx="${cx.toFixed(1)}" cy="${(cy - 3).toFixed(1)}" r="4.5"/>`;
     const label = d.rule ? `<text class="fired-label" x="${(cx + 6).toFixed(1)}" y="${(cy - 5).toFixed(1)}">${esc(d.rule)} ${esc(d.code || d.action)}</text>` : "";
@@ -631,7 +638,10 @@ async function refreshRules() {
 async function refreshStats() {
   const before = state.revision;
   state.stats = await api("stats.get");
-  const changed = state.stats.revision !== before;
+  // A restarted server may be at the same revision with other rules.
+  const ids = (state.stats.rules || []).map((r) => r.id).join("\n");
+  const changed = state.stats.revision !== before || ids !== state.rules.map((r) => r.rule.id).join("\n") ||
+    (state.stats.scenario || "") !== (state.scenarios?.active || "");
   state.revision = state.stats.revision;
   if (changed) await refreshRules();
   else renderPanels();
@@ -925,10 +935,12 @@ function connect() {
   if (state.token) u.searchParams.set("token", state.token);
   ws = new WebSocket(u);
   setConn("connecting");
+  let since = 0;
   ws.onopen = () => {
     wsRetry = 500;
     setConn("open", "live");
-    ws.send(JSON.stringify({ id: 1, op: "subscribe", since_seq: state.lastJournalSeq, buffer: 4096 }));
+    since = state.lastJournalSeq;
+    ws.send(JSON.stringify({ id: 1, op: "subscribe", since_seq: since, buffer: 4096 }));
   };
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
@@ -939,6 +951,13 @@ function connect() {
       notice(`the server dropped ${m.count} event(s) this page was too slow for`);
     } else if (m.id === 1 && !m.ok) {
       notice("subscribe: " + m.error.message);
+    } else if (m.id === 1 && m.result.last_seq < since) {
+      // A new server (restarted): its journal starts again from 1.
+      // Forget the old seqs and subscribe again from the start.
+      state.journal.clear();
+      state.traced.clear();
+      state.lastJournalSeq = 0;
+      ws.close();
     }
   };
   ws.onclose = () => {
