@@ -113,6 +113,7 @@ func printBanner(w io.Writer, srv *server.Server, source string) {
 	default:
 		fmt.Fprintln(w, "  rules none: every message passes")
 	}
+	fmt.Fprintf(w, "  dashboard %s/ (open it in a browser: the timeline, the rules and their switches)\n", srv.HTTPURL())
 	fmt.Fprintf(w, "  HTTP  %s (/healthz, /version, /webhook/NAME, /api/OP)\n", srv.HTTPURL())
 	fmt.Fprintf(w, "  control %s (stunfault rules|scenario|events|journal|stats)\n", srv.ControlURL())
 }

@@ -106,6 +106,9 @@ func TestServePrintsRealPortsAndSecondInstanceFails(t *testing.T) {
 	if !strings.Contains(b.text, "user/pass") {
 		t.Errorf("banner does not print the credentials:\n%s", b.text)
 	}
+	if !strings.Contains(b.text, "  dashboard http://"+b.http+"/ ") {
+		t.Errorf("banner does not print the dashboard's URL:\n%s", b.text)
+	}
 
 	// What was printed is really served.
 	c, err := stun.Dial("udp", b.stun)
