@@ -33,7 +33,8 @@ type packetConn struct {
 	in      udpIn
 	pkt     faults.Packet
 	msg     message
-	scratch []byte // for injected errors
+	scratch []byte    // for injected errors
+	batch   *udpBatch // nil: one datagram per system call (see udpbatch.go)
 }
 
 // datagram is a message due to pion's reader: its bytes and, on UDP, its
@@ -52,6 +53,9 @@ func newPacketConn(pc net.PacketConn, ic *interceptor, loops *sync.WaitGroup) *p
 		owner:      new(delayOwner),
 	}
 	c.in.c = c
+	if g, ok := pc.(*udpGuard); ok {
+		c.batch = newUDPBatch(g)
+	}
 	return c
 }
 
@@ -61,7 +65,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if d, ok := c.ready.pop(); ok {
 			return copy(p, d.data), d.addr, nil
 		}
-		n, addr, err := c.PacketConn.ReadFrom(p)
+		n, addr, err := c.read(p)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -95,17 +99,39 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
+// read reads the next datagram from the socket, or from the batch.
+func (c *packetConn) read(p []byte) (int, net.Addr, error) {
+	if c.batch != nil {
+		return c.batch.readFrom(p)
+	}
+	return c.PacketConn.ReadFrom(p)
+}
+
+// write sends p to addr at once (after the batch's queued answers).
+func (c *packetConn) write(p []byte, addr net.Addr) (int, error) {
+	if c.batch != nil {
+		return c.batch.writeTo(c.PacketConn, p, addr)
+	}
+	return c.PacketConn.WriteTo(p, addr)
+}
+
 // WriteTo sends pion's datagram p to addr, as the engine decides.
 func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
-		return c.PacketConn.WriteTo(p, addr)
+		return c.write(p, addr)
 	}
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.UDP, Client: ua.AddrPort()}
 	v := c.ic.decide(&pkt)
 	if v.Action == nil {
 		c.ic.record(c, &pkt, v, nil)
-		return c.PacketConn.WriteTo(p, addr)
+		// A STUN response is an answer from pion's read loop (relay
+		// goroutines write indications and ChannelData): it may wait
+		// for the batch's other answers.
+		if c.batch != nil && len(p) > 0 && p[0]&0xC1 == 0x01 && c.batch.answer(p, addr) {
+			return len(p), nil
+		}
+		return c.write(p, addr)
 	}
 	return c.writeFired(pkt, v, p, addr)
 }
@@ -118,7 +144,7 @@ func (c *packetConn) writeFired(pkt faults.Packet, v faults.Verdict, p []byte, a
 	applied := c.ic.apply(out, &m)
 	c.ic.record(c, &pkt, v, m.sent)
 	if !applied && !out.sent {
-		return c.PacketConn.WriteTo(p, addr)
+		return c.write(p, addr)
 	}
 	if out.err != nil {
 		return 0, out.err
@@ -166,7 +192,7 @@ func (u *udpIn) later(d time.Duration, b []byte, retired <-chan struct{}) bool {
 	return u.c.ic.delays.after(u.c.owner, d, len(b), retired, func() { ready.push(dg) })
 }
 
-func (u *udpIn) reply(b []byte) { _, _ = u.c.PacketConn.WriteTo(b, u.addr) }
+func (u *udpIn) reply(b []byte) { _, _ = u.c.write(b, u.addr) }
 
 func (u *udpIn) close() {} // not on UDP: rules asking for it do not validate
 
@@ -180,7 +206,7 @@ type udpOut struct {
 
 func (u *udpOut) write(b []byte) {
 	u.sent = true
-	if _, err := u.c.PacketConn.WriteTo(b, u.addr); err != nil && u.err == nil {
+	if _, err := u.c.write(b, u.addr); err != nil && u.err == nil {
 		u.err = err
 	}
 }

@@ -34,27 +34,39 @@ func newUDPGuard(pc net.PacketConn, lis Listener, log *slog.Logger) *udpGuard {
 	}
 }
 
-func (g *udpGuard) ReadFrom(p []byte) (int, net.Addr, error) {
+func (g *udpGuard) ReadFrom(p []byte) (n int, addr net.Addr, err error) {
+	err = g.retry(func() error {
+		n, addr, err = g.PacketConn.ReadFrom(p)
+		return err
+	})
+	return n, addr, err
+}
+
+// retry calls read until it succeeds, times out (the interception's
+// wake-up) or fails for good, and returns its last error; it waits out
+// temporary errors with the accept backoff. ReadFrom and the batched reads
+// (udpbatch.go) share it.
+func (g *udpGuard) retry(read func() error) error {
 	var backoff time.Duration
 	for {
-		n, addr, err := g.PacketConn.ReadFrom(p)
+		err := read()
 		if err == nil {
-			return n, addr, nil
+			return nil
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return n, addr, err
+			return err
 		}
 		select {
 		case <-g.closing:
-			return n, addr, err
+			return err
 		default:
 		}
 		if !temporaryNetError(err) {
 			g.err = err
 			close(g.failed) // the read loop ends: ReadFrom is not called again
 			g.log.Error("listener failed; it reads no more messages", "err", err)
-			return n, addr, err
+			return err
 		}
 		backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
 		g.log.Warn("read failed; retrying", "err", err, "retry_in", backoff)
@@ -63,7 +75,7 @@ func (g *udpGuard) ReadFrom(p []byte) (int, net.Addr, error) {
 		case <-t.C:
 		case <-g.closing:
 			t.Stop()
-			return 0, nil, net.ErrClosed
+			return net.ErrClosed
 		}
 	}
 }
