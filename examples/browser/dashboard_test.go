@@ -304,3 +304,60 @@ func postTicket(t *testing.T, ctx context.Context, srv *server.Server) int {
 	res.Body.Close()
 	return res.StatusCode
 }
+
+// With a token set, the dashboard shows nothing but a box asking for it
+// (its first render carries no data); given the token it loads, goes live
+// over the control socket, and its rule box adds rules as the CLI reads
+// them, with the CLI's messages for a bad one.
+func TestChromiumDashboardToken(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cfg := config.Default()
+	cfg.HTTP.Token = "lab-token"
+	srv := startStunfault(t, &cfg, faults.Rule{ID: "secret-rule", Match: faults.Match{Methods: []string{"binding"}}, Action: faults.Action{Type: "drop"}})
+
+	dom := dumpDOM(t, ctx, srv.HTTPURL()+"/")
+	if strings.Contains(dom, "secret-rule") || !strings.Contains(dom, `<section id="auth">`) || !strings.Contains(dom, `<main id="main" hidden="">`) {
+		t.Errorf("--dump-dom without the token: want the token box and nothing else, got:\n%.3000s", dom)
+	}
+
+	page := openInChromium(t, ctx, srv.HTTPURL()+"/")
+	waitFor(t, ctx, page, "the token box", `!document.getElementById("auth").hidden`, nil)
+	if err := page.eval(ctx, `document.getElementById("token-input").value = "wrong"; document.querySelector("#token-form button").click()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, page, "the wrong token refused", `document.getElementById("token-error").textContent.includes("wrong token")`, nil)
+	if err := page.eval(ctx, `document.getElementById("token-input").value = "lab-token"; document.querySelector("#token-form button").click()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, page, "the rules, once the token is given", `document.querySelector('#rules tr[data-rule="secret-rule"]')`, nil)
+	waitFor(t, ctx, page, "the control socket live", `document.getElementById("conn").textContent === "live"`, nil)
+
+	// A bad rule: the CLI's message, with its line.
+	bad := "[[rules]]\nid = \"added-403\"\n[rules.match]\nmethods = [\"bindng\"]\n[rules.action]\ntype = \"error\"\ncode = 403\n"
+	addRules(t, ctx, page, bad)
+	var msg struct {
+		Text string `json:"text"`
+		Line string `json:"line"`
+	}
+	waitFor(t, ctx, page, "the rule box's error", `(() => { const li = document.querySelector("#add-errors li"); return li && {text: li.textContent, line: li.dataset.line}; })()`, &msg)
+	if !strings.HasPrefix(msg.Text, `input:4: rules[0].match.methods[0]: unknown method "bindng"`) || msg.Line != "4" {
+		t.Errorf("the rule box's error: %q on line %q, want the CLI's message for line 4", msg.Text, msg.Line)
+	}
+	// A good one: added, and listed.
+	addRules(t, ctx, page, strings.Replace(bad, "bindng", "binding", 1))
+	waitFor(t, ctx, page, "the added rule", `document.querySelector('#rules tr[data-rule="added-403"]')`, nil)
+	if _, err := srv.Faults().Get("added-403"); err != nil {
+		t.Errorf("the rule added on the page: %v", err)
+	}
+}
+
+// addRules types text into the dashboard's rule box and presses Add.
+func addRules(t *testing.T, ctx context.Context, c *cdp, text string) {
+	t.Helper()
+	expr := fmt.Sprintf(`document.getElementById("add-errors").innerHTML = ""; document.getElementById("rule-input").value = %q; document.getElementById("add-rules").click()`, text)
+	if err := c.eval(ctx, expr, nil); err != nil {
+		t.Fatalf("add rules: %v", err)
+	}
+}
