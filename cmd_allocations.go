@@ -12,13 +12,18 @@ import (
 
 var allocationsCmd = &command{
 	name:     "allocations",
-	synopsis: "[list|expire] [-json] [-client ADDR:PORT | -username NAME | -all]",
+	synopsis: "[list|expire|rotate-nonces|close] [-json] [-client ADDR:PORT | -username NAME | -all]",
 	summary:  "list the live TURN allocations, or expire some as if their lifetime had run out",
 	doc: `  stunfault allocations [list]       5-tuple, transport, username, relayed address,
                                      lifetime left, permissions, channels
   stunfault allocations expire -client ADDR:PORT | -username NAME | -all
                                      end them now: the client's next Refresh gets 437,
-                                     its relayed data stops, a new Allocate succeeds`,
+                                     its relayed data stops, a new Allocate succeeds
+  stunfault allocations rotate-nonces
+                                     every client's next signed request gets 438 with
+                                     a fresh NONCE, which its retry then uses
+  stunfault allocations close -client ADDR:PORT
+                                     close that client's TCP or TLS connection`,
 	run: runAllocations,
 }
 
@@ -31,7 +36,7 @@ func runAllocations(ctx context.Context, inv *invocation) error {
 	fs.StringVar(&sel.Client, "client", "", "expire: the client's `ADDR:PORT`, as list shows it")
 	fs.StringVar(&sel.Username, "username", "", "expire: every allocation of the user `NAME`")
 	fs.BoolVar(&sel.All, "all", false, "expire: every allocation")
-	pos, err := fs.parse(inv.args, 0, 1, "list or expire")
+	pos, err := fs.parse(inv.args, 0, 1, "list, expire, rotate-nonces or close")
 	if err != nil {
 		return err
 	}
@@ -54,8 +59,28 @@ func runAllocations(ctx context.Context, inv *invocation) error {
 		if n != 1 {
 			return inv.usageErrorf("expire wants exactly one of -client ADDR:PORT, -username NAME or -all")
 		}
+	case "rotate-nonces":
+		if sel != (control.AllocationSelector{}) {
+			return inv.usageErrorf("rotate-nonces takes no -client, -username or -all")
+		}
+		return cf.call(ctx, func(c *control.Client) error {
+			n, err := c.RotateNonces(ctx)
+			return show(inv.stdout, *asJSON, control.RotateResult{Rotation: n}, err, func(w io.Writer, r control.RotateResult) {
+				fmt.Fprintf(w, "rotation %d: every client's next signed request gets 438 with a fresh nonce\n", r.Rotation)
+			})
+		})
+	case "close":
+		if sel.Client == "" || sel.Username != "" || sel.All {
+			return inv.usageErrorf("close wants -client ADDR:PORT only")
+		}
+		return cf.call(ctx, func(c *control.Client) error {
+			err := c.CloseConnection(ctx, sel.Client)
+			return show(inv.stdout, *asJSON, control.ConnectionRequest{Client: sel.Client}, err, func(w io.Writer, r control.ConnectionRequest) {
+				fmt.Fprintf(w, "closed the connection of %s\n", r.Client)
+			})
+		})
 	default:
-		return inv.usageErrorf("unknown subcommand %q (want list or expire)", sub)
+		return inv.usageErrorf("unknown subcommand %q (want list, expire, rotate-nonces or close)", sub)
 	}
 	return cf.call(ctx, func(c *control.Client) error {
 		var list []control.Allocation

@@ -56,6 +56,12 @@ func TestCLIAllocations(t *testing.T) {
 			t.Errorf("allocations %v: exit %d, %v\n%s; want exit 2 and %q", tt.args, exitCode(err), err, out, tt.want)
 		}
 	}
+	if out, err := runCmd(t, "allocations", "rotate-nonces", "-control", url); err != nil || !strings.Contains(out, "rotation 1") {
+		t.Errorf("allocations rotate-nonces: %v\n%s", err, out)
+	}
+	if out, err := runCmd(t, "allocations", "close", "-control", url, "-client", "127.0.0.1:1"); exitCode(err) != 2 || !strings.Contains(out+errString(err), "unknown_allocation") {
+		t.Errorf("allocations close unknown: exit %d, %v\n%s", exitCode(err), err, out)
+	}
 	out, err = runCmd(t, "allocations", "expire", "-control", url, "-client", conn.LocalAddr().String())
 	if err != nil || !strings.Contains(out, "expired 1 allocation") {
 		t.Errorf("allocations expire -client: %v\n%s", err, out)

@@ -20,6 +20,12 @@ func (b controlBackend) Clock() faults.Clock { return b.s.clk }
 
 func (b controlBackend) Allocations() []control.Allocation { return b.s.Allocations() }
 
+func (b controlBackend) RotateNonces() uint64 { return b.s.RotateNonces() }
+
+func (b controlBackend) CloseConnection(ctx context.Context, client string) error {
+	return b.s.CloseConnection(ctx, client)
+}
+
 func (b controlBackend) ExpireAllocations(ctx context.Context, sel control.AllocationSelector) ([]control.Allocation, error) {
 	return b.s.ExpireAllocations(ctx, sel)
 }

@@ -22,10 +22,11 @@ type interceptor struct {
 	software string
 	clock    faults.Clock
 	log      *slog.Logger
-	delays   *delayQueue // every pending delayed message of the server
-	trace    *trace.Ring // nil: no trace; see trace.go
-	counts   wireCounts  // per-message counters for /metrics; see metrics.go
-	allocs   *allocTable // the live allocations; see allocations.go
+	delays   *delayQueue    // every pending delayed message of the server
+	trace    *trace.Ring    // nil: no trace; see trace.go
+	counts   wireCounts     // per-message counters for /metrics; see metrics.go
+	allocs   *allocTable    // the live allocations; see allocations.go
+	rotation *nonceRotation // see rotate.go
 
 	delayOverflows atomic.Uint64 // delays passed at once: no room in the budget
 	replyErrors    atomic.Uint64 // injected errors that could not be built
@@ -53,6 +54,9 @@ func (ic *interceptor) decide(pkt *faults.Packet) (v faults.Verdict) {
 	}
 	if ic.allocs.mismatch(pkt) {
 		return faults.Verdict{Kind: faults.Error, Action: mismatchAction}
+	}
+	if ic.rotation.stale(pkt) {
+		return faults.Verdict{Kind: faults.Error, Action: staleNonceAction}
 	}
 	return ic.engine.Decide(pkt)
 }

@@ -153,6 +153,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		trace:    trace.New(trace.Options{Size: cfg.Server.TraceSize, CaptureBytes: cfg.Server.CaptureBytes, Clock: s.clk}),
 	}
 	s.ic.allocs.nonces = s.ic.nonces
+	s.ic.rotation = &nonceRotation{nonces: s.ic.nonces}
 	return s, nil
 }
 

@@ -61,3 +61,29 @@ func orEmptyAllocs(a []Allocation) []Allocation {
 	}
 	return a
 }
+
+func (h *Handler) opNoncesRotate(r *request) (any, *Error) {
+	if e := r.decode(&struct{}{}); e != nil {
+		return nil, e
+	}
+	return RotateResult{Rotation: h.b.RotateNonces()}, nil
+}
+
+func (h *Handler) opConnectionsClose(r *request) (any, *Error) {
+	var req ConnectionRequest
+	if e := r.decode(&req, "client"); e != nil {
+		return nil, e
+	}
+	ap, err := netip.ParseAddrPort(req.Client)
+	if err != nil {
+		return nil, &Error{Code: CodeBadRequest, Field: "client", Message: "client: " + err.Error() + " (want the client's address:port)"}
+	}
+	client := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	if err := h.b.CloseConnection(r.ctx, client); err != nil {
+		if errors.Is(err, ErrUnknownAllocation) {
+			return nil, &Error{Code: CodeUnknownAllocation, Field: "client", Message: "no TCP or TLS connection from " + client}
+		}
+		return nil, &Error{Code: CodeInternal, Message: err.Error()}
+	}
+	return ConnectionRequest{Client: client}, nil
+}

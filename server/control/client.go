@@ -551,6 +551,22 @@ func (c *Client) ExpireAllocations(ctx context.Context, sel AllocationSelector) 
 	return res.Allocations, err
 }
 
+// RotateNonces makes every client's next signed request get 438 Stale
+// Nonce with a fresh NONCE, which its retry then uses; it returns the
+// rotation's number.
+func (c *Client) RotateNonces(ctx context.Context) (uint64, error) {
+	var res RotateResult
+	_, err := c.Call(ctx, OpNoncesRotate, nil, &res)
+	return res.Rotation, err
+}
+
+// CloseConnection closes the TCP or TLS connection of the client at
+// address:port. None is a *Error with code unknown_allocation.
+func (c *Client) CloseConnection(ctx context.Context, client string) error {
+	_, err := c.Call(ctx, OpConnectionsClose, ConnectionRequest{Client: client}, nil)
+	return err
+}
+
 // Subscription delivers the events of one subscribe. Its methods are safe
 // for concurrent use.
 type Subscription struct {

@@ -250,3 +250,7 @@ func TestErrorRepliesAreBounded(t *testing.T) {
 		})
 	}
 }
+
+func (b fuzzBackend) RotateNonces() uint64 { return 1 }
+
+func (b fuzzBackend) CloseConnection(context.Context, string) error { return ErrUnknownAllocation }

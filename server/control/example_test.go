@@ -84,3 +84,9 @@ func ExampleClient_AddRule() {
 	// pass
 	// invalid_rule match.methods[0]
 }
+
+func (b engineOnly) RotateNonces() uint64 { return 1 }
+
+func (b engineOnly) CloseConnection(context.Context, string) error {
+	return control.ErrUnknownAllocation
+}

@@ -67,6 +67,12 @@ type Backend interface {
 	// Refresh with LIFETIME 0 would, and returns them once they are gone.
 	// When none matches it returns an error wrapping [ErrUnknownAllocation].
 	ExpireAllocations(ctx context.Context, sel AllocationSelector) ([]Allocation, error)
+	// RotateNonces makes every client's next signed request get 438 with a
+	// fresh NONCE, and returns the rotation's number.
+	RotateNonces() uint64
+	// CloseConnection closes the TCP or TLS connection of the client at
+	// address:port; none is an error wrapping [ErrUnknownAllocation].
+	CloseConnection(ctx context.Context, client string) error
 	// Hello returns the server's version, seed and capabilities; the
 	// handler fills in the protocol, ops, revision and scenario.
 	Hello() Hello

@@ -165,3 +165,9 @@ func codeOf(t *testing.T, err error) string {
 	}
 	return code
 }
+
+func (b *fakeBackend) RotateNonces() uint64 { return 1 }
+
+func (b *fakeBackend) CloseConnection(context.Context, string) error {
+	return control.ErrUnknownAllocation
+}

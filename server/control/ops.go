@@ -73,6 +73,8 @@ var ops = map[string]opSpec{
 	OpClockAdvance:      {run: (*Handler).opClockAdvance, mutating: true},
 	OpAllocationsList:   {run: (*Handler).opAllocationsList},
 	OpAllocationsExpire: {run: (*Handler).opAllocationsExpire, mutating: true},
+	OpNoncesRotate:      {run: (*Handler).opNoncesRotate, mutating: true},
+	OpConnectionsClose:  {run: (*Handler).opConnectionsClose, mutating: true},
 }
 
 // envelope is a request message decoded: its id (nil when it had none),

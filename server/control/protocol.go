@@ -47,6 +47,8 @@ const (
 	OpClockAdvance      = "clock.advance"
 	OpAllocationsList   = "allocations.list"
 	OpAllocationsExpire = "allocations.expire"
+	OpNoncesRotate      = "nonces.rotate"
+	OpConnectionsClose  = "connections.close"
 )
 
 // Ops returns every op the handler serves, in the order docs/control.md
@@ -59,6 +61,7 @@ func Ops() []string {
 		OpJournalQuery, OpJournalCount, OpJournalVerify, OpJournalClear,
 		OpStatsGet, OpReset, OpWebhookSet, OpSubscribe, OpUnsubscribe,
 		OpClockGet, OpClockAdvance, OpAllocationsList, OpAllocationsExpire,
+		OpNoncesRotate, OpConnectionsClose,
 	}
 }
 
@@ -643,4 +646,15 @@ func (s AllocationSelector) String() string {
 		return "client " + s.Client
 	}
 	return "username " + strconv.Quote(s.Username)
+}
+
+// RotateResult is the result of nonces.rotate: the rotation's number.
+type RotateResult struct {
+	Rotation uint64 `json:"rotation"`
+}
+
+// ConnectionRequest is the request of connections.close: the client's
+// address:port.
+type ConnectionRequest struct {
+	Client string `json:"client"`
 }
