@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server"
 )
 
 // tracePage is GET /trace's answer as a client reads it.
@@ -63,6 +64,27 @@ func getTrace(t *testing.T, url string, since uint64) tracePage {
 	return p
 }
 
+// waitTrace returns GET /trace since seq once ok holds for it. A message is
+// recorded just after the effect that sent it, so the client may see an
+// answer a moment before the trace holds it: wait on the ring's Changed,
+// taken before each look so no recording is missed, for at most 5 s.
+func waitTrace(t *testing.T, srv *server.Server, since uint64, ok func(tracePage) bool) tracePage {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		changed := srv.Trace().Changed()
+		p := getTrace(t, srv.HTTPURL(), since)
+		if ok(p) {
+			return p
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("the trace since %d never held what the test waits for; last: %+v", since, p)
+		}
+	}
+}
+
 // A Binding that passes is in the trace twice, request in and answer out,
 // on the listener it came to; one a rule fails while a webhook is held
 // carries the rule, the code and the journal's seq, and the webhook's span
@@ -76,7 +98,7 @@ func TestTraceRecordsEveryMessage(t *testing.T) {
 			e.wantBinding(t, c, 0, "", "no webhook held")
 			// The client retransmits every 10 ms until it has an answer, so
 			// a slow run may trace the request (and its answer) again.
-			p := getTrace(t, e.srv.HTTPURL(), 0)
+			p := waitTrace(t, e.srv, 0, func(p tracePage) bool { return len(p.Messages) >= 2 && len(p.Messages)%2 == 0 })
 			if n := len(p.Messages); n < 2 || n%2 != 0 || p.Size != 10000 || p.LastSeq != p.Messages[n-1].Seq {
 				t.Fatalf("trace after one Binding: got %+v, want its request and answer", p)
 			}
@@ -99,8 +121,9 @@ func TestTraceRecordsEveryMessage(t *testing.T) {
 
 			e.hold(t, 1, whTicketBody, nil)
 			e.wantBinding(t, c, 403, rule.ID, "webhook held")
-			p = getTrace(t, e.srv.HTTPURL(), last.Seq)
-			i := slices.IndexFunc(p.Messages, func(m traceMessage) bool { return m.Decision.Rule != "" })
+			hasRule := func(m traceMessage) bool { return m.Decision.Rule != "" }
+			p = waitTrace(t, e.srv, last.Seq, func(p tracePage) bool { return slices.IndexFunc(p.Messages, hasRule) >= 0 })
+			i := slices.IndexFunc(p.Messages, hasRule)
 			if i < 0 {
 				t.Fatalf("no message traced with a rule after the 403: %+v", p.Messages)
 			}
