@@ -116,6 +116,24 @@ func TestChromiumDashboard(t *testing.T) {
 		t.Errorf("the 403 mark: label %q in a %s bar, want \"ticket-403 403\" in a sync one", mark.Label, mark.Mode)
 	}
 
+	// Hovering over the mark shows the message's fields; a click keeps them.
+	var tip string
+	if err := page.eval(ctx, `(() => {
+  const g = document.querySelector('#timeline g.mark[data-rule="ticket-403"]');
+  const r = g.getBoundingClientRect();
+  g.dispatchEvent(new PointerEvent("pointermove", {bubbles: true, clientX: r.x + 2, clientY: r.y + 2}));
+  g.dispatchEvent(new MouseEvent("click", {bubbles: true}));
+  const t = document.getElementById("tooltip");
+  return t.hidden ? "" : t.textContent + "\n--\n" + document.getElementById("detail").textContent;
+})()`, &tip); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"binding request  from 127.0.0.1:", "txid ", "decision   error 403 by rule ticket-403 (journal #1)", "--\nbinding request"} {
+		if !strings.Contains(tip, want) {
+			t.Errorf("hover and click on the 403: got\n%s\nwant %q in it", tip, want)
+		}
+	}
+
 	// The rule's switch, off: the next Binding passes, and shows so.
 	click(t, ctx, page, `.rule-switch[data-rule="ticket-403"]`)
 	waitFor(t, ctx, page, "the rule switched off", `document.querySelector('#rules tr.disabled[data-rule="ticket-403"] .rule-switch:not(:checked):not(:disabled)')`, nil)

@@ -43,6 +43,7 @@ const state = {
   spans: new Map(), // id -> span
   clients: new Map(), // client -> order of first appearance
   clockOffset: 0, // server clock minus this browser's, in ms
+  newest: 0, // the newest message's or entry's time
   view: { span: 60000, end: 0, follow: true, paused: false },
   items: new Map(), // key -> what a drawn mark or bar shows
   pinned: null,
@@ -109,10 +110,12 @@ async function getTrace(since, limit) {
     throw new APIError({ code: "unauthorized", message: "missing or wrong token" }, 401);
   }
   if (!res.ok) throw new APIError({ code: "internal", message: `GET /trace: ${res.status}` }, res.status);
+  // The Date header has whole seconds: trust it only for a clock that is
+  // clearly off (another machine's); the window's right edge also follows
+  // the newest message, see windowRange.
   const date = res.headers.get("Date");
-  if (date && !state.clockOffsetSet) {
-    state.clockOffset = Date.parse(date) - Date.now();
-  }
+  const off = date ? Date.parse(date) - Date.now() : 0;
+  if (!state.clockOffsetSet && Math.abs(off) > 2000) state.clockOffset = off;
   return res.json();
 }
 
@@ -141,6 +144,7 @@ function addTrace(page) {
   for (const m of page.messages || []) {
     if (m.seq <= state.lastTraceSeq) continue;
     m.t = ms(m.time);
+    state.newest = Math.max(state.newest, m.t);
     state.messages.push(m);
     state.lastTraceSeq = m.seq;
     if (m.decision && m.decision.journal_seq) state.traced.add(m.decision.journal_seq);
@@ -173,6 +177,7 @@ function addJournal(e) {
   delete entry.event;
   delete entry.subscription;
   entry.t = ms(entry.time);
+  state.newest = Math.max(state.newest, entry.t);
   state.journal.set(entry.seq, entry);
   state.lastJournalSeq = Math.max(state.lastJournalSeq, entry.seq);
   seeClient(entry.src);
@@ -250,7 +255,9 @@ function decisionClass(action) {
 
 function windowRange() {
   const v = state.view;
-  const t1 = v.follow ? now() : v.end;
+  // Following, the right edge is now, or the newest message when the
+  // server's clock runs ahead of this estimate of it.
+  const t1 = v.follow ? Math.max(now(), state.newest + 50) : v.end;
   return { t0: t1 - v.span, t1 };
 }
 
