@@ -223,7 +223,9 @@ function fitWindow() {
     return;
   }
   if (first === Infinity) return;
-  const presets = [5000, 15000, 30000, 60000, 300000, 900000, 3600000];
+  // At least a minute, so what was just loaded does not leave a followed
+  // window at once.
+  const presets = [60000, 300000, 900000, 3600000];
   const need = (now() - first) * 1.15;
   v.span = presets.find((p) => p >= need) || 3600000;
   if (need > 3600000) {
