@@ -175,6 +175,10 @@ func TestChromiumDashboard(t *testing.T) {
 	waitFor(t, ctx, page, "the async request's bar", `document.querySelector('#timeline rect.span.async[data-webhook="servicenow"]')`, nil)
 	waitFor(t, ctx, page, "the Binding passed under async", fmt.Sprintf(passedAfter, passed), nil)
 
+	// The story took a few seconds: zoom the window to 15 s for the picture.
+	if err := page.eval(ctx, `(() => { const s = document.getElementById("span-select"); s.value = "15000"; s.dispatchEvent(new Event("change")); document.getElementById("tooltip").hidden = true; })()`, nil); err != nil {
+		t.Fatal(err)
+	}
 	shot := filepath.Join(t.TempDir(), "dashboard.png")
 	if err := page.screenshot(ctx, shot); err != nil {
 		t.Fatalf("screenshot: %v", err)
