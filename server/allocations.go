@@ -422,11 +422,12 @@ var (
 	mismatchAction = &faults.Action{Type: "error", Code: 437, Reason: "Allocation Mismatch", Integrity: "auto"}
 )
 
-// mismatch reports whether p is a Refresh request from a client with no
-// allocation: pion would not answer it at all.
+// mismatch reports whether p is a signed Refresh request from a client with
+// no allocation: pion would not answer it at all.
 func (t *allocTable) mismatch(p *faults.Packet) bool {
-	if t == nil || p.Dir != faults.In || !p.IsSTUN() || p.Method() != faults.MethodRefresh || p.Class() != faults.ClassRequest {
-		return false
+	if t == nil || p.Dir != faults.In || p.Leg != faults.ClientLeg || !p.IsSTUN() || p.Method() != faults.MethodRefresh ||
+		p.Class() != faults.ClassRequest || !p.HasIntegrity() {
+		return false // an unsigned one gets pion's 401 first, as RFC 8656 orders it
 	}
 	return !t.has(p)
 }
