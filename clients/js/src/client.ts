@@ -3,6 +3,8 @@ import WebSocket from "ws";
 import { StunfaultError, type WireError } from "./errors.js";
 import { Subscription, type SubscribeOptions, type WaitOptions } from "./subscription.js";
 import type {
+  Allocation,
+  AllocationSelector,
   DecisionEvent,
   Entry,
   Hello,
@@ -149,6 +151,12 @@ export class Client {
   readonly webhooks: WebhooksAPI;
   /** clock.*: the server's clock, which a manual one lets a test move. */
   readonly clock: ClockAPI;
+  /** allocations.*: the live TURN allocations. */
+  readonly allocations: AllocationsAPI;
+  /** nonces.rotate: stale nonces on demand. */
+  readonly nonces: NoncesAPI;
+  /** connections.close: the TCP and TLS connections of TURN clients. */
+  readonly connections: ConnectionsAPI;
 
   readonly #opts: ConnectOptions;
   readonly #timeout: number;
@@ -177,6 +185,9 @@ export class Client {
     this.machines = new MachinesAPI(this);
     this.webhooks = new WebhooksAPI(this);
     this.clock = new ClockAPI(this);
+    this.allocations = new AllocationsAPI(this);
+    this.nonces = new NoncesAPI(this);
+    this.connections = new ConnectionsAPI(this);
     this.#done = new Promise((resolve) => (this.#resolveDone = resolve));
   }
 
@@ -756,6 +767,70 @@ export class ClockAPI {
    */
   async advance(by: Duration, opts?: CallOptions): Promise<WithRevision<ClockResult>> {
     return this.#c._mutate<ClockResult>("clock.advance", { by }, opts);
+  }
+}
+
+/** allocations.*: the live TURN allocations (pion's). */
+export class AllocationsAPI {
+  readonly #c: Client;
+  constructor(c: Client) {
+    this.#c = c;
+  }
+
+  /** allocations.list: the live TURN allocations, oldest first, with their permissions and channels. */
+  async list(opts?: CallOptions): Promise<Allocation[]> {
+    return (await this.#c.call<{ allocations: Allocation[] }>("allocations.list", {}, opts)).result.allocations ?? [];
+  }
+
+  /**
+   * allocations.expire: ends, now, the allocations of one client
+   * (`{client: "ip:port"}` as list shows it), one user (`{username}`) or
+   * every one (`{all: true}`), as if their lifetime had run out, and
+   * resolves once pion has deleted them, with those it ended. The client's
+   * next Refresh gets 437 Allocation Mismatch, its relayed data stops, a new
+   * Allocate succeeds. No match is `unknown_allocation`; none or several
+   * selectors, or a client that is not an ip:port, `bad_request`.
+   */
+  async expire(selector: AllocationSelector, opts?: CallOptions): Promise<WithRevision<{ allocations: Allocation[] }>> {
+    const r = await this.#c._mutate<{ allocations: Allocation[] }>("allocations.expire", selector, opts);
+    return { ...r, allocations: r.allocations ?? [] };
+  }
+}
+
+/** nonces.rotate: stale nonces on demand. */
+export class NoncesAPI {
+  readonly #c: Client;
+  constructor(c: Client) {
+    this.#c = c;
+  }
+
+  /**
+   * nonces.rotate: every client's next signed request gets 438 Stale Nonce
+   * with a fresh NONCE (stunfault answers it in front of pion), and its
+   * retry with that nonce succeeds. Resolves with the rotation's number,
+   * from 1. Up to 10,000 clients are remembered per rotation (beyond, one
+   * may get a second 438).
+   */
+  async rotate(opts?: CallOptions): Promise<WithRevision<{ rotation: number }>> {
+    return this.#c._mutate<{ rotation: number }>("nonces.rotate", {}, opts);
+  }
+}
+
+/** connections.close: the TCP and TLS connections of TURN clients. */
+export class ConnectionsAPI {
+  readonly #c: Client;
+  constructor(c: Client) {
+    this.#c = c;
+  }
+
+  /**
+   * connections.close: closes the TCP or TLS connection of the client at
+   * ip:port (an allocation's `client`); pion then ends its allocation. No
+   * such connection is `unknown_allocation`, a client that is not an
+   * ip:port `bad_request` (field `client`).
+   */
+  async close(client: string, opts?: CallOptions): Promise<WithRevision<{ client: string }>> {
+    return this.#c._mutate<{ client: string }>("connections.close", { client }, opts);
   }
 }
 

@@ -7,6 +7,7 @@ export type ProtocolErrorCode =
   | "not_found"
   | "unknown_scenario"
   | "unknown_webhook"
+  | "unknown_allocation"
   | "invalid_rule"
   | "clock_not_manual"
   | "unauthorized"

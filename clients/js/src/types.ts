@@ -387,3 +387,45 @@ export interface IceServer {
 
 /** A mutating op's result, with the revision the packet path reads now that the reply is here. */
 export type WithRevision<T> = T & { revision: number };
+
+/** One permission of an allocation. */
+export interface AllocationPermission {
+  /** The peer's IP address. */
+  peer: string;
+  /** Time to expiry, counted from the permission's creation ([relay].permission_lifetime): refreshes are not seen. */
+  lifetime_left: Duration;
+}
+
+/** One channel binding of an allocation. */
+export interface AllocationChannel {
+  number: number;
+  /** The peer as ip:port. */
+  peer: string;
+}
+
+/** One live TURN allocation, as allocations.list reports it. */
+export interface Allocation {
+  /** The client's address (ip:port), as allocations.expire and connections.close take it. */
+  client: string;
+  /** The listener's address (ip:port) the client allocated on. */
+  server: string;
+  /** The client's transport to the server (tls counts as tcp). */
+  transport: Transport;
+  /** The USERNAME the client allocated with. */
+  username: string;
+  /** The relayed transport address (ip:port). */
+  relay: string;
+  /** When pion made the allocation (RFC 3339, wall time). */
+  created: string;
+  /**
+   * Time to expiry, from the last Allocate or Refresh at the default
+   * lifetime ([relay].allocation_lifetime), or the LIFETIME the client
+   * asked for. On real time: pion's lifetimes do not follow a manual clock.
+   */
+  lifetime_left: Duration;
+  permissions: AllocationPermission[];
+  channels: AllocationChannel[];
+}
+
+/** Selects the allocations allocations.expire ends: exactly one of client, username or all. */
+export type AllocationSelector = { client: string } | { username: string } | { all: true };
