@@ -138,10 +138,9 @@ func (e *Engine) AddAll(rules []Rule) (Change, error) {
 func (e *Engine) Update(id string, f func(*Rule) error) (Change, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := e.snap.Load()
-	i := find(s.rules, id)
-	if i < 0 {
-		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
+	s, i, err := e.locate(id)
+	if err != nil {
+		return Change{Revision: s.revision}, err
 	}
 	r := s.rules[i].rule.Clone()
 	if err := f(&r); err != nil {
@@ -269,14 +268,24 @@ func (e *Engine) compileSet(prefix string, rules []Rule) ([]*compiledRule, error
 	return out, nil
 }
 
+// locate returns the current snapshot and the position of rule id in it,
+// or ErrNotFound. Called with e.mu held.
+func (e *Engine) locate(id string) (*snapshot, int, error) {
+	s := e.snap.Load()
+	i := find(s.rules, id)
+	if i < 0 {
+		return s, -1, fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
+	}
+	return s, i, nil
+}
+
 // Remove removes the rule with the given ID; the Change has it in Removed.
 func (e *Engine) Remove(id string) (Change, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := e.snap.Load()
-	i := find(s.rules, id)
-	if i < 0 {
-		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
+	s, i, err := e.locate(id)
+	if err != nil {
+		return Change{Revision: s.revision}, err
 	}
 	rules := slices.Delete(slices.Clone(s.rules), i, i+1)
 	return Change{Revision: e.commit(rules, s.scenario), Removed: []string{id}}, nil
@@ -327,10 +336,9 @@ func (e *Engine) Clear() Change {
 func (e *Engine) SetEnabled(id string, enabled bool) (Change, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := e.snap.Load()
-	i := find(s.rules, id)
-	if i < 0 {
-		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q %w", id, ErrNotFound)
+	s, i, err := e.locate(id)
+	if err != nil {
+		return Change{Revision: s.revision}, err
 	}
 	rules := slices.Clone(s.rules)
 	c := &rules[i] // shares st and the compiled matcher: counters survive

@@ -109,20 +109,7 @@ func (hk *hook) recent(now time.Time, q *faults.WebhookQuery) bool {
 
 // Records returns copies of the webhook's newest records (up to
 // Options.History), oldest first. An unknown name has none.
-func (h *Hub) Records(name string) []Record {
-	hk := h.hooks[name]
-	if hk == nil {
-		return nil
-	}
-	hk.mu.RLock()
-	defer hk.mu.RUnlock()
-	n := hk.records.len()
-	out := make([]Record, n)
-	for i := range n {
-		out[n-1-i] = hk.records.at(i).clone()
-	}
-	return out
-}
+func (h *Hub) Records(name string) []Record { return h.copyRecords(name, true) }
 
 // HookStats are one webhook's counts.
 type HookStats struct {
