@@ -101,7 +101,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		seed = rand.Uint64N(1<<53) + 1 // non-zero, and exact in JSON
 	}
 	s := &Server{
-		cfg:      cfg,
+		cfg:      cfg.Clone(), // the caller may go on changing its own slices and maps
 		log:      o.logger,
 		clk:      o.clock,
 		seed:     seed,
