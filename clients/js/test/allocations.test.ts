@@ -63,6 +63,18 @@ describe("allocation ops against a running stunfault", () => {
     assert.ok(((await sf.client.stats()).allocations ?? 0) >= 1);
   });
 
+  it("allocations.list shows an allocation's permissions and channels", async () => {
+    const c = await turn("udp");
+    await c.allocate();
+    assert.equal((await c.createPermission("127.0.0.2:40000")).code, 0);
+    assert.equal((await c.channelBind(0x4001, "127.0.0.3:40001")).code, 0);
+    const a = (await sf.client.allocations.list()).find((x) => x.client === c.local);
+    assert.ok(a, `no allocation for ${c.local}`);
+    assert.deepEqual(a.permissions.map((p) => p.peer).sort(), ["127.0.0.2", "127.0.0.3"], "ChannelBind installs a permission too");
+    for (const p of a.permissions) assert.match(p.lifetime_left, /^\d+m\d+(\.\d+)?s$|^\d+(\.\d+)?s$/);
+    assert.deepEqual(a.channels, [{ number: 0x4001, peer: "127.0.0.3:40001" }]);
+  });
+
   it("allocations.expire ends one client's allocation now: its Refresh gets 437, a new Allocate succeeds", async () => {
     const c = await turn("udp");
     const other = await turn("udp");
@@ -115,6 +127,7 @@ describe("allocation ops against a running stunfault", () => {
     for (const c of [a, b]) {
       const stale = await c.refresh();
       assert.deepEqual([stale.code, stale.reason], [438, "Stale Nonce"], `${c.local}: first Refresh after the rotation`);
+      // pion's nonces are minted per minute: the fresh one may read as the old.
       assert.ok(stale.attrs.get(0x0015)?.length, "the 438 carries a NONCE");
       assert.equal((await c.refresh()).code, 0, `${c.local}: the retry with the fresh nonce`);
       assert.equal((await c.refresh()).code, 0, `${c.local}: once only`);

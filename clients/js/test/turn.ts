@@ -10,11 +10,15 @@ const MAGIC = 0x2112a442;
 /** The STUN methods used here. */
 export const ALLOCATE = 0x003;
 export const REFRESH = 0x004;
+export const CREATE_PERMISSION = 0x008;
+export const CHANNEL_BIND = 0x009;
 
 const ATTR_USERNAME = 0x0006;
 const ATTR_MESSAGE_INTEGRITY = 0x0008;
 const ATTR_ERROR_CODE = 0x0009;
+const ATTR_CHANNEL_NUMBER = 0x000c;
 const ATTR_LIFETIME = 0x000d;
+const ATTR_XOR_PEER_ADDRESS = 0x0012;
 const ATTR_REALM = 0x0014;
 const ATTR_NONCE = 0x0015;
 const ATTR_XOR_RELAYED_ADDRESS = 0x0016;
@@ -36,6 +40,17 @@ function attr(type: number, value: Buffer): Buffer {
   b.writeUInt16BE(value.length, 2);
   value.copy(b, 4);
   return b;
+}
+
+/** Encodes an XOR-PEER-ADDRESS (IPv4 ip:port). */
+function xorPeer(addr: string): Buffer {
+  const [host, port] = split(addr);
+  const ip = host.split(".").reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
+  const v = Buffer.alloc(8);
+  v[1] = 0x01;
+  v.writeUInt16BE(port ^ (MAGIC >>> 16), 2);
+  v.writeUInt32BE((ip ^ MAGIC) >>> 0, 4);
+  return attr(ATTR_XOR_PEER_ADDRESS, v);
 }
 
 /** Decodes an XOR-MAPPED/RELAYED-ADDRESS value (IPv4) as ip:port. */
@@ -183,6 +198,18 @@ export class TurnClient {
     if (!relay) throw new Error("Allocate success without XOR-RELAYED-ADDRESS");
     this.relay = xorAddress(relay);
     return this.relay;
+  }
+
+  /** Sends a signed CreatePermission for peer (ip:port) and resolves with its answer. */
+  async createPermission(peer: string): Promise<Answer> {
+    return this.request(CREATE_PERMISSION, [xorPeer(peer)], true);
+  }
+
+  /** Sends a signed ChannelBind of number (0x4000-0x4FFF) to peer (ip:port) and resolves with its answer. */
+  async channelBind(number: number, peer: string): Promise<Answer> {
+    const v = Buffer.alloc(4);
+    v.writeUInt16BE(number, 0);
+    return this.request(CHANNEL_BIND, [attr(ATTR_CHANNEL_NUMBER, v), xorPeer(peer)], true);
   }
 
   /** Sends a signed Refresh (with LIFETIME when given) and resolves with its answer. */
