@@ -502,6 +502,11 @@ func TestChromiumAlternateServer(t *testing.T) {
 		t.Parallel()
 		chromium(t) // skip before building the namespace when there is no browser
 		ns := newNetnsHost(t)
+		// The namespace's server advertises an external relay address
+		// ([relay].external_address, as behind a NAT or in a container)
+		// while it binds its relays on the namespace's own address.
+		const external = "203.0.113.9"
+		ns.External = external
 		b := ns.startServer(t, minPort, maxPort, allocated)
 		// Only the Allocate Chromium sends from its socket on the root side
 		// of the veth pair is redirected: that socket reaches the
@@ -514,7 +519,7 @@ func TestChromiumAlternateServer(t *testing.T) {
 		a := startStunfault(t, &first, rule)
 		_, turnUDP, _ := urls(t, a)
 		fromSecond := func(e Event) bool {
-			return e.Address == ns.NSAddr.String() && e.Port >= minPort && e.Port <= maxPort
+			return e.Address == external && e.Port >= minPort && e.Port <= maxPort
 		}
 		evs := gatherInChromium(t, a.ICEServers(), "?only=turn-udp", browserTimeout, func(evs events) bool {
 			return len(evs.candidates("relay", fromSecond)) > 0

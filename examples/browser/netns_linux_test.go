@@ -36,6 +36,9 @@ type netnsHost struct {
 	// is their /30.
 	HostAddr, NSAddr netip.Addr
 	Prefix           netip.Prefix
+	// External, when set before startServer, is the namespace server's
+	// [relay].external_address: what its relay candidates carry.
+	External string
 }
 
 // ipTimeout bounds one ip(8) command.
@@ -182,6 +185,8 @@ type netnsServerConfig struct {
 	MaxPort int `json:"max_port"`
 	// AllowPeers are its relay.allow_peers.
 	AllowPeers []string `json:"allow_peers"`
+	// External is its relay.external_address ("" = none).
+	External string `json:"external,omitempty"`
 	// Rules are added before it serves; their journal counts are printed
 	// when it stops.
 	Rules []faults.Rule `json:"rules"`
@@ -216,6 +221,7 @@ func (h *netnsHost) startServer(t *testing.T, minPort, maxPort int, rules ...fau
 		MinPort:    minPort,
 		MaxPort:    maxPort,
 		AllowPeers: []string{h.Prefix.String()},
+		External:   h.External,
 		Rules:      rules,
 	})
 	if err != nil {
@@ -349,6 +355,7 @@ func netnsServerMain(v string) error {
 	cfg.Relay.Address = nc.Host
 	cfg.Relay.MinPort, cfg.Relay.MaxPort = nc.MinPort, nc.MaxPort
 	cfg.Relay.AllowPeers = nc.AllowPeers
+	cfg.Relay.ExternalAddress = nc.External
 	// Off loopback the built-in user/pass is refused: the namespace's
 	// server and the first one share a credential of their own.
 	cfg.Users = []config.User{netnsUser}

@@ -15,6 +15,7 @@ type netnsHost struct {
 	Name             string
 	HostAddr, NSAddr netip.Addr
 	Prefix           netip.Prefix
+	External         string
 }
 
 // netnsServer stands in for a stunfault running in a netnsHost.
