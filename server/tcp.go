@@ -66,7 +66,7 @@ type tcpConn struct {
 func newTCPConn(c net.Conn, ic *interceptor) *tcpConn {
 	tc := &tcpConn{Conn: c, ic: ic, ready: newWakeQueue(c.SetReadDeadline), owner: new(delayOwner)}
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		tc.client = a.AddrPort()
+		tc.client = netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
 	}
 	tc.fr = stunframe.NewReader(c)
 	tc.in.c = tc

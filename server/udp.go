@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -79,7 +80,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return n, addr, nil
 		}
 		pkt := &c.pkt
-		*pkt = faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: ua.AddrPort()}
+		*pkt = faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: clientAddr(ua)}
 		v := c.ic.decide(pkt)
 		if v.Action == nil { // no rule fired, no refusal
 			c.ic.record(c, pkt, v, nil)
@@ -121,7 +122,7 @@ func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if !ok {
 		return c.write(p, addr)
 	}
-	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.UDP, Client: ua.AddrPort()}
+	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.UDP, Client: clientAddr(ua)}
 	v := c.ic.decide(&pkt)
 	if v.Action == nil {
 		c.ic.record(c, &pkt, v, nil)
@@ -228,3 +229,12 @@ func (u *udpOut) later(d time.Duration, b []byte, retired <-chan struct{}) bool 
 
 func (u *udpOut) reply([]byte) {} // outbound messages are answers already
 func (u *udpOut) close()       {} // not on UDP
+
+// clientAddr is a client's address as the engine keys it: IPv4 unmapped.
+// The kernel's recvfrom gives an IPv4 sender in 4 bytes and x/net's
+// recvmmsg in 16 (::ffff:a.b.c.d); without this one client would be two
+// to the transmission tracker, machines keyed by client, and the trace.
+func clientAddr(ua *net.UDPAddr) netip.AddrPort {
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
