@@ -198,13 +198,17 @@ func (c *tcpConn) applyIn(frame []byte, pkt *faults.Packet, v faults.Verdict) {
 		c.out = frame
 		return
 	}
-	c.in.delivered = false
+	c.in.delivered, c.in.answer = false, nil
 	m := &c.msg
 	*m = message{ic: c.ic, pkt: pkt, v: v, scratch: &c.scratch}
 	if !c.ic.apply(&c.in, m) && !c.in.delivered {
 		c.out = frame
 	}
 	c.ic.record(c, pkt, v, m.sent)
+	if c.in.answer != nil {
+		_, _ = c.writeNow(c.in.answer)
+		c.in.answer = nil
+	}
 	*m = message{}
 }
 
@@ -318,6 +322,7 @@ func (c *tcpConn) flushLocked() {
 type tcpIn struct {
 	c         *tcpConn
 	delivered bool
+	answer    []byte // the reply to send once the trace holds the message
 }
 
 func (t *tcpIn) deliver(b []byte) {
@@ -339,7 +344,8 @@ func (t *tcpIn) later(d time.Duration, b []byte, retired <-chan struct{}) bool {
 	return t.c.ic.delays.after(t.c.owner, d, len(b), retired, func() { ready.push(f) })
 }
 
-func (t *tcpIn) reply(b []byte) { _, _ = t.c.writeNow(b) }
+// reply keeps b to send after the message is recorded (see udpIn.reply).
+func (t *tcpIn) reply(b []byte) { t.answer = b }
 
 func (t *tcpIn) close() {
 	t.delivered = true

@@ -87,12 +87,16 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return n, addr, nil
 		}
 		in, m := &c.in, &c.msg
-		in.addr, in.out, in.ok = addr, nil, false
+		in.addr, in.out, in.ok, in.answer = addr, nil, false, nil
 		*m = message{ic: c.ic, pkt: pkt, v: v, scratch: &c.scratch}
 		if !c.ic.apply(in, m) && !in.ok {
 			in.out, in.ok = pkt.Data, true // the effect panicked before handing anything on
 		}
 		c.ic.record(c, pkt, v, m.sent) // before p is overwritten
+		if in.answer != nil {
+			_, _ = c.write(in.answer, addr)
+			in.answer = nil
+		}
 		*m = message{}
 		if in.ok {
 			return in.copyTo(p), addr, nil
@@ -162,10 +166,11 @@ func (c *packetConn) Close() error {
 // udpIn is the path of a datagram pion is about to read: what it delivers
 // goes into pion's buffer (copyTo).
 type udpIn struct {
-	c    *packetConn
-	addr net.Addr // the datagram's sender
-	out  []byte   // what pion gets
-	ok   bool     // out is set; false: nothing (read on)
+	c      *packetConn
+	addr   net.Addr // the datagram's sender
+	out    []byte   // what pion gets
+	ok     bool     // out is set; false: nothing (read on)
+	answer []byte   // the reply to send once the trace holds the message
 }
 
 func (u *udpIn) deliver(b []byte) { u.out, u.ok = b, true }
@@ -193,7 +198,10 @@ func (u *udpIn) later(d time.Duration, b []byte, retired <-chan struct{}) bool {
 	return u.c.ic.delays.after(u.c.owner, d, len(b), retired, func() { ready.push(dg) })
 }
 
-func (u *udpIn) reply(b []byte) { _, _ = u.c.write(b, u.addr) }
+// reply keeps b to send after the message is recorded, so that whoever sees
+// the answer finds the message in the trace. b is the reused scratch, valid
+// until the next message.
+func (u *udpIn) reply(b []byte) { u.answer = b }
 
 func (u *udpIn) close() {} // not on UDP: rules asking for it do not validate
 
