@@ -34,9 +34,17 @@ const waitJS = `(cond, ms) => new Promise((resolve, reject) => {
   timer = setTimeout(() => done(reject, new Error("timed out waiting for " + cond)), ms);
 })`
 
+// browserPage is a page the tests drive: Chromium's over the DevTools
+// protocol (cdp), Firefox's over WebDriver BiDi (bidi).
+type browserPage interface {
+	// eval evaluates expr in the page, awaiting a promise, and decodes its
+	// JSON-able value into out (when not nil).
+	eval(ctx context.Context, expr string, out any) error
+}
+
 // waitFor waits in the page until the JavaScript expression cond is truthy
 // and decodes its value into out.
-func waitFor(t *testing.T, ctx context.Context, c *cdp, what, cond string, out any) {
+func waitFor(t *testing.T, ctx context.Context, c browserPage, what, cond string, out any) {
 	t.Helper()
 	expr := fmt.Sprintf("(%s)(() => (%s), %d)", waitJS, cond, waitTimeout.Milliseconds())
 	if err := c.eval(ctx, expr, out); err != nil {
@@ -207,7 +215,7 @@ func TestChromiumDashboard(t *testing.T) {
 }
 
 // click clicks the element selector names, as a user would.
-func click(t *testing.T, ctx context.Context, c *cdp, selector string) {
+func click(t *testing.T, ctx context.Context, c browserPage, selector string) {
 	t.Helper()
 	expr := fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el) throw new Error("no " + %q); el.click(); return true; })()`, selector, selector)
 	if err := c.eval(ctx, expr, nil); err != nil {
