@@ -479,11 +479,7 @@ function renderTimeline() {
       : dir === "out"
       ? `<rect x="${(cx - 3.5).toFixed(1)}" y="${(cy + 1).toFixed(1)}" width="7" height="7"/>`
       : `<circle cx="${cx.toFixed(1)}" cy="${(cy - 3).toFixed(1)}" r="4.5"/>`;
-    // A fired rule's label reads right of its mark, or left of it when it
-    // would run past the timeline's right edge (a mark just made, in follow).
-    const text = d.rule ? `${d.rule} ${d.code || d.action}` : "";
-    const left = cx + 6 + text.length * 6.5 > width;
-    const label = d.rule ? `<text class="fired-label" x="${(left ? cx - 6 : cx + 6).toFixed(1)}" y="${(cy - 5).toFixed(1)}"${left ? ` text-anchor="end"` : ""}>${esc(text)}</text>` : "";
+    const label = d.rule ? `<text class="fired-label" x="${(cx + 6).toFixed(1)}" y="${(cy - 5).toFixed(1)}">${esc(d.rule)} ${esc(d.code || d.action)}</text>` : "";
     out.push(`<g class="${cls}" data-key="${k.key}" data-t="${k.t}" data-x="${cx.toFixed(1)}" data-client="${esc(k.client)}" data-dir="${esc(dir)}"` +
       ` data-action="${esc(d.action)}" data-rule="${esc(d.rule || "")}" data-code="${d.code || ""}" ${attrs}>${shape}${label}</g>`);
   }
