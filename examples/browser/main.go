@@ -33,6 +33,9 @@ func main() {
 	flag.Parse()
 
 	opts := options{scenario: *scenario, addr: *addr}
+	if *verbose {
+		opts.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	if *configPath != "" {
 		data, err := os.ReadFile(*configPath)
 		if err != nil {
@@ -40,9 +43,6 @@ func main() {
 			os.Exit(2)
 		}
 		opts.config, opts.configName = data, *configPath
-	}
-	if *verbose {
-		opts.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
