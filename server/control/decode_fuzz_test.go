@@ -1,11 +1,11 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -211,8 +211,10 @@ func sameParams(a, b map[string]json.RawMessage) bool {
 		if !ok {
 			return false
 		}
-		var cv, cw bytes.Buffer
-		if json.Compact(&cv, v) != nil || json.Compact(&cw, w) != nil || !bytes.Equal(cv.Bytes(), cw.Bytes()) {
+		// Compare values, not bytes: json.Marshal escapes &, < and > in
+		// the RawMessage it re-encodes ("&" comes back as "\u0026").
+		var cv, cw any
+		if json.Unmarshal(v, &cv) != nil || json.Unmarshal(w, &cw) != nil || !reflect.DeepEqual(cv, cw) {
 			return false
 		}
 	}
