@@ -44,12 +44,19 @@ func runTool(t *testing.T, name string, args ...string) string {
 }
 
 // startEchoPeer starts coturn's turnutils_peer (a UDP echo server) on a free
-// loopback port and returns the port once the peer answers.
+// port of 127.0.0.1 and returns the port once the peer answers.
 func startEchoPeer(t *testing.T) int {
+	t.Helper()
+	return startPeerOn(t, "127.0.0.1")
+}
+
+// startPeerOn starts coturn's turnutils_peer on ip ("127.0.0.1", "::1") and
+// a free port, and returns the port once it echoes.
+func startPeerOn(t *testing.T, ip string) int {
 	t.Helper()
 	bin := needTool(t, "turnutils_peer")
 	for range 5 {
-		probe, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		probe, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,34 +64,41 @@ func startEchoPeer(t *testing.T) int {
 		_ = probe.Close()
 
 		ctx, cancel := context.WithCancel(context.Background())
-		cmd := exec.CommandContext(ctx, bin, "-L", "127.0.0.1", "-p", strconv.Itoa(port))
+		cmd := exec.CommandContext(ctx, bin, "-L", ip, "-p", strconv.Itoa(port))
 		if err := cmd.Start(); err != nil {
 			cancel()
 			t.Fatal(err)
 		}
 		stop := func() { cancel(); _ = cmd.Wait() }
-		if echoes(t, port) {
+		if echoes(t, net.JoinHostPort(ip, strconv.Itoa(port))) {
 			t.Cleanup(stop)
 			return port
 		}
 		stop() // the port was taken in between; try another
 	}
-	t.Fatal("turnutils_peer did not answer on any port")
+	t.Fatalf("turnutils_peer did not answer on any port of %s", ip)
 	return 0
 }
 
-// echoes reports whether a UDP echo server answers on 127.0.0.1:port, asking
-// a bounded number of times while it starts. The socket is unconnected so
-// that ICMP "port unreachable" from a peer still starting does not turn the
-// 100 ms waits for a reply into instant errors.
-func echoes(t *testing.T, port int) bool {
+// echoes reports whether a UDP echo server answers on addr (an IP literal
+// and a port), asking a bounded number of times while it starts. The socket
+// is unconnected so that ICMP "port unreachable" from a peer still starting
+// does not turn the 100 ms waits for a reply into instant errors.
+func echoes(t *testing.T, addr string) bool {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	to, err := net.ResolveUDPAddr("udp", addr) // an IP literal: no lookup
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := "127.0.0.1:0"
+	if to.IP.To4() == nil {
+		local = "[::1]:0"
+	}
+	c, err := net.ListenPacket("udp", local)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
 	buf := make([]byte, 64)
 	for range 50 {
 		if _, err := c.WriteTo([]byte("ping"), to); err != nil {
@@ -96,6 +110,23 @@ func echoes(t *testing.T, port int) bool {
 		}
 	}
 	return false
+}
+
+// checkUclient checks turnutils_uclient's output: 0 lost, and every one of
+// messages sent and received.
+func checkUclient(t *testing.T, out string, messages int) {
+	t.Helper()
+	lost := regexp.MustCompile(`Total lost packets (\d+)`).FindStringSubmatch(out)
+	if lost == nil || lost[1] != "0" {
+		t.Errorf("want 0 lost packets; turnutils_uclient printed:\n%s", out)
+	}
+	tot := regexp.MustCompile(`tot_send_msgs=(\d+), tot_recv_msgs=(\d+)`).FindAllStringSubmatch(out, -1)
+	if len(tot) == 0 {
+		t.Fatalf("no message totals in output:\n%s", out)
+	}
+	if last := tot[len(tot)-1]; last[1] != strconv.Itoa(messages) || last[2] != strconv.Itoa(messages) {
+		t.Errorf("sent %s and received %s messages, want %d each:\n%s", last[1], last[2], messages, out)
+	}
 }
 
 func TestCoturnStunclientSeesReflexiveAddress(t *testing.T) {
@@ -144,19 +175,7 @@ func TestCoturnUclientRelaysWithoutLoss(t *testing.T) {
 			}, tt.args...)
 			args = append(args, a.Addr().String())
 			out := runTool(t, "turnutils_uclient", args...)
-
-			lost := regexp.MustCompile(`Total lost packets (\d+)`).FindStringSubmatch(out)
-			if lost == nil || lost[1] != "0" {
-				t.Errorf("want 0 lost packets; turnutils_uclient printed:\n%s", out)
-			}
-			tot := regexp.MustCompile(`tot_send_msgs=(\d+), tot_recv_msgs=(\d+)`).FindAllStringSubmatch(out, -1)
-			if len(tot) == 0 {
-				t.Fatalf("no message totals in output:\n%s", out)
-			}
-			last := tot[len(tot)-1]
-			if last[1] != strconv.Itoa(messages) || last[2] != strconv.Itoa(messages) {
-				t.Errorf("sent %s and received %s messages, want %d and %d:\n%s", last[1], last[2], messages, messages, out)
-			}
+			checkUclient(t, out, messages)
 		})
 	}
 }

@@ -1,11 +1,8 @@
 package server_test
 
 import (
-	"context"
 	"errors"
 	"net"
-	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -285,72 +282,7 @@ func TestCoturnUclientOverIPv6(t *testing.T) {
 				args = append([]string{"-t"}, args...)
 			}
 			out := runTool(t, "turnutils_uclient", append(args, "::1")...)
-			lost := regexp.MustCompile(`Total lost packets (\d+)`).FindStringSubmatch(out)
-			if lost == nil || lost[1] != "0" {
-				t.Errorf("want 0 lost over IPv6; turnutils_uclient printed:\n%s", out)
-			}
-			tot := regexp.MustCompile(`tot_send_msgs=(\d+), tot_recv_msgs=(\d+)`).FindAllStringSubmatch(out, -1)
-			if len(tot) == 0 {
-				t.Fatalf("no message totals in output:\n%s", out)
-			}
-			if last := tot[len(tot)-1]; last[1] != strconv.Itoa(messages) || last[2] != strconv.Itoa(messages) {
-				t.Errorf("sent %s and received %s over IPv6, want %d each:\n%s", last[1], last[2], messages, out)
-			}
+			checkUclient(t, out, messages)
 		})
 	}
-}
-
-// startPeerOn starts coturn's turnutils_peer on ip and a free port, and
-// returns the port once it echoes.
-func startPeerOn(t *testing.T, ip string) int {
-	t.Helper()
-	bin := needTool(t, "turnutils_peer")
-	for range 5 {
-		probe, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := probe.LocalAddr().(*net.UDPAddr).Port
-		_ = probe.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		cmd := exec.CommandContext(ctx, bin, "-L", ip, "-p", strconv.Itoa(port))
-		if err := cmd.Start(); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		stop := func() { cancel(); _ = cmd.Wait() }
-		if echoesOn(t, net.JoinHostPort(ip, strconv.Itoa(port))) {
-			t.Cleanup(stop)
-			return port
-		}
-		stop()
-	}
-	t.Fatalf("turnutils_peer did not answer on %s", ip)
-	return 0
-}
-
-// echoesOn reports whether a UDP echo server answers on addr, asking a
-// bounded number of times while it starts.
-func echoesOn(t *testing.T, addr string) bool {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "[::1]:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	to, err := net.ResolveUDPAddr("udp", addr) // an IP literal: no lookup
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64)
-	for range 50 {
-		if _, err := c.WriteTo([]byte("ping"), to); err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		if n, _, err := c.ReadFrom(buf); err == nil && string(buf[:n]) == "ping" {
-			return true
-		}
-	}
-	return false
 }

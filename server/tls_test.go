@@ -212,17 +212,7 @@ func TestCoturnUclientRelaysOverTLS(t *testing.T) {
 	out := runTool(t, "turnutils_uclient", "-t", "-S", "-c", "-n", strconv.Itoa(messages),
 		"-u", "user", "-w", "pass", "-p", strconv.Itoa(int(a.Port())),
 		"-e", "127.0.0.1", "-r", strconv.Itoa(peerPort), a.Addr().String())
-	lost := regexp.MustCompile(`Total lost packets (\d+)`).FindStringSubmatch(out)
-	if lost == nil || lost[1] != "0" {
-		t.Errorf("want 0 lost packets over TLS; turnutils_uclient printed:\n%s", out)
-	}
-	tot := regexp.MustCompile(`tot_send_msgs=(\d+), tot_recv_msgs=(\d+)`).FindAllStringSubmatch(out, -1)
-	if len(tot) == 0 {
-		t.Fatalf("no message totals in output:\n%s", out)
-	}
-	if last := tot[len(tot)-1]; last[1] != strconv.Itoa(messages) || last[2] != strconv.Itoa(messages) {
-		t.Errorf("sent %s and received %s messages over TLS, want %d each:\n%s", last[1], last[2], messages, out)
-	}
+	checkUclient(t, out, messages)
 }
 
 func TestTLSConfigErrors(t *testing.T) {
