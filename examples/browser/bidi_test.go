@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -203,11 +202,7 @@ func (b *bidi) screenshot(ctx context.Context, path string) error {
 	if err := b.call(ctx, "browsingContext.captureScreenshot", map[string]any{"context": b.context}, &res); err != nil {
 		return err
 	}
-	png, err := base64.StdEncoding.DecodeString(res.Data)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, png, 0o644)
+	return writePNG(path, res.Data)
 }
 
 // openInFirefox starts headless Firefox on a fresh profile (firefoxPrefs)

@@ -132,9 +132,14 @@ func (c *cdp) screenshot(ctx context.Context, path string) error {
 	if err := c.call(ctx, "Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true}, &res); err != nil {
 		return err
 	}
-	b, err := base64.StdEncoding.DecodeString(res.Data)
+	return writePNG(path, res.Data)
+}
+
+// writePNG writes a screenshot both browsers' protocols return as base64.
+func writePNG(path, b64 string) error {
+	b, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		return err
+		return fmt.Errorf("screenshot: %w", err)
 	}
 	return os.WriteFile(path, b, 0o644)
 }
