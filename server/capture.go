@@ -104,11 +104,16 @@ func (s *Server) WriteCapture(ctx context.Context, w io.Writer, opts CaptureOpti
 		changed := ring.Changed()
 		recs := ring.Since(since, limit-cw.n, true)
 		for i := range recs {
+			// A gap in the seqs: the trace overwrote those messages before
+			// the capture read them (whether the query selected them or not).
+			s.captureLost.Add(recs[i].Seq - since - 1)
 			if err := cw.write(&recs[i]); err != nil {
 				return err
 			}
 			since = recs[i].Seq
 		}
+		s.captureLost.Add(cw.noBytes)
+		cw.noBytes = 0
 		if len(recs) > 0 {
 			if err := flush(); err != nil {
 				return err
@@ -134,6 +139,7 @@ type captureWriter struct {
 	streams map[tcpKey]*tcpStream
 	labels  map[string]map[string]string // rule labels, looked up once per rule
 	n       int                          // messages written
+	noBytes uint64                       // selected messages whose bytes were gone
 	buf     []byte
 }
 
@@ -154,6 +160,7 @@ func (cw *captureWriter) write(rec *trace.Record) error {
 	d := &rec.Decision
 	data := rec.Data
 	if data == nil {
+		cw.noBytes++
 		return nil // its bytes left the byte ring before the capture read them
 	}
 	what := cw.decision(rec)

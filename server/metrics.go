@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -134,43 +133,59 @@ var (
 	descJournalEvicted = prometheus.NewDesc("stunfault_journal_evicted_total",
 		"Firings no longer held: pushed out of the journal (journal_size) or cleared.", nil, nil)
 	descEventsLost = prometheus.NewDesc("stunfault_subscriber_events_lost_total",
-		"Events dropped because a subscriber (control socket, events -follow) read too slowly.", nil, nil)
+		"What a bounded subscriber queue dropped because its reader was too slow, by subscriber: events (journal subscriptions: the control socket's subscribe, the dashboard, events -follow) or capture (messages the trace overwrote, or whose bytes it dropped, before a live capture wrote them).",
+		[]string{"subscriber"}, nil)
 	descTraceMessages = prometheus.NewDesc("stunfault_trace_messages_total",
 		"Messages recorded in the trace (its latest sequence number; 0 when trace_size is 0).", nil, nil)
 	descPanics = prometheus.NewDesc("stunfault_panics_total",
 		"Panics recovered while handling a message (the message passed untouched).", nil, nil)
-	descWebhookLatency = prometheus.NewDesc("stunfault_webhook_duration_seconds",
-		"How long webhook requests took: until answered (sync) or until their work finished (async).", []string{"webhook"}, nil)
 )
 
 // webhookBuckets are the latency histogram's upper bounds, in seconds:
 // webhook latencies are configured from milliseconds to minutes.
 var webhookBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
+// webhookLatency is stunfault_webhook_duration_seconds: every webhook
+// request is observed as it ends (webhook.Options.Observe), so none is
+// missed between two scrapes. The webhooks are fixed by New, so each one's
+// histogram is looked up once there; observing allocates nothing.
+type webhookLatency struct {
+	vec *prometheus.HistogramVec
+	by  map[string]prometheus.Observer // read-only after newWebhookLatency
+}
+
+func newWebhookLatency(names []string) *webhookLatency {
+	l := &webhookLatency{
+		vec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "stunfault_webhook_duration_seconds",
+			Help:    "How long webhook requests took: until answered (sync) or until their work finished (async).",
+			Buckets: webhookBuckets,
+		}, []string{"webhook"}),
+		by: make(map[string]prometheus.Observer, len(names)),
+	}
+	for _, n := range names {
+		l.by[n] = l.vec.WithLabelValues(n)
+	}
+	return l
+}
+
+// observe is the Hub's Options.Observe.
+func (l *webhookLatency) observe(webhook string, took time.Duration) {
+	if o := l.by[webhook]; o != nil {
+		o.Observe(took.Seconds())
+	}
+}
+
 // collector reads the server's counters and state at scrape time: nothing
 // on the packet path but wireCounts' atomic adds.
 type collector struct {
 	s *Server
-
-	mu    sync.Mutex // one scrape at a time folds in the webhook latencies
-	hists map[string]*latencyHist
-}
-
-// latencyHist is one webhook's latency histogram, fed at scrape time from
-// the Hub's records: each ended request is counted once, by its ID. A
-// request that came and left the Hub's history (1000 per webhook) between
-// two scrapes is not counted.
-type latencyHist struct {
-	seen    map[uint64]bool // ended requests counted, still in the history
-	buckets []uint64
-	count   uint64
-	sum     float64
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMessages, descRuleMatched, descRuleFired, descRuleLetThrough,
 		descInjected, descAllocations, descPermissions, descChannels, descWebhookRequests,
-		descWebhookInflight, descWebhookPending, descWebhookLatency, descDelayDepth, descDelayBytes,
+		descWebhookInflight, descWebhookPending, descDelayDepth, descDelayBytes,
 		descDelayOverflows, descJournalEntries, descJournalFirings, descJournalEvicted, descEventsLost,
 		descTraceMessages, descPanics} {
 		ch <- d
@@ -226,7 +241,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descWebhookInflight, float64(st.Inflight), name)
 		gauge(descWebhookPending, float64(st.Pending), name)
 	}
-	c.collectLatencies(ch)
 
 	n, b := s.ic.delays.depth()
 	gauge(descDelayDepth, float64(n))
@@ -239,59 +253,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descJournalEntries, float64(held))
 	counter(descJournalFirings, float64(last))
 	counter(descJournalEvicted, float64(last-uint64(held)))
-	counter(descEventsLost, float64(j.Lost()))
+	counter(descEventsLost, float64(j.Lost()), "events")
+	counter(descEventsLost, float64(s.captureLost.Load()), "capture")
 	counter(descTraceMessages, float64(s.ic.trace.LastSeq()))
-}
-
-// collectLatencies folds the requests that ended since the last scrape
-// into each webhook's histogram and sends the histograms.
-func (c *collector) collectLatencies(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.hists == nil {
-		c.hists = map[string]*latencyHist{}
-	}
-	for _, name := range c.s.hub.Names() {
-		h := c.hists[name]
-		if h == nil {
-			h = &latencyHist{seen: map[uint64]bool{}, buckets: make([]uint64, len(webhookBuckets))}
-			c.hists[name] = h
-		}
-		present := map[uint64]bool{}
-		for _, r := range c.s.hub.Spans(name) {
-			if r.End.IsZero() {
-				continue
-			}
-			present[r.ID] = true
-			if h.seen[r.ID] {
-				continue
-			}
-			h.seen[r.ID] = true
-			h.observe(r.End.Sub(r.Start))
-		}
-		for id := range h.seen {
-			if !present[id] {
-				delete(h.seen, id) // out of the history: never seen again
-			}
-		}
-		cum := make(map[float64]uint64, len(webhookBuckets))
-		for i, ub := range webhookBuckets {
-			cum[ub] = h.buckets[i]
-		}
-		ch <- prometheus.MustNewConstHistogram(descWebhookLatency, h.count, h.sum, cum, name)
-	}
-}
-
-// observe counts one duration into the cumulative buckets.
-func (h *latencyHist) observe(d time.Duration) {
-	v := d.Seconds()
-	h.count++
-	h.sum += v
-	for i, ub := range webhookBuckets {
-		if v <= ub {
-			h.buckets[i]++
-		}
-	}
 }
 
 // depth returns how many delayed messages wait, and their bytes.
@@ -308,6 +272,7 @@ func (s *Server) newMetricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		&collector{s: s},
+		s.latency.vec,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

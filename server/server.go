@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/turn/v5"
@@ -54,6 +57,9 @@ type Server struct {
 	hub  *webhook.Hub
 	ctl  *control.Handler
 	dash *dashboard.Handler
+
+	latency     *webhookLatency // the webhook latency histogram of /metrics, fed by hub
+	captureLost atomic.Uint64   // messages live captures missed (capture.go)
 
 	mu        sync.Mutex
 	started   bool
@@ -111,10 +117,12 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		allocs:    newAllocWatch(),
 	}
 	s.auth = newAuthenticator(cfg, s.clk, s.log.With("component", "auth"))
+	s.latency = newWebhookLatency(slices.Collect(maps.Keys(cfg.Webhooks)))
 	s.hub = webhook.New(cfg.Webhooks, webhook.Options{
-		Clock:  s.clk,
-		Seed:   seed,
-		Logger: s.log.With("component", "webhook"),
+		Clock:   s.clk,
+		Seed:    seed,
+		Logger:  s.log.With("component", "webhook"),
+		Observe: s.latency.observe,
 	})
 	delays := newDelayQueue(s.clk)
 	allocs := newAllocTable(relayTimes{cfg.Relay.AllocationLifetime.D(), cfg.Relay.PermissionLifetime.D()},

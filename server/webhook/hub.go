@@ -48,6 +48,13 @@ type Options struct {
 	// over every webhook; beyond, a request gets 503 with Retry-After. 0
 	// means DefaultMaxPending.
 	MaxPending int
+	// Observe, when set, is called once for every request as it ends, with
+	// the webhook's name and how long the request took (End - Start on the
+	// Hub's clock): a sync request when it is answered, an async one when
+	// its work finishes, a refused one at once. It runs under the
+	// webhook's lock, so it must be quick and must not call the Hub; the
+	// server feeds its latency histogram from it.
+	Observe func(webhook string, took time.Duration)
 }
 
 // Each held or pending request keeps up to 64 KiB of its body, so at the
@@ -98,6 +105,7 @@ type hook struct {
 
 	mu       sync.RWMutex // guards what follows and every entry's fields
 	cfg      config.Webhook
+	observe  func(webhook string, took time.Duration) // Options.Observe, or nil
 	bucket   bucket
 	records  ring     // every request, in arrival order
 	ended    ring     // ended requests, in End order (for Recent's window)
@@ -143,6 +151,7 @@ func New(hooks map[string]config.Webhook, opts Options) *Hub {
 			load:     h.load,
 			name:     name,
 			cfg:      cfg,
+			observe:  opts.Observe,
 			bucket:   newBucket(cfg.RateLimit),
 			records:  newRing(h.history),
 			ended:    newRing(h.history),

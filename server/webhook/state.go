@@ -112,11 +112,15 @@ func (hk *hook) record(clock faults.Clock, e *entry, status int) {
 	hk.changes.notify()
 }
 
-// end stamps e's End and appends it to the ended ring. hk.mu is held, so
-// End times are in ring order (Recent's scan relies on it).
+// end stamps e's End, appends it to the ended ring and reports how long
+// it took to Options.Observe. hk.mu is held, so End times are in ring order
+// (Recent's scan relies on it). Every request ends here exactly once.
 func (hk *hook) end(clock faults.Clock, e *entry) {
 	e.End = clock.Now()
 	hk.ended.push(e)
+	if hk.observe != nil {
+		hk.observe(hk.name, e.End.Sub(e.Start))
+	}
 }
 
 // load counts the requests held and the async work pending over every
