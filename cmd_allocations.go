@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -12,13 +13,22 @@ import (
 
 var allocationsCmd = &command{
 	name:     "allocations",
-	synopsis: "[list|expire|rotate-nonces|close] [-json] [-client ADDR:PORT | -username NAME | -all]",
+	synopsis: "[list|expire|rotate-nonces|close] [-json] [-client ADDR:PORT | -username NAME | -all] [-peer IP | -channel N]",
 	summary:  "list the live TURN allocations, or expire some as if their lifetime had run out",
 	doc: `  stunfault allocations [list]       5-tuple, transport, username, relayed address,
                                      lifetime left, permissions, channels
   stunfault allocations expire -client ADDR:PORT | -username NAME | -all
                                      end them now: the client's next Refresh gets 437,
                                      its relayed data stops, a new Allocate succeeds
+  stunfault allocations expire -client ADDR:PORT | -username NAME | -all -peer IP
+                                     end their permission for the peer IP now: data
+                                     between the relay and that peer stops both ways
+                                     until a CreatePermission for it succeeds
+  stunfault allocations expire -client ADDR:PORT | -username NAME | -all -channel N
+                                     end their binding of channel N (0x4000-0x4FFF):
+                                     the client's ChannelData on it is dropped, the
+                                     peer's data comes as Data indications, until a
+                                     ChannelBind of N to the same peer succeeds
   stunfault allocations rotate-nonces
                                      every client's next signed request gets 438 with
                                      a fresh NONCE, which its retry then uses
@@ -36,6 +46,8 @@ func runAllocations(ctx context.Context, inv *invocation) error {
 	fs.StringVar(&sel.Client, "client", "", "expire: the client's `ADDR:PORT`, as list shows it")
 	fs.StringVar(&sel.Username, "username", "", "expire: every allocation of the user `NAME`")
 	fs.BoolVar(&sel.All, "all", false, "expire: every allocation")
+	peer := fs.String("peer", "", "expire: only their permission for the peer `IP`")
+	channel := fs.String("channel", "", "expire: only their binding of channel `N` (16384-20479, or 0x4000-0x4FFF)")
 	pos, err := fs.parse(inv.args, 0, 1, "list, expire, rotate-nonces or close")
 	if err != nil {
 		return err
@@ -43,6 +55,9 @@ func runAllocations(ctx context.Context, inv *invocation) error {
 	sub := "list"
 	if len(pos) == 1 {
 		sub = pos[0]
+	}
+	if sub != "expire" && (*peer != "" || *channel != "") {
+		return inv.usageErrorf("-peer and -channel are for expire")
 	}
 	switch sub {
 	case "list":
@@ -58,6 +73,18 @@ func runAllocations(ctx context.Context, inv *invocation) error {
 		}
 		if n != 1 {
 			return inv.usageErrorf("expire wants exactly one of -client ADDR:PORT, -username NAME or -all")
+		}
+		switch {
+		case *peer != "" && *channel != "":
+			return inv.usageErrorf("expire takes -peer or -channel, not both")
+		case *peer != "":
+			return expirePermissions(ctx, inv, cf, *asJSON, control.PermissionSelector{AllocationSelector: sel, Peer: *peer})
+		case *channel != "":
+			n, err := strconv.ParseUint(*channel, 0, 16)
+			if err != nil || uint16(n) < control.MinChannel || uint16(n) > control.MaxChannel {
+				return inv.usageErrorf("-channel %q: want a channel number, 16384 to 20479 (0x4000 to 0x4FFF)", *channel)
+			}
+			return expireChannels(ctx, inv, cf, *asJSON, control.ChannelSelector{AllocationSelector: sel, Channel: uint16(n)})
 		}
 	case "rotate-nonces":
 		if sel != (control.AllocationSelector{}) {
@@ -95,6 +122,32 @@ func runAllocations(ctx context.Context, inv *invocation) error {
 				fmt.Fprintf(w, "expired %s\n", plural(len(res.Allocations), "allocation"))
 			}
 			printAllocations(w, res.Allocations)
+		})
+	})
+}
+
+// expirePermissions is `stunfault allocations expire ... -peer IP`.
+func expirePermissions(ctx context.Context, inv *invocation, cf *controlFlags, asJSON bool, sel control.PermissionSelector) error {
+	return cf.call(ctx, func(c *control.Client) error {
+		list, err := c.ExpirePermissions(ctx, sel)
+		return show(inv.stdout, asJSON, control.PermissionsResult{Permissions: list}, err, func(w io.Writer, res control.PermissionsResult) {
+			fmt.Fprintf(w, "expired %s\n", plural(len(res.Permissions), "permission"))
+			for _, p := range res.Permissions {
+				fmt.Fprintf(w, "%s (relay %s): permission for %s\n", p.Client, p.Relay, p.Peer)
+			}
+		})
+	})
+}
+
+// expireChannels is `stunfault allocations expire ... -channel N`.
+func expireChannels(ctx context.Context, inv *invocation, cf *controlFlags, asJSON bool, sel control.ChannelSelector) error {
+	return cf.call(ctx, func(c *control.Client) error {
+		list, err := c.ExpireChannels(ctx, sel)
+		return show(inv.stdout, asJSON, control.ChannelsResult{Channels: list}, err, func(w io.Writer, res control.ChannelsResult) {
+			fmt.Fprintf(w, "expired %s\n", plural(len(res.Channels), "channel binding"))
+			for _, ch := range res.Channels {
+				fmt.Fprintf(w, "%s (relay %s): channel %#x to %s\n", ch.Client, ch.Relay, ch.Number, ch.Peer)
+			}
 		})
 	})
 }

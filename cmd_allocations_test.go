@@ -41,6 +41,16 @@ func TestCLIAllocations(t *testing.T) {
 	if err != nil || !strings.Contains(out, conn.LocalAddr().String()) || !strings.Contains(out, relay.LocalAddr().String()) || !strings.Contains(out, " user ") {
 		t.Errorf("allocations list: %v\n%s, want the client %s, its relay %s and user", err, out, conn.LocalAddr(), relay.LocalAddr())
 	}
+	if err := c.CreatePermission(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCmd(t, "allocations", "expire", "-control", url, "-username", "user", "-peer", "127.0.0.1")
+	if err != nil || !strings.Contains(out, "expired 1 permission") || !strings.Contains(out, "permission for 127.0.0.1") {
+		t.Errorf("allocations expire -peer: %v\n%s", err, out)
+	}
+	if l := srv.Allocations(); len(l) != 1 || len(l[0].Permissions) != 0 {
+		t.Errorf("after expire -peer: %+v, want the allocation without its permission", l)
+	}
 	for _, tt := range []struct {
 		args []string
 		want string
@@ -49,6 +59,12 @@ func TestCLIAllocations(t *testing.T) {
 		{[]string{"expire", "-all", "-username", "user"}, "exactly one of"},
 		{[]string{"expire", "-username", "nobody"}, "unknown_allocation"},
 		{[]string{"list", "-all"}, "are for expire"},
+		{[]string{"list", "-peer", "127.0.0.1"}, "are for expire"},
+		{[]string{"expire", "-all", "-peer", "127.0.0.1", "-channel", "0x4000"}, "not both"},
+		{[]string{"expire", "-all", "-channel", "5"}, "want a channel number"},
+		{[]string{"expire", "-all", "-channel", "0x4000"}, "unknown_allocation"},
+		{[]string{"expire", "-all", "-peer", "127.0.0.9"}, "unknown_allocation"},
+		{[]string{"expire", "-all", "-peer", "localhost"}, "bad_request"},
 		{[]string{"drop"}, "unknown subcommand"},
 	} {
 		out, err := runCmd(t, append([]string{"allocations", "-control", url}, tt.args...)...)

@@ -58,6 +58,8 @@ type allocTable struct {
 
 	swallowing atomic.Int32 // len(swallow), read on every outbound message
 	swallow    map[[stun.TransactionIDSize]byte]struct{}
+
+	exp expiredIndex // expired permissions and channel bindings; see permexpire.go
 }
 
 type allocRecord struct {
@@ -70,6 +72,13 @@ type allocRecord struct {
 	permissions    map[netip.Addr]time.Time
 	channels       map[uint16]netip.AddrPort
 	gone           chan struct{}
+	deleted        bool // pion deleted it
+
+	// Expired by stunfault while pion still has them (permexpire.go):
+	// permissions by peer IP, channels by number (with their peer).
+	deadPerms map[netip.Addr]struct{}
+	deadChans map[uint16]netip.AddrPort
+	indexed   bool // in t.exp
 }
 
 func newAllocTable(cfg relayTimes, nonces *nonceSource, auth *authenticator, realm string) *allocTable {
@@ -131,6 +140,7 @@ func (t *allocTable) events(h turn.EventHandler) turn.EventHandler {
 		t.with(src, dst, func(r *allocRecord) {
 			if a, ok := netip.AddrFromSlice(peer); ok {
 				r.permissions[a.Unmap()] = time.Now()
+				delete(r.deadPerms, a.Unmap())
 			}
 		})
 	}
@@ -141,6 +151,7 @@ func (t *allocTable) events(h turn.EventHandler) turn.EventHandler {
 		t.with(src, dst, func(r *allocRecord) {
 			if a, ok := netip.AddrFromSlice(peer); ok {
 				delete(r.permissions, a.Unmap())
+				delete(r.deadPerms, a.Unmap())
 			}
 		})
 	}
@@ -148,13 +159,19 @@ func (t *allocTable) events(h turn.EventHandler) turn.EventHandler {
 		if prevChanC != nil {
 			prevChanC(src, dst, protocol, userID, realm, relay, peer, number)
 		}
-		t.with(src, dst, func(r *allocRecord) { r.channels[number] = addrPortOf(peer) })
+		t.with(src, dst, func(r *allocRecord) {
+			r.channels[number] = addrPortOf(peer)
+			delete(r.deadChans, number)
+		})
 	}
 	h.OnChannelDeleted = func(src, dst net.Addr, protocol, userID, realm string, relay, peer net.Addr, number uint16) {
 		if prevChanD != nil {
 			prevChanD(src, dst, protocol, userID, realm, relay, peer, number)
 		}
-		t.with(src, dst, func(r *allocRecord) { delete(r.channels, number) })
+		t.with(src, dst, func(r *allocRecord) {
+			delete(r.channels, number)
+			delete(r.deadChans, number)
+		})
 	}
 	return h
 }
@@ -201,6 +218,8 @@ func (t *allocTable) deleted(src, dst net.Addr) {
 	defer t.mu.Unlock()
 	if r := t.allocs[key]; r != nil {
 		close(r.gone)
+		r.deleted = true
+		t.reindex(r)
 		delete(t.allocs, key)
 		if t.byUser[r.username]--; t.byUser[r.username] <= 0 {
 			delete(t.byUser, r.username)
@@ -208,11 +227,14 @@ func (t *allocTable) deleted(src, dst net.Addr) {
 	}
 }
 
+// with runs f on the allocation of src and dst, if any, and then updates
+// the index of expired entries.
 func (t *allocTable) with(src, dst net.Addr, f func(*allocRecord)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if r := t.allocs[fiveTupleKey(src, dst)]; r != nil {
 		f(r)
+		t.reindex(r)
 	}
 }
 
@@ -300,10 +322,16 @@ func (t *allocTable) list() []control.Allocation {
 			Channels:     []control.AllocationChannel{},
 		}
 		for peer, at := range r.permissions {
+			if _, dead := r.deadPerms[peer]; dead {
+				continue
+			}
 			a.Permissions = append(a.Permissions, control.AllocationPermission{Peer: peer, LifetimeLeft: faults.Duration(max(at.Add(t.permission).Sub(now), 0))})
 		}
 		slices.SortFunc(a.Permissions, func(x, y control.AllocationPermission) int { return x.Peer.Compare(y.Peer) })
 		for n, peer := range r.channels {
+			if _, dead := r.deadChans[n]; dead {
+				continue
+			}
 			a.Channels = append(a.Channels, control.AllocationChannel{Number: n, Peer: peer})
 		}
 		slices.SortFunc(a.Channels, func(x, y control.AllocationChannel) int { return int(x.Number) - int(y.Number) })
@@ -311,6 +339,11 @@ func (t *allocTable) list() []control.Allocation {
 	}
 	slices.SortFunc(out, func(x, y control.Allocation) int { return x.Created.Compare(y.Created) })
 	return out
+}
+
+// selects reports whether sel selects the allocation of client and user.
+func selects(sel control.AllocationSelector, client netip.AddrPort, user string) bool {
+	return sel.All || (sel.Client != "" && client.String() == sel.Client) || (sel.Username != "" && user == sel.Username)
 }
 
 // errNoAllocation is wrapped by expire when nothing matches its selector.
@@ -323,7 +356,7 @@ func (t *allocTable) expire(ctx context.Context, sel control.AllocationSelector)
 	var picked []*allocRecord
 	var out []control.Allocation
 	for _, a := range t.list() {
-		if sel.All || (sel.Client != "" && a.Client.String() == sel.Client) || (sel.Username != "" && a.Username == sel.Username) {
+		if selects(sel, a.Client, a.Username) {
 			out = append(out, a)
 		}
 	}

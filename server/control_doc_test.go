@@ -71,7 +71,9 @@ at = "60s"
 // each with why.
 var docSkips = map[string]string{
 	"allocations.expire#41": "needs a live TURN allocation of user \"user\"",
-	"connections.close#44":  "needs the TCP connection of a client at 127.0.0.1:50737",
+	"permissions.expire#43": "needs a live TURN allocation of user \"user\" with a permission",
+	"channels.expire#44":    "needs the TURN allocation of a client at 127.0.0.1:50736 with a channel",
+	"connections.close#48":  "needs the TCP connection of a client at 127.0.0.1:50737",
 }
 
 // docExchange is one `->` request of docs/control.md and the `<-` reply

@@ -30,6 +30,14 @@ func (b controlBackend) ExpireAllocations(ctx context.Context, sel control.Alloc
 	return b.s.ExpireAllocations(ctx, sel)
 }
 
+func (b controlBackend) ExpirePermissions(ctx context.Context, sel control.PermissionSelector) ([]control.ExpiredPermission, error) {
+	return b.s.ExpirePermissions(ctx, sel)
+}
+
+func (b controlBackend) ExpireChannels(ctx context.Context, sel control.ChannelSelector) ([]control.ExpiredChannel, error) {
+	return b.s.ExpireChannels(ctx, sel)
+}
+
 func (b controlBackend) Hello() control.Hello {
 	return control.Hello{
 		Version:      BuildVersion().Version,

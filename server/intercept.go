@@ -55,6 +55,9 @@ func (ic *interceptor) decide(pkt *faults.Packet) (v faults.Verdict) {
 	if ic.allocs.mismatch(pkt) {
 		return faults.Verdict{Kind: faults.Error, Action: mismatchAction}
 	}
+	if v := ic.allocs.expired(pkt); v.Action != nil {
+		return v
+	}
 	if ic.rotation.stale(pkt) {
 		return faults.Verdict{Kind: faults.Error, Action: staleNonceAction}
 	}

@@ -18,13 +18,14 @@ import (
 type peerConn struct {
 	net.PacketConn
 	ic    *interceptor
-	relay netip.AddrPort
+	relay netip.AddrPort // the bound address, as rules see it
+	alloc netip.AddrPort // the relayed address pion reports (the allocation table's)
 	ready *wakeQueue
 	owner *delayOwner
 }
 
-func newPeerConn(pc net.PacketConn, ic *interceptor, relay netip.AddrPort) *peerConn {
-	return &peerConn{PacketConn: pc, ic: ic, relay: relay, ready: newWakeQueue(pc.SetReadDeadline), owner: new(delayOwner)}
+func newPeerConn(pc net.PacketConn, ic *interceptor, relay, reported netip.AddrPort) *peerConn {
+	return &peerConn{PacketConn: pc, ic: ic, relay: relay, alloc: reported, ready: newWakeQueue(pc.SetReadDeadline), owner: new(delayOwner)}
 }
 
 // decide asks the engine about one peer datagram; a panic passes it.
@@ -51,7 +52,11 @@ func (c *peerConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			}
 			return n, addr, err
 		}
-		pkt := faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Leg: faults.PeerLeg, Client: addrPortOf(addr), Relay: c.relay}
+		peer := addrPortOf(addr)
+		if c.ic.allocs.peerExpired(c.alloc, peer) {
+			continue // its permission expired (permexpire.go)
+		}
+		pkt := faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Leg: faults.PeerLeg, Client: peer, Relay: c.relay}
 		v := c.decide(&pkt)
 		if v.Action == nil {
 			return n, addr, nil

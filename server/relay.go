@@ -70,7 +70,7 @@ func (g guardedGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net
 	}
 	var relay net.PacketConn = &guardedRelayConn{PacketConn: pc, own: g.own}
 	if g.ic != nil {
-		relay = newPeerConn(relay, g.ic, addrPortOf(pc.LocalAddr()))
+		relay = newPeerConn(relay, g.ic, addrPortOf(pc.LocalAddr()), addrPortOf(addr))
 	}
 	return relay, addr, nil
 }

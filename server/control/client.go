@@ -551,6 +551,29 @@ func (c *Client) ExpireAllocations(ctx context.Context, sel AllocationSelector) 
 	return res.Allocations, err
 }
 
+// ExpirePermissions ends the permission for sel.Peer of the allocations sel
+// selects as a timed-out permission ends: data between the relay and the
+// peer stops both ways until a CreatePermission for it succeeds. It returns
+// the permissions it ended. No match is a *Error with code
+// unknown_allocation (field peer when the allocations exist).
+func (c *Client) ExpirePermissions(ctx context.Context, sel PermissionSelector) ([]ExpiredPermission, error) {
+	var res PermissionsResult
+	_, err := c.Call(ctx, OpPermissionsExpire, sel, &res)
+	return res.Permissions, err
+}
+
+// ExpireChannels ends the binding of sel.Channel of the allocations sel
+// selects as a timed-out binding ends: the client's ChannelData on it is
+// dropped and the peer's data comes as Data indications, until a
+// ChannelBind of the number to the same peer succeeds. It returns the
+// bindings it ended. No match is a *Error with code unknown_allocation
+// (field channel when the allocations exist).
+func (c *Client) ExpireChannels(ctx context.Context, sel ChannelSelector) ([]ExpiredChannel, error) {
+	var res ChannelsResult
+	_, err := c.Call(ctx, OpChannelsExpire, sel, &res)
+	return res.Channels, err
+}
+
 // RotateNonces makes every client's next signed request get 438 Stale
 // Nonce with a fresh NONCE, which its retry then uses; it returns the
 // rotation's number.

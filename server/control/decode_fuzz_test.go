@@ -111,6 +111,12 @@ func (b fuzzBackend) Allocations() []Allocation { return nil }
 func (b fuzzBackend) ExpireAllocations(context.Context, AllocationSelector) ([]Allocation, error) {
 	return nil, ErrUnknownAllocation
 }
+func (b fuzzBackend) ExpirePermissions(context.Context, PermissionSelector) ([]ExpiredPermission, error) {
+	return nil, ErrUnknownAllocation
+}
+func (b fuzzBackend) ExpireChannels(context.Context, ChannelSelector) ([]ExpiredChannel, error) {
+	return nil, ErrUnknownAllocation
+}
 func (b fuzzBackend) SetWebhook(context.Context, string, WebhookSettings) error {
 	return nil
 }

@@ -24,6 +24,12 @@ func (b engineOnly) Allocations() []control.Allocation { return nil }
 func (b engineOnly) ExpireAllocations(context.Context, control.AllocationSelector) ([]control.Allocation, error) {
 	return nil, control.ErrUnknownAllocation
 }
+func (b engineOnly) ExpirePermissions(context.Context, control.PermissionSelector) ([]control.ExpiredPermission, error) {
+	return nil, control.ErrUnknownAllocation
+}
+func (b engineOnly) ExpireChannels(context.Context, control.ChannelSelector) ([]control.ExpiredChannel, error) {
+	return nil, control.ErrUnknownAllocation
+}
 func (b engineOnly) Hello() control.Hello { return control.Hello{Version: "example"} }
 func (b engineOnly) Stats() control.Stats { return control.Stats{} }
 func (b engineOnly) SetWebhook(context.Context, string, control.WebhookSettings) error {

@@ -67,6 +67,16 @@ type Backend interface {
 	// Refresh with LIFETIME 0 would, and returns them once they are gone.
 	// When none matches it returns an error wrapping [ErrUnknownAllocation].
 	ExpireAllocations(ctx context.Context, sel AllocationSelector) ([]Allocation, error)
+	// ExpirePermissions ends the permission for sel.Peer of the
+	// allocations sel selects, as if it had timed out, and returns those it
+	// ended. No allocation selected is an error wrapping
+	// [ErrUnknownAllocation]; none with that permission, [ErrUnknownPermission].
+	ExpirePermissions(ctx context.Context, sel PermissionSelector) ([]ExpiredPermission, error)
+	// ExpireChannels ends the binding of sel.Channel of the allocations sel
+	// selects, as if it had timed out, and returns those it ended. No
+	// allocation selected is an error wrapping [ErrUnknownAllocation]; none
+	// with that binding, [ErrUnknownChannel].
+	ExpireChannels(ctx context.Context, sel ChannelSelector) ([]ExpiredChannel, error)
 	// RotateNonces makes every client's next signed request get 438 with a
 	// fresh NONCE, and returns the rotation's number.
 	RotateNonces() uint64

@@ -47,6 +47,14 @@ func (b *fakeBackend) ExpireAllocations(_ context.Context, sel control.Allocatio
 	return nil, fmt.Errorf("%s: %w", sel, control.ErrUnknownAllocation)
 }
 
+func (b *fakeBackend) ExpirePermissions(_ context.Context, sel control.PermissionSelector) ([]control.ExpiredPermission, error) {
+	return nil, fmt.Errorf("%s: %w", sel.AllocationSelector, control.ErrUnknownAllocation)
+}
+
+func (b *fakeBackend) ExpireChannels(_ context.Context, sel control.ChannelSelector) ([]control.ExpiredChannel, error) {
+	return nil, fmt.Errorf("%s: %w", sel.AllocationSelector, control.ErrUnknownAllocation)
+}
+
 func (b *fakeBackend) Hello() control.Hello {
 	return control.Hello{Version: "test", Capabilities: []string{"webhooks"}}
 }

@@ -73,6 +73,8 @@ var ops = map[string]opSpec{
 	OpClockAdvance:      {run: (*Handler).opClockAdvance, mutating: true},
 	OpAllocationsList:   {run: (*Handler).opAllocationsList},
 	OpAllocationsExpire: {run: (*Handler).opAllocationsExpire, mutating: true},
+	OpPermissionsExpire: {run: (*Handler).opPermissionsExpire, mutating: true},
+	OpChannelsExpire:    {run: (*Handler).opChannelsExpire, mutating: true},
 	OpNoncesRotate:      {run: (*Handler).opNoncesRotate, mutating: true},
 	OpConnectionsClose:  {run: (*Handler).opConnectionsClose, mutating: true},
 }

@@ -47,6 +47,8 @@ const (
 	OpClockAdvance      = "clock.advance"
 	OpAllocationsList   = "allocations.list"
 	OpAllocationsExpire = "allocations.expire"
+	OpPermissionsExpire = "permissions.expire"
+	OpChannelsExpire    = "channels.expire"
 	OpNoncesRotate      = "nonces.rotate"
 	OpConnectionsClose  = "connections.close"
 )
@@ -61,7 +63,7 @@ func Ops() []string {
 		OpJournalQuery, OpJournalCount, OpJournalVerify, OpJournalClear,
 		OpStatsGet, OpReset, OpWebhookSet, OpSubscribe, OpUnsubscribe,
 		OpClockGet, OpClockAdvance, OpAllocationsList, OpAllocationsExpire,
-		OpNoncesRotate, OpConnectionsClose,
+		OpPermissionsExpire, OpChannelsExpire, OpNoncesRotate, OpConnectionsClose,
 	}
 }
 
@@ -646,6 +648,59 @@ func (s AllocationSelector) String() string {
 		return "client " + s.Client
 	}
 	return "username " + strconv.Quote(s.Username)
+}
+
+// PermissionSelector selects the permissions permissions.expire ends: the
+// permission for Peer (an IP address) of the allocations the
+// AllocationSelector selects.
+type PermissionSelector struct {
+	AllocationSelector
+	Peer string `json:"peer"`
+}
+
+// ChannelSelector selects the channel bindings channels.expire ends: the
+// binding of Channel (0x4000 to 0x4FFF) of the allocations the
+// AllocationSelector selects.
+type ChannelSelector struct {
+	AllocationSelector
+	Channel uint16 `json:"channel"`
+}
+
+// The channel numbers a client can bind (RFC 8656 §12).
+const (
+	MinChannel uint16 = 0x4000
+	MaxChannel uint16 = 0x4FFF
+)
+
+// ExpiredPermission is one permission permissions.expire ended: the
+// allocation's 5-tuple and relayed address, and the peer.
+type ExpiredPermission struct {
+	Client netip.AddrPort `json:"client"`
+	Server netip.AddrPort `json:"server"`
+	Relay  netip.AddrPort `json:"relay"`
+	Peer   netip.Addr     `json:"peer"`
+}
+
+// ExpiredChannel is one channel binding channels.expire ended: the
+// allocation's 5-tuple and relayed address, the number and its peer.
+type ExpiredChannel struct {
+	Client netip.AddrPort `json:"client"`
+	Server netip.AddrPort `json:"server"`
+	Relay  netip.AddrPort `json:"relay"`
+	Number uint16         `json:"number"`
+	Peer   netip.AddrPort `json:"peer"`
+}
+
+// PermissionsResult is the result of permissions.expire: the permissions
+// it ended.
+type PermissionsResult struct {
+	Permissions []ExpiredPermission `json:"permissions"`
+}
+
+// ChannelsResult is the result of channels.expire: the channel bindings it
+// ended.
+type ChannelsResult struct {
+	Channels []ExpiredChannel `json:"channels"`
 }
 
 // RotateResult is the result of nonces.rotate: the rotation's number.

@@ -5,6 +5,8 @@ import { Subscription, type SubscribeOptions, type WaitOptions } from "./subscri
 import type {
   Allocation,
   AllocationSelector,
+  ExpiredChannel,
+  ExpiredPermission,
   DecisionEvent,
   Entry,
   Hello,
@@ -794,6 +796,35 @@ export class AllocationsAPI {
   async expire(selector: AllocationSelector, opts?: CallOptions): Promise<WithRevision<{ allocations: Allocation[] }>> {
     const r = await this.#c._mutate<{ allocations: Allocation[] }>("allocations.expire", selector, opts);
     return { ...r, allocations: r.allocations ?? [] };
+  }
+
+  /**
+   * permissions.expire: ends, now, the permission for `peer` (an IP
+   * address) of the allocations the selector selects, as if it had timed
+   * out: data between the relay and that peer stops both ways (Send, Data,
+   * ChannelData), list no longer shows it, and a CreatePermission (or
+   * ChannelBind) for the peer that succeeds restores it. Resolves with the
+   * permissions it ended. No allocation selected is `unknown_allocation` on
+   * the selector; none with that live permission, `unknown_allocation` on
+   * `peer`; a peer that is not an IP address, `bad_request`.
+   */
+  async expirePermission(selector: AllocationSelector, peer: string, opts?: CallOptions): Promise<WithRevision<{ permissions: ExpiredPermission[] }>> {
+    const r = await this.#c._mutate<{ permissions: ExpiredPermission[] }>("permissions.expire", { ...selector, peer }, opts);
+    return { ...r, permissions: r.permissions ?? [] };
+  }
+
+  /**
+   * channels.expire: ends, now, the binding of `channel` (0x4000 to
+   * 0x4FFF) of the allocations the selector selects, as if it had timed
+   * out: the client's ChannelData on it is dropped, the peer's data comes as
+   * Data indications while the permission lives, and a ChannelBind of the
+   * number to the same peer that succeeds restores it (to another peer:
+   * pion's 400). Resolves with the bindings it ended. Errors as
+   * expirePermission's, on `channel`.
+   */
+  async expireChannel(selector: AllocationSelector, channel: number, opts?: CallOptions): Promise<WithRevision<{ channels: ExpiredChannel[] }>> {
+    const r = await this.#c._mutate<{ channels: ExpiredChannel[] }>("channels.expire", { ...selector, channel }, opts);
+    return { ...r, channels: r.channels ?? [] };
   }
 }
 

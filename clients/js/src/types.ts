@@ -429,3 +429,24 @@ export interface Allocation {
 
 /** Selects the allocations allocations.expire ends: exactly one of client, username or all. */
 export type AllocationSelector = { client: string } | { username: string } | { all: true };
+
+/** One permission permissions.expire ended. */
+export interface ExpiredPermission {
+  /** The allocation's client and listener (ip:port) and relayed address. */
+  client: string;
+  server: string;
+  relay: string;
+  /** The peer's IP address. */
+  peer: string;
+}
+
+/** One channel binding channels.expire ended. */
+export interface ExpiredChannel {
+  /** The allocation's client and listener (ip:port) and relayed address. */
+  client: string;
+  server: string;
+  relay: string;
+  number: number;
+  /** The peer the number was bound to (ip:port). */
+  peer: string;
+}

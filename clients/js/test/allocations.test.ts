@@ -116,6 +116,33 @@ describe("allocation ops against a running stunfault", () => {
     assert.deepEqual(all.allocations.map((a) => a.client), [c.local]);
   });
 
+  it("permissions.expire and channels.expire: gone from the list until CreatePermission or ChannelBind restores them; their errors", async () => {
+    const c = await turn("udp");
+    await c.allocate();
+    assert.equal((await c.createPermission("127.0.0.2:40000")).code, 0);
+    assert.equal((await c.channelBind(0x4001, "127.0.0.3:40001")).code, 0);
+    const listed = async () => (await sf.client.allocations.list()).find((x) => x.client === c.local);
+
+    const p = await sf.client.allocations.expirePermission({ client: c.local }, "127.0.0.2");
+    assert.deepEqual(p.permissions.map((x) => [x.client, x.peer]), [[c.local, "127.0.0.2"]]);
+    assert.deepEqual((await listed())?.permissions.map((x) => x.peer), ["127.0.0.3"]);
+    await rejectsWith(sf.client.allocations.expirePermission({ client: c.local }, "127.0.0.2"), "unknown_allocation", "peer");
+    assert.equal((await c.createPermission("127.0.0.2:40000")).code, 0);
+    assert.deepEqual((await listed())?.permissions.map((x) => x.peer).sort(), ["127.0.0.2", "127.0.0.3"], "restored by CreatePermission");
+
+    const ch = await sf.client.allocations.expireChannel({ client: c.local }, 0x4001);
+    assert.deepEqual(ch.channels.map((x) => [x.number, x.peer]), [[0x4001, "127.0.0.3:40001"]]);
+    assert.deepEqual((await listed())?.channels, []);
+    assert.equal((await c.channelBind(0x4001, "127.0.0.2:40000")).code, 400, "pion still has the number bound to the first peer");
+    assert.equal((await c.channelBind(0x4001, "127.0.0.3:40001")).code, 0);
+    assert.deepEqual((await listed())?.channels, [{ number: 0x4001, peer: "127.0.0.3:40001" }], "restored by ChannelBind");
+
+    await rejectsWith(sf.client.allocations.expirePermission({ client: c.local }, "localhost"), "bad_request", "peer");
+    await rejectsWith(sf.client.allocations.expireChannel({ client: c.local }, 5), "bad_request", "channel");
+    await rejectsWith(sf.client.allocations.expireChannel({ client: c.local }, 0x4002), "unknown_allocation", "channel");
+    await rejectsWith(sf.client.allocations.expireChannel({ username: "nobody" }, 0x4001), "unknown_allocation", "username");
+  });
+
   it("nonces.rotate: each client's next signed request gets 438 with a fresh nonce, its retry passes", async () => {
     const a = await turn("udp");
     const b = await turn("tcp");

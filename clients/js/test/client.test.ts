@@ -68,7 +68,7 @@ describe("client against a running stunfault", () => {
       "rules.disable", "rules.replace", "rules.clear", "rules.parse", "scenarios.list", "scenarios.activate", "scenarios.load",
       "machines.list", "machines.set_state", "journal.query", "journal.count", "journal.verify", "journal.clear",
       "stats.get", "reset", "webhook.set", "subscribe", "unsubscribe", "clock.get", "clock.advance",
-      "allocations.list", "allocations.expire", "nonces.rotate", "connections.close",
+      "allocations.list", "allocations.expire", "permissions.expire", "channels.expire", "nonces.rotate", "connections.close",
     ]);
     const missing = (await sf.client.hello()).ops.filter((op) => !covered.has(op));
     assert.deepEqual(missing, [], `the server answers ops clients/js has no method for: ${missing.join(", ")} (add them to src/client.ts)`);
