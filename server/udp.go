@@ -66,7 +66,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if d, ok := c.ready.pop(); ok {
 			return copy(p, d.data), d.addr, nil
 		}
-		n, addr, err := c.read(p)
+		n, addr, client, err := c.read(p)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -75,12 +75,11 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.loop.ended()
 			return n, addr, err
 		}
-		ua, ok := addr.(*net.UDPAddr)
-		if !ok {
-			return n, addr, nil
+		if !client.IsValid() {
+			return n, addr, nil // not a UDP sender: nothing to decide on
 		}
 		pkt := &c.pkt
-		*pkt = faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: clientAddr(ua)}
+		*pkt = faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: client}
 		v := c.ic.decide(pkt)
 		if v.Action == nil { // no rule fired, no refusal
 			c.ic.record(c, pkt, v, nil)
@@ -94,7 +93,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		c.ic.record(c, pkt, v, m.sent) // before p is overwritten
 		if in.answer != nil {
-			_, _ = c.write(in.answer, addr)
+			_, _ = c.write(in.answer, addr, pkt.Client)
 			in.answer = nil
 		}
 		*m = message{}
@@ -104,18 +103,26 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
-// read reads the next datagram from the socket, or from the batch.
-func (c *packetConn) read(p []byte) (int, net.Addr, error) {
+// read reads the next datagram from the socket, or from the batch, and
+// returns its sender also as the engine keys it (clientAddr); that is the
+// zero AddrPort when the sender is not a UDP address.
+func (c *packetConn) read(p []byte) (int, net.Addr, netip.AddrPort, error) {
 	if c.batch != nil {
 		return c.batch.readFrom(p)
 	}
-	return c.PacketConn.ReadFrom(p)
+	n, addr, err := c.PacketConn.ReadFrom(p)
+	var client netip.AddrPort
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		client = clientAddr(ua)
+	}
+	return n, addr, client, err
 }
 
-// write sends p to addr at once (after the batch's queued answers).
-func (c *packetConn) write(p []byte, addr net.Addr) (int, error) {
+// write sends p to addr at once (after the batch's queued answers). to is
+// addr as clientAddr makes it, or the zero AddrPort when addr is not UDP.
+func (c *packetConn) write(p []byte, addr net.Addr, to netip.AddrPort) (int, error) {
 	if c.batch != nil {
-		return c.batch.writeTo(c.PacketConn, p, addr)
+		return c.batch.writeTo(c.PacketConn, p, addr, to)
 	}
 	return c.PacketConn.WriteTo(p, addr)
 }
@@ -124,7 +131,7 @@ func (c *packetConn) write(p []byte, addr net.Addr) (int, error) {
 func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
-		return c.write(p, addr)
+		return c.write(p, addr, netip.AddrPort{})
 	}
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.UDP, Client: clientAddr(ua)}
 	v := c.ic.decide(&pkt)
@@ -133,10 +140,10 @@ func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		// A STUN response is an answer from pion's read loop (relay
 		// goroutines write indications and ChannelData): it may wait
 		// for the batch's other answers.
-		if c.batch != nil && len(p) > 0 && p[0]&0xC1 == 0x01 && c.batch.answer(p, addr) {
+		if c.batch != nil && len(p) > 0 && p[0]&0xC1 == 0x01 && c.batch.answer(p, pkt.Client) {
 			return len(p), nil
 		}
-		return c.write(p, addr)
+		return c.write(p, addr, pkt.Client)
 	}
 	return c.writeFired(pkt, v, p, addr)
 }
@@ -144,12 +151,12 @@ func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // writeFired applies v to the outbound datagram p. pkt is a copy of the
 // caller's, so that only a message a rule fired on costs an allocation.
 func (c *packetConn) writeFired(pkt faults.Packet, v faults.Verdict, p []byte, addr net.Addr) (int, error) {
-	out := &udpOut{c: c, addr: addr}
+	out := &udpOut{c: c, addr: addr, to: pkt.Client}
 	m := message{ic: c.ic, pkt: &pkt, v: v}
 	applied := c.ic.apply(out, &m)
 	c.ic.record(c, &pkt, v, m.sent)
 	if !applied && !out.sent {
-		return c.write(p, addr)
+		return c.write(p, addr, pkt.Client)
 	}
 	if out.err != nil {
 		return 0, out.err
@@ -209,13 +216,14 @@ func (u *udpIn) close() {} // not on UDP: rules asking for it do not validate
 type udpOut struct {
 	c    *packetConn
 	addr net.Addr
-	sent bool  // something was written
-	err  error // the first write error
+	to   netip.AddrPort // addr as clientAddr makes it
+	sent bool           // something was written
+	err  error          // the first write error
 }
 
 func (u *udpOut) write(b []byte) {
 	u.sent = true
-	if _, err := u.c.write(b, u.addr); err != nil && u.err == nil {
+	if _, err := u.c.write(b, u.addr, u.to); err != nil && u.err == nil {
 		u.err = err
 	}
 }
@@ -243,6 +251,9 @@ func (u *udpOut) close()       {} // not on UDP
 // recvmmsg in 16 (::ffff:a.b.c.d); without this one client would be two
 // to the transmission tracker, machines keyed by client, and the trace.
 func clientAddr(ua *net.UDPAddr) netip.AddrPort {
-	ap := ua.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	ip, _ := netip.AddrFromSlice(ua.IP)
+	if ua.Zone != "" {
+		ip = ip.WithZone(ua.Zone)
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(ua.Port)) //nolint:gosec // a UDP port
 }

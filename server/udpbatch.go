@@ -2,12 +2,9 @@ package server
 
 import (
 	"net"
-	"runtime"
+	"net/netip"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // udpBatchSize is how many datagrams one system call reads (recvmmsg) or
@@ -15,13 +12,6 @@ import (
 // read loop holds udpBatchSize x 64 KiB of buffers (touched only as far as
 // datagrams fill them), and at most udpBatchSize queued answers.
 const udpBatchSize = 16
-
-// batchConn is the batched I/O of golang.org/x/net's ipv4 and ipv6
-// PacketConn (one Message type for both).
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
 
 // udpBatch is the batched socket I/O beneath a packetConn on Linux: the
 // reader takes datagrams from the socket udpBatchSize per system call and
@@ -33,68 +23,87 @@ type batchConn interface {
 // from the read loop (an injected reply) sends the queue first, so a
 // client's messages keep their order; writes from relay goroutines do not
 // wait.
+//
+// The system calls are recvmmsg and sendmmsg on the socket's RawConn, with
+// headers and addresses kept across calls (udpmmsg_linux.go). The first
+// datagram of a batch is read straight into pion's buffer, so with one
+// datagram at a time (a ping-pong) nothing is copied; the others wait in the
+// batch's own slots. Senders come back as netip.AddrPort, and pion gets them
+// as *net.UDPAddr from a small cache (addrCache), so a message costs no
+// allocation.
 type udpBatch struct {
-	conn  batchConn
 	guard *udpGuard // its retries and failure record apply to batched reads
 
 	// Read side: only pion's read loop reads.
-	in         []ipv4.Message
-	next, have int          // in[next:have] are due to pion
-	left       atomic.Int32 // have - next, for the writers
+	rd         *mmsgBatch
+	slots      [udpBatchSize][]byte // slot 0 unused: pion's buffer takes its place
+	next, have int                  // datagrams next to have-1 are due to pion
+	left       atomic.Int32         // have - next, for the writers
+	addrs      addrCache
 
 	wmu    sync.Mutex
 	queued atomic.Int32 // nout: a writer skips the lock when 0
-	out    [udpBatchSize]ipv4.Message
+	wr     *mmsgBatch
 	nout   int
-	vecs   [udpBatchSize][1][]byte // out[i].Buffers, the bytes reused
+	vecs   [udpBatchSize][]byte // the queued answers' bytes, reused
 }
 
 // newUDPBatch returns the batched I/O for the socket beneath g, or nil when
-// there is none: not Linux (x/net reads one datagram per call elsewhere, no
-// gain), or not a *net.UDPConn (a caller's socket, pion's vnet).
+// there is none: not Linux (no recvmmsg), or not a *net.UDPConn (a caller's
+// socket, pion's vnet).
 func newUDPBatch(g *udpGuard) *udpBatch {
 	uc, ok := g.PacketConn.(*net.UDPConn)
-	if !ok || runtime.GOOS != "linux" {
+	if !ok {
 		return nil
 	}
-	b := &udpBatch{guard: g, in: make([]ipv4.Message, udpBatchSize)}
-	if a, ok := uc.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
-		b.conn = ipv6.NewPacketConn(uc)
-	} else {
-		b.conn = ipv4.NewPacketConn(uc)
+	rd, err := newMmsgBatch(uc)
+	if err != nil {
+		return nil
 	}
-	mem := make([]byte, udpBatchSize*inboundMTU)
-	for i := range b.in {
-		b.in[i].Buffers = [][]byte{mem[i*inboundMTU : (i+1)*inboundMTU : (i+1)*inboundMTU]}
+	wr, err := newMmsgBatch(uc)
+	if err != nil {
+		return nil
+	}
+	b := &udpBatch{guard: g, rd: rd, wr: wr}
+	mem := make([]byte, (udpBatchSize-1)*inboundMTU)
+	for i := 1; i < udpBatchSize; i++ {
+		b.slots[i] = mem[(i-1)*inboundMTU : i*inboundMTU : i*inboundMTU]
+		rd.setIn(i, b.slots[i])
 	}
 	return b
 }
 
-// readFrom copies the next datagram of the batch into p, reading the next
-// batch (after sending the queued answers) when this one is used up.
-func (b *udpBatch) readFrom(p []byte) (int, net.Addr, error) {
-	if b.next == b.have {
-		b.flush() // every answer to the batch is out before the read blocks
-		var n int
-		err := b.guard.retry(func() (err error) {
-			n, err = b.conn.ReadBatch(b.in, 0)
-			return err
-		})
-		if err != nil {
-			return 0, nil, err
-		}
-		b.next, b.have = 0, n
+// readFrom puts the next datagram of the batch into p and returns its
+// length and sender, reading the next batch (after sending the queued
+// answers) when this one is used up.
+func (b *udpBatch) readFrom(p []byte) (int, net.Addr, netip.AddrPort, error) {
+	if b.next < b.have {
+		n, ap := b.rd.received(b.next)
+		n = copy(p, b.slots[b.next][:n])
+		b.next++
+		b.left.Store(int32(b.have - b.next))
+		return n, b.addrs.get(ap), ap, nil
 	}
-	m := &b.in[b.next]
-	b.next++
-	b.left.Store(int32(b.have - b.next))
-	return copy(p, m.Buffers[0][:m.N]), m.Addr, nil
+	b.flush() // every answer to the batch is out before the read blocks
+	var have int
+	err := b.guard.retry(func() (err error) {
+		have, err = b.rd.recv(p)
+		return err
+	})
+	if err != nil {
+		b.next, b.have = 0, 0
+		return 0, nil, netip.AddrPort{}, err
+	}
+	b.next, b.have = 1, have
+	b.left.Store(int32(have - 1))
+	n, ap := b.rd.received(0)
+	return n, b.addrs.get(ap), ap, nil
 }
 
 // answer queues pion's answer p to addr while datagrams of the batch are
 // still due to pion, and sends the queue with it when p answers the last
 // one. It reports false when p is not queued: the caller sends it.
-func (b *udpBatch) answer(p []byte, addr net.Addr) bool {
+func (b *udpBatch) answer(p []byte, addr netip.AddrPort) bool {
 	if b.left.Load() == 0 && b.queued.Load() == 0 {
 		return false // the batch's only answer: no reason to wait
 	}
@@ -104,8 +113,11 @@ func (b *udpBatch) answer(p []byte, addr net.Addr) bool {
 		b.flushLocked()
 	}
 	i := b.nout
-	b.vecs[i][0] = append(b.vecs[i][0][:0], p...)
-	b.out[i] = ipv4.Message{Buffers: b.vecs[i][:], Addr: addr}
+	b.vecs[i] = append(b.vecs[i][:0], p...)
+	if !b.wr.setOut(i, b.vecs[i], addr) {
+		b.flushLocked() // the caller's write comes after the queue
+		return false
+	}
 	b.nout++
 	b.queued.Store(int32(b.nout))
 	if b.left.Load() == 0 {
@@ -124,27 +136,41 @@ func (b *udpBatch) flush() {
 	b.wmu.Unlock()
 }
 
-// writeTo sends p to addr at once, after the queued answers.
-func (b *udpBatch) writeTo(pc net.PacketConn, p []byte, addr net.Addr) (int, error) {
-	if b.queued.Load() != 0 {
+// writeTo sends p to addr at once, after the queued answers. to is addr as
+// an AddrPort: when the socket can send to it, p goes out by sendmmsg, the
+// cheaper call (see udpmmsg_linux.go); else (the zero AddrPort, or an
+// address of the other family) by pc.WriteTo.
+func (b *udpBatch) writeTo(pc net.PacketConn, p []byte, addr net.Addr, to netip.AddrPort) (int, error) {
+	if to.IsValid() {
+		b.wmu.Lock()
+		if b.nout > 0 {
+			b.flushLocked()
+		}
+		if b.wr.setOut(0, p, to) {
+			n, err := b.wr.send(0, 1)
+			b.wr.forget(0) // p is the caller's again
+			b.wmu.Unlock()
+			if n == 1 {
+				return len(p), nil
+			}
+			return 0, err
+		}
+		b.wmu.Unlock()
+	} else if b.queued.Load() != 0 {
 		b.flush()
 	}
 	return pc.WriteTo(p, addr)
 }
 
 func (b *udpBatch) flushLocked() {
-	ms := b.out[:b.nout]
-	for len(ms) > 0 {
-		n, err := b.conn.WriteBatch(ms, 0)
+	for i := 0; i < b.nout; {
+		n, err := b.wr.send(i, b.nout)
 		if err != nil {
 			// As a failed WriteTo of pion's: the answer is lost, the
 			// client retransmits. Skip the one that failed.
 			n = max(n, 1)
 		}
-		ms = ms[n:]
-	}
-	for i := range b.nout {
-		b.out[i].Addr = nil // let the address go
+		i += n
 	}
 	b.nout = 0
 	b.queued.Store(0)

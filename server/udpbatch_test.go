@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -175,6 +176,102 @@ func TestUDPBatchEdges(t *testing.T) {
 			}
 			if !slices.Equal(got, tt.wantGot) {
 				t.Errorf("client got %v, want %v", got, tt.wantGot)
+			}
+		})
+	}
+}
+
+// TestUDPBatchAddresses sends Bindings through the batched I/O of IPv4,
+// IPv6 and dual-stack sockets and checks what pion sees as the sender (the
+// client's address, IPv4 unmapped, the same *net.UDPAddr for each datagram
+// of one client) and that the answers written to it arrive, one at a time
+// and queued in a batch.
+func TestUDPBatchAddresses(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("batched UDP I/O is Linux only")
+	}
+	t.Parallel()
+	tests := []struct {
+		name            string
+		network, listen string
+		client          string // the client socket's network and IP
+		clientNet       string
+	}{
+		{"ipv4", "udp4", "127.0.0.1:0", "127.0.0.1", "udp4"},
+		{"ipv6", "udp6", "[::1]:0", "::1", "udp6"},
+		{"ipv4 client on a dual-stack socket", "udp", "[::]:0", "127.0.0.1", "udp4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sock, err := net.ListenPacket(tt.network, tt.listen)
+			if err != nil {
+				t.Skipf("cannot listen on %s %s: %v", tt.network, tt.listen, err)
+			}
+			ic := newInterceptor(t, faults.NewManualClock(time.Unix(1e9, 0)))
+			var loops sync.WaitGroup
+			pc := newPacketConn(newUDPGuard(sock, Listener{Transport: "udp"}, slog.New(slog.DiscardHandler)), ic, &loops)
+			defer pc.Close()
+			if pc.batch == nil {
+				t.Fatal("no batched I/O on a *net.UDPConn on Linux")
+			}
+			cli, err := net.ListenUDP(tt.clientNet, &net.UDPAddr{IP: net.ParseIP(tt.client)})
+			if err != nil {
+				t.Skipf("no %s client socket: %v", tt.client, err)
+			}
+			defer cli.Close()
+			to := netip.AddrPortFrom(netip.MustParseAddr(tt.client), uint16(sock.LocalAddr().(*net.UDPAddr).Port))
+			want := cli.LocalAddr().(*net.UDPAddr).AddrPort()
+			_ = cli.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf, cbuf := make([]byte, inboundMTU), make([]byte, 1500)
+			var first net.Addr
+			// One at a time, then four in one batch.
+			for _, burst := range []int{1, 1, 4} {
+				sent := map[[stun.TransactionIDSize]byte]bool{}
+				for range burst {
+					m := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
+					sent[m.TransactionID] = true
+					if _, err := cli.WriteToUDPAddrPort(m.Raw, to); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for range burst {
+					n, addr, err := pc.ReadFrom(buf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					ua, ok := addr.(*net.UDPAddr)
+					if !ok || ua.AddrPort() != want || len(ua.IP) != want.Addr().BitLen()/8 {
+						t.Fatalf("pion sees the sender as %#v, want %v", addr, want)
+					}
+					if first == nil {
+						first = addr
+					} else if addr != first {
+						t.Errorf("a new *net.UDPAddr for the same client: %p, then %p", first, addr)
+					}
+					req := &stun.Message{Raw: slices.Clone(buf[:n])}
+					if err := req.Decode(); err != nil {
+						t.Fatal(err)
+					}
+					resp := stun.MustBuild(stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess)
+					if _, err := pc.WriteTo(resp.Raw, addr); err != nil {
+						t.Fatalf("WriteTo %v: %v", addr, err)
+					}
+				}
+				for range burst {
+					n, from, err := cli.ReadFromUDPAddrPort(cbuf)
+					if err != nil {
+						t.Fatalf("waiting for the answers: %v", err)
+					}
+					m := &stun.Message{Raw: slices.Clone(cbuf[:n])}
+					if err := m.Decode(); err != nil || !sent[m.TransactionID] || m.Type != stun.BindingSuccess {
+						t.Fatalf("the client got %v (%v), not an answer to its Bindings", m, err)
+					}
+					if from.Port() != to.Port() {
+						t.Errorf("an answer from %v, want port %d", from, to.Port())
+					}
+					delete(sent, m.TransactionID)
+				}
 			}
 		})
 	}
