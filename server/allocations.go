@@ -51,15 +51,19 @@ type allocTable struct {
 
 	mu     sync.Mutex
 	allocs map[string]*allocRecord // by fiveTupleKey(client, server)
-	byUser map[string]int          // live allocations per username
-	users  map[string]string       // the USERNAME of each 5-tuple's last authenticated Allocate or Refresh
-	udp    map[string]*packetConn  // by local address
-	tcp    map[string]*tcpConn     // by fiveTupleKey(remote, local)
+	// clients is allocs by the client's transport and address: the packet
+	// path knows no listener address. Almost always one each.
+	clients map[rotKey][]*allocRecord
+	byUser  map[string]int         // live allocations per username
+	users   map[string]string      // the USERNAME of each 5-tuple's last authenticated Allocate or Refresh
+	udp     map[string]*packetConn // by local address
+	tcp     map[string]*tcpConn    // by fiveTupleKey(remote, local)
 
 	swallowing atomic.Int32 // len(swallow), read on every outbound message
 	swallow    map[[stun.TransactionIDSize]byte]struct{}
 
-	exp expiredIndex // expired permissions and channel bindings; see permexpire.go
+	exp     expiredIndex    // expired permissions and channel bindings; see permexpire.go
+	pending pendingRequests // see allocanswers.go
 }
 
 type allocRecord struct {
@@ -68,11 +72,14 @@ type allocRecord struct {
 	username       string
 	relay          netip.AddrPort
 	created        time.Time // wall time: pion's lifetimes are on real time
-	refreshed      time.Time
-	permissions    map[netip.Addr]time.Time
-	channels       map[uint16]netip.AddrPort
-	gone           chan struct{}
-	deleted        bool // pion deleted it
+	// refreshed is when pion last granted lifetime (its Allocate or Refresh
+	// success went out, with LIFETIME: allocanswers.go).
+	refreshed   time.Time
+	lifetime    time.Duration
+	permissions map[netip.Addr]time.Time
+	channels    map[uint16]netip.AddrPort
+	gone        chan struct{}
+	deleted     bool // pion deleted it
 
 	// Expired by stunfault while pion still has them (permexpire.go):
 	// permissions by peer IP, channels by number (with their peer).
@@ -86,6 +93,7 @@ func newAllocTable(cfg relayTimes, nonces *nonceSource, auth *authenticator, rea
 		lifetime: cfg.allocation, permission: cfg.permission,
 		nonces: nonces, auth: auth, realm: realm,
 		allocs:  map[string]*allocRecord{},
+		clients: map[rotKey][]*allocRecord{},
 		byUser:  map[string]int{},
 		users:   map[string]string{},
 		udp:     map[string]*packetConn{},
@@ -180,9 +188,8 @@ func (t *allocTable) authenticated(src, dst net.Addr, username string) {
 	key := fiveTupleKey(src, dst)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r := t.allocs[key]; r != nil {
-		r.refreshed = time.Now()
-		return
+	if t.allocs[key] != nil {
+		return // a Refresh: its success answer says what pion granted
 	}
 	if len(t.users) >= maxAllocUsers {
 		for k := range t.users { // any one: these are Allocates that never completed
@@ -202,12 +209,14 @@ func (t *allocTable) created(src, dst, relay net.Addr) {
 	if _, ok := t.tcp[key]; ok {
 		transport = "tcp"
 	}
-	t.allocs[key] = &allocRecord{
+	r := &allocRecord{
 		client: addrPortOf(src), server: addrPortOf(dst), transport: transport,
-		username: t.users[key], relay: addrPortOf(relay), created: now, refreshed: now,
+		username: t.users[key], relay: addrPortOf(relay), created: now, refreshed: now, lifetime: t.lifetime,
 		permissions: map[netip.Addr]time.Time{}, channels: map[uint16]netip.AddrPort{},
 		gone: make(chan struct{}),
 	}
+	t.allocs[key] = r
+	t.clients[r.key()] = append(t.clients[r.key()], r)
 	t.byUser[t.users[key]]++
 	delete(t.users, key)
 }
@@ -221,6 +230,11 @@ func (t *allocTable) deleted(src, dst net.Addr) {
 		r.deleted = true
 		t.reindex(r)
 		delete(t.allocs, key)
+		if l := slices.DeleteFunc(t.clients[r.key()], func(o *allocRecord) bool { return o == r }); len(l) > 0 {
+			t.clients[r.key()] = l
+		} else {
+			delete(t.clients, r.key())
+		}
 		if t.byUser[r.username]--; t.byUser[r.username] <= 0 {
 			delete(t.byUser, r.username)
 		}
@@ -241,15 +255,9 @@ func (t *allocTable) with(src, dst net.Addr, f func(*allocRecord)) {
 // has reports whether the client p came from (on p's transport) has an
 // allocation on any listener.
 func (t *allocTable) has(p *faults.Packet) bool {
-	udp := p.Transport == faults.UDP
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, r := range t.allocs {
-		if r.client == p.Client && (r.transport == "udp") == udp {
-			return true
-		}
-	}
-	return false
+	return len(t.clients[packetKey(p)]) > 0
 }
 
 // UserAllocations returns username's live allocations (faults.AllocationCounter).
@@ -317,7 +325,7 @@ func (t *allocTable) list() []control.Allocation {
 		a := control.Allocation{
 			Client: r.client, Server: r.server, Transport: r.transport, Username: r.username, Relay: r.relay,
 			Created:      r.created,
-			LifetimeLeft: faults.Duration(max(r.refreshed.Add(t.lifetime).Sub(now), 0)),
+			LifetimeLeft: faults.Duration(max(r.refreshed.Add(r.lifetime).Sub(now), 0)),
 			Permissions:  []control.AllocationPermission{},
 			Channels:     []control.AllocationChannel{},
 		}

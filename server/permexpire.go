@@ -38,30 +38,11 @@ import (
 // client to wait 5 minutes after a binding expired before either, so a
 // client that follows it never meets this.
 
-// maxRestores bounds the CreatePermission and ChannelBind requests awaiting
-// pion's answer that would restore something expired; beyond it one is
-// forgotten (the client's retry records it again).
-const maxRestores = 1024
-
 // expiredIndex finds the allocations with an expired permission or channel
-// binding on the packet path. Guarded by allocTable.mu; the counts are read
-// without it.
+// binding from the peer leg. Guarded by allocTable.mu; n is read without it.
 type expiredIndex struct {
-	n        atomic.Int32                    // len(byRelay): 0 means nothing to check
-	byClient map[rotKey][]*allocRecord       // by the client's transport and address
-	byRelay  map[netip.AddrPort]*allocRecord // by relayed address
-	// restores are requests that pion's success answer makes restore
-	// something, by transaction ID.
-	restoring atomic.Int32
-	restores  map[[stun.TransactionIDSize]byte]restore
-}
-
-// restore is what one CreatePermission or ChannelBind success restores.
-type restore struct {
-	r       *allocRecord
-	perms   []netip.Addr
-	channel uint16 // 0: none
-	peer    netip.AddrPort
+	n       atomic.Int32                    // len(byRelay): 0 means nothing to check
+	byRelay map[netip.AddrPort]*allocRecord // by relayed address
 }
 
 // expiredAction drops a message an expired permission or binding stops.
@@ -89,19 +70,12 @@ func (t *allocTable) reindex(r *allocRecord) {
 		return
 	}
 	r.indexed = has
-	k := r.key()
 	if has {
-		if x.byClient == nil {
-			x.byClient, x.byRelay = map[rotKey][]*allocRecord{}, map[netip.AddrPort]*allocRecord{}
+		if x.byRelay == nil {
+			x.byRelay = map[netip.AddrPort]*allocRecord{}
 		}
-		x.byClient[k] = append(x.byClient[k], r)
 		x.byRelay[r.relay] = r
 	} else {
-		if l := slices.DeleteFunc(x.byClient[k], func(o *allocRecord) bool { return o == r }); len(l) > 0 {
-			x.byClient[k] = l
-		} else {
-			delete(x.byClient, k)
-		}
 		delete(x.byRelay, r.relay)
 	}
 	x.n.Store(int32(len(x.byRelay))) //nolint:gosec // at most the allocations
@@ -124,10 +98,11 @@ func (t *allocTable) peerExpired(relay, peer netip.AddrPort) bool {
 }
 
 // expired decides a client-leg message an expired permission or binding
-// acts on: the zero Verdict for every other message. It also notes the
-// requests whose success restores one, and restores it when pion answers.
+// acts on: the zero Verdict for every other message. It also hands the
+// answers and requests that refresh or restore something to
+// allocanswers.go.
 func (t *allocTable) expired(p *faults.Packet) faults.Verdict {
-	if t == nil || (t.exp.n.Load() == 0 && t.exp.restoring.Load() == 0) || p.Leg != faults.ClientLeg {
+	if t == nil || p.Leg != faults.ClientLeg {
 		return faults.Verdict{}
 	}
 	if p.IsChannelData() {
@@ -139,19 +114,19 @@ func (t *allocTable) expired(p *faults.Packet) faults.Verdict {
 	m, c := p.Method(), p.Class()
 	switch {
 	case p.Dir == faults.Out && (c == faults.ClassSuccess || c == faults.ClassError):
-		if t.exp.restoring.Load() > 0 {
-			t.answered(p.TransactionID(), c == faults.ClassSuccess)
-		}
-	case p.Dir != faults.In || t.exp.n.Load() == 0:
-		// nothing expired: only answers to noted requests matter
+		t.answer(p, m, c == faults.ClassSuccess)
+	case p.Dir != faults.In:
 	case m == faults.MethodSend && c == faults.ClassIndication:
+		if t.exp.n.Load() == 0 {
+			break
+		}
 		peer, ok := peerAddrOf(p.Data, 0)
 		if !ok {
 			break
 		}
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		for _, r := range t.exp.byClient[packetKey(p)] {
+		for _, r := range t.clients[packetKey(p)] {
 			if _, dead := r.deadPerms[peer.Addr()]; dead {
 				return faults.Verdict{Kind: faults.Drop, Action: expiredAction}
 			}
@@ -174,7 +149,7 @@ func (t *allocTable) expiredChannelData(p *faults.Packet) faults.Verdict {
 	var from netip.AddrPort
 	drop := false
 	t.mu.Lock()
-	for _, r := range t.exp.byClient[packetKey(p)] {
+	for _, r := range t.clients[packetKey(p)] {
 		peer, unbound := r.deadChans[n]
 		if !unbound {
 			var ok bool
@@ -213,83 +188,6 @@ type xorPeerAddress struct{ a netip.AddrPort }
 func (x xorPeerAddress) AddTo(m *stun.Message) error {
 	xa := stun.XORMappedAddress{IP: x.a.Addr().AsSlice(), Port: int(x.a.Port())}
 	return xa.AddToAs(m, stun.AttrXORPeerAddress)
-}
-
-// request notes a CreatePermission or ChannelBind request that, answered
-// with success, restores an expired permission or binding of its client.
-func (t *allocTable) request(p *faults.Packet, bind bool) {
-	var want restore
-	for i := 0; ; i++ {
-		peer, ok := peerAddrOf(p.Data, i)
-		if !ok {
-			break
-		}
-		want.perms = append(want.perms, peer.Addr())
-		if bind {
-			want.peer = peer // a ChannelBind has one
-			break
-		}
-	}
-	if bind {
-		v, ok := p.Attr(uint16(stun.AttrChannelNumber))
-		if !ok || len(v) < 2 || !want.peer.IsValid() {
-			return
-		}
-		want.channel = binary.BigEndian.Uint16(v)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, r := range t.exp.byClient[packetKey(p)] {
-		hit := false
-		for _, a := range want.perms {
-			_, dead := r.deadPerms[a]
-			hit = hit || dead
-		}
-		if peer, dead := r.deadChans[want.channel]; bind && dead && peer == want.peer {
-			hit = true
-		}
-		if !hit {
-			continue
-		}
-		x := &t.exp
-		if x.restores == nil {
-			x.restores = map[[stun.TransactionIDSize]byte]restore{}
-		}
-		if len(x.restores) >= maxRestores {
-			for k := range x.restores {
-				delete(x.restores, k)
-				break
-			}
-		}
-		want.r = r
-		x.restores[p.TransactionID()] = want
-		x.restoring.Store(int32(len(x.restores))) //nolint:gosec // at most maxRestores
-		return
-	}
-}
-
-// answered applies pion's answer to a noted request: success restores.
-func (t *allocTable) answered(id [stun.TransactionIDSize]byte, success bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	x := &t.exp
-	want, ok := x.restores[id]
-	if !ok {
-		return
-	}
-	delete(x.restores, id)
-	x.restoring.Store(int32(len(x.restores))) //nolint:gosec // at most maxRestores
-	if !success {
-		return
-	}
-	r := want.r
-	for _, a := range want.perms {
-		delete(r.deadPerms, a)
-	}
-	if peer, dead := r.deadChans[want.channel]; want.channel != 0 && dead && peer == want.peer {
-		delete(r.deadChans, want.channel)
-	}
-	t.reindex(r)
 }
 
 // packetKey is the index key of p's client.

@@ -330,3 +330,47 @@ func isField(err error, field string) bool {
 	var ce *control.Error
 	return errors.As(err, &ce) && ce.Field == field
 }
+
+// lifetime_left is what pion granted: the LIFETIME of its last Allocate or
+// Refresh success (a client's shorter LIFETIME is granted; one of an hour
+// or more gets the default).
+func TestAllocationLifetimeLeftIsGranted(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	raw := newRawTURN(t, srv, "udp")
+	if m := raw.allocate("user", "pass", protoUDP); m.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("Allocate: code %d", errorCodeOf(m))
+	}
+	def := srv.Config().Relay.AllocationLifetime.D()
+	left := func() time.Duration {
+		t.Helper()
+		l := srv.Allocations()
+		if len(l) != 1 {
+			t.Fatalf("allocations: %+v, want 1", l)
+		}
+		return l[0].LifetimeLeft.D()
+	}
+	refresh := func(secs uint32) {
+		t.Helper()
+		lt := stun.RawAttribute{Type: stun.AttrLifetime, Value: binary.BigEndian.AppendUint32(nil, secs)}
+		if m := raw.signed(stun.NewType(stun.MethodRefresh, stun.ClassRequest), lt); m.Type.Class != stun.ClassSuccessResponse {
+			t.Fatalf("Refresh LIFETIME %d: code %d", secs, errorCodeOf(m))
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		secs uint32 // 0: none, the Allocate's
+		want time.Duration
+	}{
+		{"Allocate", 0, def},
+		{"Refresh 120 s", 120, 120 * time.Second},
+		{"Refresh 2 h", 7200, def},
+	} {
+		if tt.secs != 0 {
+			refresh(tt.secs)
+		}
+		if got := left(); got > tt.want || got < tt.want-5*time.Second {
+			t.Errorf("%s: lifetime_left %s, want just under %s", tt.name, got, tt.want)
+		}
+	}
+}

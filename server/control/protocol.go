@@ -601,10 +601,11 @@ type Allocation struct {
 	Relay netip.AddrPort `json:"relay"`
 	// Created is when pion made the allocation (wall time).
 	Created time.Time `json:"created"`
-	// LifetimeLeft is the time to expiry, counted from the last Allocate or
-	// Refresh with the default lifetime ([relay].allocation_lifetime); a
-	// client that asked for another LIFETIME has that instead. On real
-	// time: pion's lifetimes do not follow a manual clock.
+	// LifetimeLeft is the time to expiry: the LIFETIME of pion's last
+	// Allocate or Refresh success to the client, counted from when it went
+	// out (the default [relay].allocation_lifetime, or the shorter one the
+	// client asked for). On real time: pion's lifetimes do not follow a
+	// manual clock.
 	LifetimeLeft faults.Duration `json:"lifetime_left"`
 	// Permissions and Channels are the allocation's, by peer and number.
 	Permissions []AllocationPermission `json:"permissions"`
@@ -614,8 +615,8 @@ type Allocation struct {
 // AllocationPermission is one permission of an [Allocation].
 type AllocationPermission struct {
 	Peer netip.Addr `json:"peer"`
-	// LifetimeLeft counts from when the permission was created
-	// ([relay].permission_lifetime); refreshes are not seen.
+	// LifetimeLeft is [relay].permission_lifetime counted from the last
+	// CreatePermission or ChannelBind success for the peer.
 	LifetimeLeft faults.Duration `json:"lifetime_left"`
 }
 

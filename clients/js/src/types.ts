@@ -392,7 +392,7 @@ export type WithRevision<T> = T & { revision: number };
 export interface AllocationPermission {
   /** The peer's IP address. */
   peer: string;
-  /** Time to expiry, counted from the permission's creation ([relay].permission_lifetime): refreshes are not seen. */
+  /** Time to expiry: [relay].permission_lifetime from the last CreatePermission or ChannelBind success for the peer. */
   lifetime_left: Duration;
 }
 
@@ -418,9 +418,10 @@ export interface Allocation {
   /** When pion made the allocation (RFC 3339, wall time). */
   created: string;
   /**
-   * Time to expiry, from the last Allocate or Refresh at the default
-   * lifetime ([relay].allocation_lifetime), or the LIFETIME the client
-   * asked for. On real time: pion's lifetimes do not follow a manual clock.
+   * Time to expiry: the LIFETIME of pion's last Allocate or Refresh success,
+   * from when it went out (the default [relay].allocation_lifetime, or the
+   * shorter one the client asked for). On real time: pion's lifetimes do
+   * not follow a manual clock.
    */
   lifetime_left: Duration;
   permissions: AllocationPermission[];
