@@ -27,6 +27,7 @@ type interceptor struct {
 	counts   wireCounts     // per-message counters for /metrics; see metrics.go
 	allocs   *allocTable    // the live allocations; see allocations.go
 	rotation *nonceRotation // see rotate.go
+	peers    peerLegs       // the relay sockets' peer-leg counts; see peerstats.go
 
 	delayOverflows atomic.Uint64 // delays passed at once: no room in the budget
 	replyErrors    atomic.Uint64 // injected errors that could not be built

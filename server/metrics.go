@@ -137,6 +137,12 @@ var (
 		[]string{"subscriber"}, nil)
 	descTraceMessages = prometheus.NewDesc("stunfault_trace_messages_total",
 		"Messages recorded in the trace (its latest sequence number; 0 when trace_size is 0).", nil, nil)
+	descPeerDatagrams = prometheus.NewDesc("stunfault_peer_datagrams_total",
+		"Datagrams between relay addresses and peers (the peer leg), by direction (in: peer to relay, out: relay to peer) and decision (the action taken: pass when no peer-leg rule fired).",
+		[]string{"direction", "decision"}, nil)
+	descPeerBytes = prometheus.NewDesc("stunfault_peer_bytes_total",
+		"Bytes of the peer-leg datagrams, by direction and decision as stunfault_peer_datagrams_total.",
+		[]string{"direction", "decision"}, nil)
 	descPanics = prometheus.NewDesc("stunfault_panics_total",
 		"Panics recovered while handling a message (the message passed untouched).", nil, nil)
 )
@@ -187,7 +193,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descInjected, descAllocations, descPermissions, descChannels, descWebhookRequests,
 		descWebhookInflight, descWebhookPending, descDelayDepth, descDelayBytes,
 		descDelayOverflows, descJournalEntries, descJournalFirings, descJournalEvicted, descEventsLost,
-		descTraceMessages, descPanics} {
+		descTraceMessages, descPanics, descPeerDatagrams, descPeerBytes} {
 		ch <- d
 	}
 }
@@ -256,6 +262,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descEventsLost, float64(j.Lost()), "events")
 	counter(descEventsLost, float64(s.captureLost.Load()), "capture")
 	counter(descTraceMessages, float64(s.ic.trace.LastSeq()))
+
+	peers := s.ic.peers.totals()
+	for d := range 2 {
+		for k := range nKinds {
+			if n := peers.n[d][k]; n > 0 {
+				dir, dec := faults.Direction(d).String(), faults.ActionKind(k).String()
+				counter(descPeerDatagrams, float64(n), dir, dec)
+				counter(descPeerBytes, float64(peers.bytes[d][k]), dir, dec)
+			}
+		}
+	}
 }
 
 // depth returns how many delayed messages wait, and their bytes.

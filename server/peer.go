@@ -22,10 +22,15 @@ type peerConn struct {
 	alloc netip.AddrPort // the relayed address pion reports (the allocation table's)
 	ready *wakeQueue
 	owner *delayOwner
+	// counts counts every datagram as the engine decided it, for /metrics
+	// and GET /trace (peerstats.go).
+	counts peerCounts
 }
 
 func newPeerConn(pc net.PacketConn, ic *interceptor, relay, reported netip.AddrPort) *peerConn {
-	return &peerConn{PacketConn: pc, ic: ic, relay: relay, alloc: reported, ready: newWakeQueue(pc.SetReadDeadline), owner: new(delayOwner)}
+	c := &peerConn{PacketConn: pc, ic: ic, relay: relay, alloc: reported, ready: newWakeQueue(pc.SetReadDeadline), owner: new(delayOwner)}
+	ic.peers.open(c)
+	return c
 }
 
 // decide asks the engine about one peer datagram; a panic passes it.
@@ -58,26 +63,42 @@ func (c *peerConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		pkt := faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Leg: faults.PeerLeg, Client: peer, Relay: c.relay}
 		v := c.decide(&pkt)
+		c.counts.add(faults.In, v.Kind, n)
 		if v.Action == nil {
 			return n, addr, nil
 		}
-		in := &peerIn{c: c, addr: addr}
-		m := message{ic: c.ic, pkt: &pkt, v: v}
-		if !c.ic.apply(in, &m) && !in.ok {
-			return n, addr, nil
-		}
-		if in.ok {
-			return copy(p, in.out), addr, nil
+		if out, ok := c.readFired(pkt, v, addr); ok {
+			return copy(p, out), addr, nil
 		}
 	}
+}
+
+// readFired applies v to the datagram from a peer, and returns what pion
+// is to read instead, if anything. pkt is a copy of ReadFrom's, so that
+// only a datagram a rule fired on costs an allocation.
+func (c *peerConn) readFired(pkt faults.Packet, v faults.Verdict, addr net.Addr) ([]byte, bool) {
+	in := &peerIn{c: c, addr: addr}
+	m := message{ic: c.ic, pkt: &pkt, v: v}
+	if !c.ic.apply(in, &m) && !in.ok {
+		return pkt.Data, true // the effect panicked before handing anything on
+	}
+	return in.out, in.ok
 }
 
 func (c *peerConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.UDP, Leg: faults.PeerLeg, Client: addrPortOf(addr), Relay: c.relay}
 	v := c.decide(&pkt)
+	c.counts.add(faults.Out, v.Kind, len(p))
 	if v.Action == nil {
 		return c.PacketConn.WriteTo(p, addr)
 	}
+	return c.writeFired(pkt, v, p, addr)
+}
+
+// writeFired applies v to the datagram p pion writes to a peer. pkt is a
+// copy of WriteTo's, so that only a datagram a rule fired on costs an
+// allocation.
+func (c *peerConn) writeFired(pkt faults.Packet, v faults.Verdict, p []byte, addr net.Addr) (int, error) {
 	out := &peerOut{c: c, addr: addr}
 	m := message{ic: c.ic, pkt: &pkt, v: v}
 	if !c.ic.apply(out, &m) && !out.sent {
@@ -92,6 +113,7 @@ func (c *peerConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // Close releases pending delays and closes the relay socket.
 func (c *peerConn) Close() error {
 	c.ic.delays.cancel(c.owner)
+	c.ic.peers.close(c)
 	return c.PacketConn.Close()
 }
 

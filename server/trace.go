@@ -42,10 +42,12 @@ func (s *Server) Trace() *trace.Ring { return s.ic.trace }
 // TraceSince returns the messages after seq the trace still holds (at most
 // limit; 0 or less: all), oldest first, with the listener each came to, and
 // the webhook requests of the same period: held, pending, or ended since
-// the first message returned. This is what GET /trace answers.
+// the first message returned, and each open relay's peer-leg counts. This
+// is what GET /trace answers.
 func (s *Server) TraceSince(seq uint64, limit int) trace.Page {
 	ring := s.Trace()
-	page := trace.Page{Messages: ring.Since(seq, limit, false), Size: ring.Size()}
+	page := trace.Page{Messages: ring.Since(seq, limit, false), Size: ring.Size(),
+		Time: s.clk.Now(), PeerLegs: s.ic.peers.relays()}
 	page.LastSeq = ring.LastSeq()
 	if n := len(page.Messages); n > 0 {
 		page.LastSeq = max(page.LastSeq, page.Messages[n-1].Seq)

@@ -20,6 +20,10 @@ type Page struct {
 	LastSeq uint64 `json:"last_seq"`
 	// Size is the ring's size ([server].trace_size).
 	Size int `json:"size"`
+	// Time is when the page was read, on the server's clock; PeerLegs are
+	// the peer-leg counts of every relay open then.
+	Time     time.Time `json:"time"`
+	PeerLegs []PeerLeg `json:"peer_legs"`
 }
 
 // Span is one request to a simulated webhook, on the trace's timeline.
