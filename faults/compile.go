@@ -3,7 +3,6 @@ package faults
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,8 +66,9 @@ type ruleState struct {
 // compile validates r and builds its matchers. The rule is deep-copied: the
 // caller may reuse r.
 func compile(r Rule) (*compiledRule, error) {
-	if err := r.Validate(); err != nil {
-		return nil, err
+	var v ruleValidator
+	if v.check(&r); len(v.errs) > 0 {
+		return nil, v.err()
 	}
 	r = r.Clone()
 	c := &compiledRule{
@@ -93,7 +93,7 @@ func compile(r Rule) (*compiledRule, error) {
 	}
 
 	var err error
-	if c.m, err = compileMatch(&c.rule.Match); err != nil {
+	if c.m, err = compileMatch(&c.rule.Match, v.patterns); err != nil {
 		return nil, err
 	}
 	if c.act, err = compileAction(&c.rule.Action); err != nil {
@@ -103,9 +103,15 @@ func compile(r Rule) (*compiledRule, error) {
 }
 
 // compileMatch builds the header mask and the list of the other
-// conditions, cheapest first. Validate
-// has checked the syntax; errors here are defensive.
-func compileMatch(m *Match) (matcher, error) {
+// conditions, cheapest first. Validate has checked the syntax, and
+// compiled the patterns, by field; errors here are defensive.
+func compileMatch(m *Match, patterns map[string]*Pattern) (matcher, error) {
+	pattern := func(field, expr string) (*Pattern, error) {
+		if p := patterns[field]; p != nil && p.expr == expr {
+			return p, nil
+		}
+		return CompilePattern(expr)
+	}
 	var out matcher
 	out.mask = headerMask(m)
 	var sources []netip.Prefix
@@ -148,7 +154,7 @@ func compileMatch(m *Match) (matcher, error) {
 	}
 	var err error
 	if m.Username != "" {
-		u, err := compilePattern(m.Username)
+		u, err := pattern("match.username", m.Username)
 		if err != nil {
 			return out, &FieldError{Field: "match.username", Msg: err.Error()}
 		}
@@ -166,7 +172,7 @@ func compileMatch(m *Match) (matcher, error) {
 			am.contains = []byte(a.Contains)
 		}
 		if a.Regex != "" {
-			if am.regex, err = compilePattern(a.Regex); err != nil {
+			if am.regex, err = pattern(field+".regex", a.Regex); err != nil {
 				return out, &FieldError{Field: field + ".regex", Msg: err.Error()}
 			}
 		}
@@ -191,7 +197,7 @@ func compileMatch(m *Match) (matcher, error) {
 			},
 		}
 		if w.Body != "" {
-			if wm.q.Body, err = regexp.Compile(w.Body); err != nil {
+			if wm.q.Body, err = pattern("match.webhook.body", w.Body); err != nil {
 				return out, &FieldError{Field: "match.webhook.body", Msg: err.Error()}
 			}
 		}

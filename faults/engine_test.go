@@ -78,7 +78,7 @@ func (s *fakeSignals) Inflight(name string) int { return s.inflight[name] }
 func (s *fakeSignals) Pending(name string) int  { return s.pending[name] }
 func (s *fakeSignals) Recent(name string, q WebhookQuery) bool {
 	b, ok := s.bodies[name]
-	return ok && (q.Body == nil || q.Body.MatchString(b)) && len(b) >= q.MinBodyBytes
+	return ok && (q.Body == nil || q.Body.Match([]byte(b))) && len(b) >= q.MinBodyBytes
 }
 
 func TestEngineMatchers(t *testing.T) {
@@ -875,20 +875,20 @@ func TestCompiledRegexpsAreShared(t *testing.T) {
 		Webhook:    &WebhookMatch{Body: "ticket"},
 	}, Action: Action{Type: "drop"}}
 	mustAdd(t, e, r)
-	patterns := func() []*regexp.Regexp {
+	patterns := func() []*Pattern {
 		t.Helper()
 		s := e.snap.Load()
 		i := find(s.rules, "r")
 		if i < 0 {
 			t.Fatal("rule r not in the snapshot")
 		}
-		var out []*regexp.Regexp
+		var out []*Pattern
 		for _, c := range s.rules[i].m.conds {
 			switch c.kind {
 			case condUsername:
-				out = append(out, c.pattern.re)
+				out = append(out, c.pattern)
 			case condAttribute:
-				out = append(out, c.attr.regex.re)
+				out = append(out, c.attr.regex)
 			case condWebhook:
 				out = append(out, c.webhook.q.Body)
 			}
@@ -961,11 +961,11 @@ func TestPattern(t *testing.T) {
 		{"^a|b", "xb", true},
 	}
 	for _, tt := range tests {
-		p, err := compilePattern(tt.expr)
+		p, err := CompilePattern(tt.expr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := p.match([]byte(tt.s)), regexp.MustCompile(tt.expr).MatchString(tt.s); got != tt.want || got != want {
+		if got, want := p.Match([]byte(tt.s)), regexp.MustCompile(tt.expr).MatchString(tt.s); got != tt.want || got != want {
 			t.Errorf("pattern %q on %q = %v, want %v", tt.expr, tt.s, got, tt.want)
 		}
 	}

@@ -25,6 +25,9 @@ func TestRuleBounds(t *testing.T) {
 		{"attribute regex", Rule{Match: Match{Attributes: []AttributeMatch{{Type: "SOFTWARE", Regex: strings.Repeat("x", 1025)}}}},
 			"match.attributes[0].regex", "at most 1024"},
 		{"webhook body", Rule{Match: Match{Webhook: &WebhookMatch{Body: "a{0,1000}b{0,1000}c{0,1000}"}}}, "match.webhook.body", "instructions, at most 2048"},
+		{"automaton", Rule{Match: Match{Username: "[ab]*a[ab]{16}"}}, "match.username", `regular expression "[ab]*a[ab]{16}" needs more than 8192 automaton states`},
+		{"attribute automaton", Rule{Match: Match{Attributes: []AttributeMatch{{Type: "USERNAME", Regex: "(?:.{0,100}a){10}"}}}},
+			"match.attributes[0].regex", "automaton states"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,10 +45,10 @@ func TestRuleBounds(t *testing.T) {
 		})
 	}
 	// The largest accepted patterns are accepted.
-	for _, expr := range []string{strings.Repeat("x", MaxPatternBytes), worstPattern} {
+	for _, expr := range []string{strings.Repeat("x", MaxPatternBytes), worstPattern, worstRunesPattern, worstTablePattern} {
 		r := Rule{Match: Match{Username: expr}, Action: Action{Type: "drop"}}
 		if err := r.Validate(); err != nil {
-			t.Errorf("pattern of %d bytes, %d instructions: %v", len(expr), patternInsts(expr), err)
+			t.Errorf("pattern of %d bytes: %v", len(expr), err)
 		}
 	}
 }
@@ -79,29 +82,62 @@ func TestRuleCountBound(t *testing.T) {
 	}
 }
 
-// worstPattern is about the slowest username pattern the bounds accept:
-// no literal to skip on, and a program near MaxPatternInsts.
-var worstPattern = ".{0,1000}[^a]"
+// The slowest patterns the bounds accept, for the inputs that cost them
+// most. The automaton's cost per byte does not depend on the pattern's
+// size: what moves it is the input's runes (ASCII is a table, a rune
+// above ASCII or an invalid byte a decode and a binary search over the
+// pattern's class runs) and how far the states lie apart in the table.
+var (
+	// worstPattern has no literal to skip on, a program near
+	// MaxPatternInsts, and never matches a run of 'a'.
+	worstPattern = ".{0,1000}[^a]"
+	// worstRunesPattern cuts the runes above ASCII into the most class
+	// runs (upper and lower case letters alternate through Latin
+	// Extended, Greek, Cyrillic...), so each rune costs the longest
+	// binary search; it never matches invalid UTF-8.
+	worstRunesPattern = `\p{Lu}{2}x|\p{Ll}{2}y|\p{Lt}z|\p{Nd}w|\p{Mn}v|\p{Lo}u|\p{Sm}t`
+	// worstTablePattern has an automaton near MaxPatternTransitions whose
+	// states an input of a and b visits all over the table.
+	worstTablePattern = "[ab]*a[ab]{11}c"
+)
 
 // BenchmarkDecideWorstRule measures one message against the most costly
-// rule the bounds accept: a username pattern at the program bound, and a
-// Binding request with a 509-byte USERNAME (RFC 8489's limit) that makes
-// it scan everything. The typical variant is an anchored username prefix.
+// rules the bounds accept: a Binding request with a 509-byte USERNAME
+// (RFC 8489's limit) that makes the rule's username pattern scan all of
+// it, and a 64 KiB attribute over TCP that an attribute regex scans. The
+// typical variant is an anchored username prefix.
 func BenchmarkDecideWorstRule(b *testing.B) {
-	user := strings.Repeat("a", 508)
-	msg := buildSTUN(b, stun.BindingRequest, stun.NewUsername(user))
-	for _, tt := range []struct{ name, expr string }{
-		{"typical", "^alice:"},
-		{"worst", worstPattern},
-	} {
+	ab := strings.Repeat("ab", 255)[:509]
+	tests := []struct {
+		name, expr string
+		user       string // the USERNAME
+		attr       int    // or the size of a SOFTWARE-like attribute 0x8050, over TCP
+	}{
+		{"typical", "^alice:", strings.Repeat("a", 509), 0},
+		{"worst", worstPattern, strings.Repeat("a", 509), 0},
+		{"worst-invalid-utf8", worstRunesPattern, strings.Repeat("\xff", 509), 0},
+		{"worst-runes", worstRunesPattern, strings.Repeat("\u0100\u0101", 127) + "b", 0},
+		{"worst-table", worstTablePattern, ab, 0},
+		{"attribute-64KiB", worstPattern, "", 65000},
+	}
+	for _, tt := range tests {
 		b.Run(tt.name, func(b *testing.B) {
+			p := mustPattern(b, tt.expr)
+			r := Rule{ID: "r", Match: Match{Username: tt.expr}, Action: Action{Type: "drop"}}
+			pk := &Packet{Client: clientA}
+			if tt.attr > 0 {
+				r.Match = Match{Attributes: []AttributeMatch{{Type: "0x8050", Regex: tt.expr}}}
+				v := []byte(strings.Repeat("a", tt.attr))
+				pk.Data = buildSTUN(b, stun.BindingRequest, stun.RawAttribute{Type: 0x8050, Value: v})
+				pk.Transport = TCP
+			} else {
+				pk.Data = buildSTUN(b, stun.BindingRequest, stun.RawAttribute{Type: stun.AttrUsername, Value: []byte(tt.user)})
+			}
 			e := NewEngine(EngineOptions{})
-			mustAdd(b, e, Rule{ID: "r", Match: Match{Username: tt.expr}, Action: Action{Type: "drop"}})
-			p := &Packet{}
-			b.ReportMetric(float64(patternInsts(tt.expr)), "insts")
+			mustAdd(b, e, r)
+			b.ReportMetric(float64(len(p.dfa.trans)), "transitions")
 			for b.Loop() {
-				*p = Packet{Data: msg, Client: clientA}
-				if e.Decide(p).Fired() {
+				if e.Decide(fresh(pk)).Fired() {
 					b.Fatal("fired")
 				}
 			}

@@ -1,9 +1,6 @@
 package faults
 
-import (
-	"regexp"
-	"time"
-)
+import "time"
 
 // Signals is what the engine reads of the simulated webhook side (package
 // server/webhook implements it). The engine calls it on the packet path, from
@@ -28,8 +25,10 @@ type Signals interface {
 // matches any request. The engine builds one per rule when the rule is
 // compiled and passes it on every call, so implementations must not modify it.
 type WebhookQuery struct {
-	// Body, when not nil, must match the request body.
-	Body *regexp.Regexp
+	// Body, when not nil, must match the request body. A Pattern costs
+	// about a nanosecond per byte it scans; an implementation should scan
+	// each request at most once per Pattern.
+	Body *Pattern
 	// MinBodyBytes and MinHeaderBytes are lower bounds on the body size and
 	// on the header bytes (for each field: len(name) + len(value) + 4).
 	MinBodyBytes, MinHeaderBytes int

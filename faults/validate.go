@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"regexp"
-	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,6 +110,18 @@ func parseAttributeType(s string) (uint16, error) {
 func (r *Rule) Validate() error {
 	var v ruleValidator
 	v.check(r)
+	return v.err()
+}
+
+// ruleValidator collects the FieldErrors of one rule, and the patterns it
+// compiled to check them, by field, for compile to keep (building a
+// pattern's automaton is the costly part of compiling a rule).
+type ruleValidator struct {
+	errs     []error
+	patterns map[string]*Pattern
+}
+
+func (v *ruleValidator) err() error {
 	switch len(v.errs) {
 	case 0:
 		return nil
@@ -119,11 +129,6 @@ func (r *Rule) Validate() error {
 		return v.errs[0]
 	}
 	return errors.Join(v.errs...)
-}
-
-// ruleValidator collects the FieldErrors of one rule.
-type ruleValidator struct {
-	errs []error
 }
 
 func (v *ruleValidator) add(field, format string, args ...any) {
@@ -140,22 +145,15 @@ func (v *ruleValidator) regexp(field, expr string) {
 	if expr == "" {
 		return
 	}
-	if len(expr) > MaxPatternBytes {
-		v.add(field, "regular expression of %d bytes, at most %d", len(expr), MaxPatternBytes)
+	p, err := CompilePattern(expr)
+	if err != nil {
+		v.add(field, "%v", err)
 		return
 	}
-	if _, err := regexp.Compile(expr); err != nil {
-		msg := err.Error()
-		var se *syntax.Error
-		if errors.As(err, &se) {
-			msg = se.Code.String()
-		}
-		v.add(field, "invalid regular expression %q: %s", expr, msg)
-		return
+	if v.patterns == nil {
+		v.patterns = make(map[string]*Pattern)
 	}
-	if n := patternInsts(expr); n > MaxPatternInsts {
-		v.add(field, "regular expression %q compiles to %d instructions, at most %d (use fewer or smaller repetitions, such as {1,20} instead of {1,500})", clipPattern(expr), n, MaxPatternInsts)
-	}
+	v.patterns[field] = p
 }
 
 // oneOf checks that each of values is in known.

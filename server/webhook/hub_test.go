@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -430,7 +429,7 @@ func TestInflightExactUnderConcurrency(t *testing.T) {
 	f.clock.waitArmed(t, n)
 	wantCounts(t, f.hub, "servicenow", n, n)
 	wantCounts(t, f.hub, "", n, n)
-	if !f.hub.Recent("servicenow", faults.WebhookQuery{Body: regexp.MustCompile("ticket_id")}) {
+	if !f.hub.Recent("servicenow", faults.WebhookQuery{Body: mustPattern(t, "ticket_id")}) {
 		t.Error("Recent = false with 50 matching requests held")
 	}
 
@@ -452,7 +451,7 @@ func TestRecentWindowEdge(t *testing.T) {
 	f := newFixture(t, map[string]config.Webhook{"servicenow": hook})
 	f.post(t, "servicenow", ticketBody) // ends at T, the clock's now
 	const w = 5 * time.Second
-	ticket := regexp.MustCompile(`"ticket_id"`)
+	ticket := mustPattern(t, `"ticket_id"`)
 
 	tests := []struct {
 		name    string
@@ -462,7 +461,7 @@ func TestRecentWindowEdge(t *testing.T) {
 	}{
 		{"at T, window 0: held now only", 0, faults.WebhookQuery{Body: ticket}, false},
 		{"at T", 0, faults.WebhookQuery{Body: ticket, Window: w}, true},
-		{"other body", 0, faults.WebhookQuery{Body: regexp.MustCompile("custom_attr"), Window: w}, false},
+		{"other body", 0, faults.WebhookQuery{Body: mustPattern(t, "custom_attr"), Window: w}, false},
 		{"min body bytes met", 0, faults.WebhookQuery{MinBodyBytes: 26, Window: w}, true},
 		{"min body bytes not met", 0, faults.WebhookQuery{MinBodyBytes: 27, Window: w}, false},
 		{"min header bytes not met", 0, faults.WebhookQuery{MinHeaderBytes: 10_000, Window: w}, false},
@@ -487,7 +486,7 @@ func TestRecentWhilePending(t *testing.T) {
 	hook := servicenow()
 	hook.Mode = "async"
 	f := newFixture(t, map[string]config.Webhook{"servicenow": hook})
-	q := faults.WebhookQuery{Body: regexp.MustCompile("INC")}
+	q := faults.WebhookQuery{Body: mustPattern(t, "INC")}
 	if f.hub.Recent("servicenow", q) {
 		t.Fatal("Recent before any request = true")
 	}
@@ -665,7 +664,7 @@ func TestSignalsUnderLoad(t *testing.T) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	wg.Go(func() {
-		q := faults.WebhookQuery{Body: regexp.MustCompile("ticket"), Window: time.Second}
+		q := faults.WebhookQuery{Body: mustPattern(t, "ticket"), Window: time.Second}
 		for {
 			select {
 			case <-stop:
@@ -712,7 +711,7 @@ func TestSignalsDoNotAllocate(t *testing.T) {
 	for range 20 {
 		f.post(t, "servicenow", ticketBody)
 	}
-	q := faults.WebhookQuery{Body: regexp.MustCompile(`custom_attributes`), MinBodyBytes: 1, Window: time.Hour}
+	q := faults.WebhookQuery{Body: mustPattern(t, `custom_attributes`), MinBodyBytes: 1, Window: time.Hour}
 	allocs := testing.AllocsPerRun(100, func() {
 		_ = f.hub.Inflight("servicenow")
 		_ = f.hub.Pending("")
@@ -732,7 +731,7 @@ func BenchmarkRecent(b *testing.B) {
 	for range webhook.DefaultHistory {
 		hub.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/webhook/servicenow", strings.NewReader(ticketBody)))
 	}
-	q := faults.WebhookQuery{Body: regexp.MustCompile(`custom_attributes`), Window: time.Hour}
+	q := faults.WebhookQuery{Body: mustPattern(b, `custom_attributes`), Window: time.Hour}
 	b.ReportAllocs()
 	for b.Loop() {
 		hub.Recent("servicenow", q)
@@ -781,4 +780,13 @@ func TestWaitWakesOnCountChanges(t *testing.T) {
 	if err := f.hub.Wait(short, held); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Wait on a condition that never holds: %v, want DeadlineExceeded", err)
 	}
+}
+
+func mustPattern(tb testing.TB, expr string) *faults.Pattern {
+	tb.Helper()
+	p, err := faults.CompilePattern(expr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }

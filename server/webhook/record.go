@@ -3,7 +3,7 @@ package webhook
 import (
 	"bytes"
 	"net/http"
-	"regexp"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -51,15 +51,22 @@ type entry struct {
 	held   bool         // sync: counts in Inflight while active
 	active int          // index in hook.active; -1 once ended
 	timer  faults.Timer // async: ends the pending work
-	// memo caches the last body regexp tried on Body and its result:
+	// memo caches the body patterns tried on Body and their results:
 	// Recent runs under a read lock, on every packet a rule asks about,
-	// and a body never changes once recorded.
-	memo atomic.Pointer[bodyMatch]
+	// and a body never changes once recorded, so it is scanned once per
+	// pattern (see maxBodyMemo).
+	memo atomic.Pointer[[]bodyMatch]
 }
 
-// bodyMatch is a cached regexp result.
+// maxBodyMemo bounds an entry's memo: the results of the last 64 body
+// patterns tried on it (1 KiB per entry at most). A rule set asking more
+// distinct body patterns than that about one request has the oldest
+// results forgotten, and their patterns scan the body again.
+const maxBodyMemo = 64
+
+// bodyMatch is a cached pattern result.
 type bodyMatch struct {
-	re *regexp.Regexp
+	p  *faults.Pattern
 	ok bool
 }
 
@@ -79,19 +86,41 @@ func headerBytes(r *http.Request) int {
 }
 
 // matches reports whether the request matches q's body and size conditions.
-func (e *entry) matches(body *regexp.Regexp, minBody, minHeader int) bool {
+func (e *entry) matches(body *faults.Pattern, minBody, minHeader int) bool {
 	if e.BodyBytes < minBody || e.HeaderBytes < minHeader {
 		return false
 	}
 	if body == nil {
 		return true
 	}
-	if m := e.memo.Load(); m != nil && m.re == body {
-		return m.ok
+	memo := e.memo.Load()
+	if memo != nil {
+		for i := len(*memo) - 1; i >= 0; i-- {
+			if m := (*memo)[i]; m.p == body {
+				return m.ok
+			}
+		}
 	}
 	ok := body.Match(e.Body)
-	e.memo.Store(&bodyMatch{re: body, ok: ok})
-	return ok
+	for {
+		var old []bodyMatch
+		if memo != nil {
+			old = *memo
+		}
+		if len(old) == maxBodyMemo {
+			old = old[1:]
+		}
+		next := make([]bodyMatch, len(old), len(old)+1)
+		copy(next, old)
+		next = append(next, bodyMatch{p: body, ok: ok})
+		if e.memo.CompareAndSwap(memo, &next) {
+			return ok
+		}
+		// Another reader added a result meanwhile: keep it too.
+		if memo = e.memo.Load(); memo != nil && slices.ContainsFunc(*memo, func(m bodyMatch) bool { return m.p == body }) {
+			return ok
+		}
+	}
 }
 
 // clone returns a copy of the record that shares nothing with the Hub.
