@@ -150,6 +150,8 @@ type Packet struct {
 	kind   packetKind
 	typ    uint16 // STUN message type, or the channel number
 	length uint16 // the header's length field
+	method Method // from typ, for STUN
+	class  Class  // from typ, for STUN
 
 	// USERNAME and MESSAGE-INTEGRITY, found in one walk of the attributes
 	// the first time either is asked for (several rules may ask).
@@ -165,11 +167,16 @@ type Packet struct {
 	addrSet bool
 }
 
-// parse reads the header once.
+// parse reads the header once. It is small enough to inline, so that the
+// header accessors below are too: the engine and the interception ask them
+// several times per message.
 func (p *Packet) parse() {
-	if p.kind != kindUnparsed {
-		return
+	if p.kind == kindUnparsed {
+		p.parseHeader()
 	}
+}
+
+func (p *Packet) parseHeader() {
 	p.kind = kindOther
 	d := p.Data
 	kind, size := stunwire.Classify(d)
@@ -178,7 +185,11 @@ func (p *Packet) parse() {
 	}
 	switch kind {
 	case stunwire.STUN:
-		p.kind, p.typ = kindSTUN, binary.BigEndian.Uint16(d[0:2])
+		t := binary.BigEndian.Uint16(d[0:2])
+		p.kind, p.typ = kindSTUN, t
+		// RFC 8489 §5: M11..M7 C1 M6..M4 C0 M3..M0.
+		p.method = Method(t&0x000F | (t&0x00E0)>>1 | (t&0x3E00)>>2)
+		p.class = Class((t&0x0010)>>4 | (t&0x0100)>>7)
 	case stunwire.ChannelData:
 		p.kind, p.typ = kindChannelData, binary.BigEndian.Uint16(d[0:2])
 	default:
@@ -197,23 +208,11 @@ func (p *Packet) IsSTUN() bool { p.parse(); return p.kind == kindSTUN }
 func (p *Packet) IsChannelData() bool { p.parse(); return p.kind == kindChannelData }
 
 // Method returns the STUN method (0 when Data is not STUN).
-func (p *Packet) Method() Method {
-	if !p.IsSTUN() {
-		return 0
-	}
-	t := p.typ
-	// RFC 8489 §5: M11..M7 C1 M6..M4 C0 M3..M0.
-	return Method(t&0x000F | (t&0x00E0)>>1 | (t&0x3E00)>>2)
-}
+func (p *Packet) Method() Method { p.parse(); return p.method }
 
 // Class returns the STUN class (ClassRequest when Data is not STUN; check
 // IsSTUN first).
-func (p *Packet) Class() Class {
-	if !p.IsSTUN() {
-		return 0
-	}
-	return Class((p.typ&0x0010)>>4 | (p.typ&0x0100)>>7)
-}
+func (p *Packet) Class() Class { p.parse(); return p.class }
 
 // TransactionID returns the STUN transaction ID (zero when Data is not STUN).
 func (p *Packet) TransactionID() [12]byte {

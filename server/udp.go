@@ -36,6 +36,7 @@ type packetConn struct {
 	msg     message
 	scratch []byte    // for injected errors
 	batch   *udpBatch // nil: one datagram per system call (see udpbatch.go)
+	local   net.Addr  // the socket's, asked for by pion with every message
 }
 
 // datagram is a message due to pion's reader: its bytes and, on UDP, its
@@ -52,6 +53,7 @@ func newPacketConn(pc net.PacketConn, ic *interceptor, loops *sync.WaitGroup) *p
 		loop:       newLoopToken(loops),
 		ready:      newWakeQueue(pc.SetReadDeadline),
 		owner:      new(delayOwner),
+		local:      pc.LocalAddr(),
 	}
 	c.in.c = c
 	if g, ok := pc.(*udpGuard); ok {
@@ -163,6 +165,10 @@ func (c *packetConn) writeFired(pkt faults.Packet, v faults.Verdict, p []byte, a
 	}
 	return len(p), nil
 }
+
+// LocalAddr returns the socket's address (pion asks for it with every
+// message, to log).
+func (c *packetConn) LocalAddr() net.Addr { return c.local }
 
 // Close releases pending delays and closes the socket.
 func (c *packetConn) Close() error {
