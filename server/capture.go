@@ -151,7 +151,11 @@ type tcpKey struct{ client, local netip.AddrPort }
 type tcpStream struct{ in, out uint32 }
 
 // write writes one record (when the query selects it): the message, and for
-// a message stunfault changed or answered, the bytes it sent.
+// a message stunfault changed or answered, the bytes it sent. On TCP both
+// copies of a changed message go on the connection's stream one after the
+// other, sequence numbers going on from one to the next, so the stream
+// stays whole for Wireshark's reassembly (its bytes are then the client's
+// and pion's side of the change in turn, as the comments say).
 func (cw *captureWriter) write(rec *trace.Record) error {
 	if rec.Kind == trace.RelaySummary || !cw.sel(cw.entry(rec)) {
 		return nil // summaries of relayed data have no bytes to write
@@ -179,27 +183,14 @@ func (cw *captureWriter) write(rec *trace.Record) error {
 		if err := cw.packet(rec, faults.In, data, what+"; as the client sent it"); err != nil {
 			return err
 		}
-		return cw.changed(rec, faults.In, rec.Sent, fmt.Sprintf("trace #%d: as pion got it after %s", rec.Seq, cw.ruleText(rec)))
+		return cw.packet(rec, faults.In, rec.Sent, fmt.Sprintf("trace #%d: as pion got it after %s", rec.Seq, cw.ruleText(rec)))
 	default:
 		// What pion wrote, then what went on the wire to the client.
-		if err := cw.changed(rec, faults.Out, data, what+"; as pion wrote it"); err != nil {
+		if err := cw.packet(rec, faults.Out, data, what+"; as pion wrote it"); err != nil {
 			return err
 		}
 		return cw.packet(rec, faults.Out, rec.Sent, fmt.Sprintf("trace #%d: as the client got it after %s", rec.Seq, cw.ruleText(rec)))
 	}
-}
-
-// changed writes the side of a changed message that was not on the wire
-// between the client and stunfault: over UDP a packet like any other; over
-// TCP a comment-only copy would break the stream's sequence numbers, so it
-// goes out of band, as a UDP datagram between the same ports.
-func (cw *captureWriter) changed(rec *trace.Record, dir faults.Direction, b []byte, comment string) error {
-	if rec.Transport == faults.UDP {
-		return cw.packet(rec, dir, b, comment)
-	}
-	src, dst := ends(rec, dir)
-	cw.buf = pcapng.AppendUDP(cw.buf[:0], src, dst, b)
-	return cw.pw.WritePacket(rec.Time, cw.buf, comment+" (not on the TCP stream: shown as UDP)")
 }
 
 // packet writes b as one message of rec's connection going dir.
