@@ -239,6 +239,9 @@ func (v *validator) rules(field string, rules []faults.Rule, webhooks map[string
 			v.add(prefix+"."+fe.Field, "%s", fe.Msg)
 		}
 	}
+	if err := faults.CheckRuleSetAutomata(rules); err != nil {
+		v.add(field, "%v", err)
+	}
 }
 
 // hostPort checks that addr is host:port with an IP address or "localhost"

@@ -28,9 +28,10 @@ type compiledRule struct {
 	act                 compiledAction
 	st                  *ruleState
 
-	rule    *Rule // a private deep copy, ID set; never modified once published
-	enabled bool
-	order   uint64 // insertion order (set by the engine)
+	rule     *Rule // a private deep copy, ID set; never modified once published
+	enabled  bool
+	automata int    // bytes its patterns hold (see MaxRuleSetAutomata)
+	order    uint64 // insertion order (set by the engine)
 }
 
 // compiledAction is an Action with its parameters parsed.
@@ -96,6 +97,7 @@ func compile(r Rule) (*compiledRule, error) {
 	if c.m, err = compileMatch(&c.rule.Match, v.patterns); err != nil {
 		return nil, err
 	}
+	c.automata = c.m.automata()
 	if c.act, err = compileAction(&c.rule.Action); err != nil {
 		return nil, err
 	}

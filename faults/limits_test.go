@@ -25,6 +25,7 @@ func TestRuleBounds(t *testing.T) {
 		{"attribute regex", Rule{Match: Match{Attributes: []AttributeMatch{{Type: "SOFTWARE", Regex: strings.Repeat("x", 1025)}}}},
 			"match.attributes[0].regex", "at most 1024"},
 		{"webhook body", Rule{Match: Match{Webhook: &WebhookMatch{Body: "a{0,1000}b{0,1000}c{0,1000}"}}}, "match.webhook.body", "instructions, at most 2048"},
+		{"attributes", Rule{Match: Match{Attributes: make([]AttributeMatch, 9)}}, "match.attributes", "9 conditions, at most 8"},
 		{"automaton", Rule{Match: Match{Username: "[ab]*a[ab]{16}"}}, "match.username", `regular expression "[ab]*a[ab]{16}" needs more than 8192 automaton states`},
 		{"attribute automaton", Rule{Match: Match{Attributes: []AttributeMatch{{Type: "USERNAME", Regex: "(?:.{0,100}a){10}"}}}},
 			"match.attributes[0].regex", "automaton states"},
@@ -142,5 +143,59 @@ func BenchmarkDecideWorstRule(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The patterns of a rule set are bounded in memory as a whole: the active
+// set (Add, AddAll, Update) and each set given at once (Replace, a
+// scenario), with the same message from CheckRuleSetAutomata.
+func TestRuleSetAutomataBound(t *testing.T) {
+	defer func(n int) { maxRuleSetAutomata = n }(maxRuleSetAutomata)
+	maxRuleSetAutomata = 200 << 10 // three worstTablePattern rules (70 KB each) do not fit
+	big := func(id string) Rule {
+		return Rule{ID: id, Match: Match{Username: worstTablePattern}, Action: Action{Type: "drop"}}
+	}
+	three := []Rule{big("r0"), big("r1"), big("r2")}
+	const msg = "of automata, at most 200 KiB"
+
+	if err := CheckRuleSetAutomata(three); err == nil || !strings.Contains(err.Error(), msg) {
+		t.Errorf("CheckRuleSetAutomata(3 big rules) = %v, want an error saying %q", err, msg)
+	}
+	if err := CheckRuleSetAutomata(three[:2]); err != nil {
+		t.Errorf("CheckRuleSetAutomata(2 big rules) = %v", err)
+	}
+	e := NewEngine(EngineOptions{})
+	_, err := e.Replace(three)
+	if fes := FieldErrors(err); len(fes) != 1 || fes[0].Field != "rules" || !strings.Contains(fes[0].Msg, msg) {
+		t.Fatalf("Replace(3 big rules) = %v, want an error on rules saying %q", err, msg)
+	}
+	if _, err := e.Replace(three[:2]); err != nil {
+		t.Fatalf("Replace(2 big rules) = %v", err)
+	}
+	if _, err := e.Add(three[2]); !errors.Is(err, ErrTooManyRules) || !strings.Contains(err.Error(), msg) {
+		t.Errorf("Add of a third big rule = %v, want ErrTooManyRules saying %q", err, msg)
+	}
+	if _, err := e.Add(big("r0")); err != nil {
+		t.Errorf("replacing a big rule with a big rule = %v, want it to fit", err)
+	}
+	_, err = e.AddAll([]Rule{three[2]})
+	if fes := FieldErrors(err); len(fes) != 1 || fes[0].Field != "rules" || !strings.Contains(fes[0].Msg, msg) {
+		t.Errorf("AddAll of a third big rule = %v, want an error on rules", err)
+	}
+	if _, err := e.Update("r1", func(r *Rule) error {
+		r.Match.Attributes = []AttributeMatch{{Type: "SOFTWARE", Regex: worstTablePattern}}
+		return nil
+	}); !errors.Is(err, ErrTooManyRules) {
+		t.Errorf("Update doubling a big rule = %v, want ErrTooManyRules", err)
+	}
+	if _, err := e.Update("r1", func(r *Rule) error { r.Match.Username = "^alice:"; return nil }); err != nil {
+		t.Errorf("Update shrinking a big rule = %v", err)
+	}
+	if _, err := e.Add(three[2]); err != nil {
+		t.Errorf("Add of a big rule after another shrank = %v", err)
+	}
+	err = e.SetScenarios(map[string]Scenario{"big": {Rules: three}})
+	if fes := FieldErrors(err); len(fes) != 1 || fes[0].Field != "scenarios.big.rules" || !strings.Contains(fes[0].Msg, msg) {
+		t.Errorf("SetScenarios with 3 big rules = %v, want an error on scenarios.big.rules", err)
 	}
 }

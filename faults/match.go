@@ -199,6 +199,9 @@ const (
 	// expand to one copy per count. It bounds the work of building the
 	// automaton.
 	MaxPatternInsts = 2048
+	// MaxAttributeMatches bounds a rule's match.attributes, so a rule
+	// runs at most 1 + MaxAttributeMatches + 1 patterns on a message.
+	MaxAttributeMatches = 8
 )
 
 // clipPattern shortens expr for an error message.

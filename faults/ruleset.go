@@ -58,6 +58,9 @@ func (e *Engine) Add(r Rule) (Change, error) {
 	if len(s.rules) >= MaxRules && find(s.rules, r.ID) < 0 {
 		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w: %d are active, at most %d", r.ID, ErrTooManyRules, len(s.rules), MaxRules)
 	}
+	if n := setAutomata(s.rules) + c.automata - replacedAutomata(s.rules, r.ID); n > maxRuleSetAutomata {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w: beside the active rules, %s", r.ID, ErrTooManyRules, automataError(n))
+	}
 	rules := slices.Clone(s.rules)
 	ch := Change{Rules: []Rule{c.rule.Clone()}}
 	e.prepare(c, e.clock.Now())
@@ -101,6 +104,13 @@ func (e *Engine) AddAll(rules []Rule) (Change, error) {
 	if n := len(out) + added; n > MaxRules {
 		return Change{Revision: s.revision}, fmt.Errorf("faults: %w", &FieldError{Field: "rules",
 			Msg: fmt.Sprintf("%d new rules beside the %d active make %d, at most %d", added, len(out), n, MaxRules)})
+	}
+	n := setAutomata(out)
+	for _, c := range cs {
+		n += c.automata - replacedAutomata(out, c.rule.ID)
+	}
+	if n > maxRuleSetAutomata {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: %w", &FieldError{Field: "rules", Msg: "beside the active rules, " + automataError(n)})
 	}
 	now := e.clock.Now()
 	ch := Change{Rules: make([]Rule, 0, len(cs))}
@@ -153,6 +163,9 @@ func (e *Engine) Update(id string, f func(*Rule) error) (Change, error) {
 	c, err := e.compileRule(r)
 	if err != nil {
 		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", id, err)
+	}
+	if n := setAutomata(s.rules) + c.automata - s.rules[i].automata; n > maxRuleSetAutomata {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w: beside the active rules, %s", id, ErrTooManyRules, automataError(n))
 	}
 	rules := slices.Clone(s.rules)
 	c.order = rules[i].order
@@ -240,7 +253,23 @@ func (e *Engine) compileRules(prefix string, rules []Rule) ([]*compiledRule, err
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	n := 0
+	for _, c := range out {
+		n += c.automata
+	}
+	if n > maxRuleSetAutomata {
+		return nil, &FieldError{Field: prefix, Msg: automataError(n)}
+	}
 	return out, nil
+}
+
+// replacedAutomata returns the bytes the patterns of the rule with the
+// given ID in rules hold, 0 when there is none.
+func replacedAutomata(rules []compiledRule, id string) int {
+	if i := find(rules, id); id != "" && i >= 0 {
+		return rules[i].automata
+	}
+	return 0
 }
 
 // compileSet compiles a whole rule set, naming fields prefix[i].field, and

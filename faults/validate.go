@@ -226,8 +226,12 @@ func (v *ruleValidator) match(m *Match) {
 	v.nonNegative("match.transmission", m.Transmission)
 	v.nonNegative("match.min_user_allocations", m.MinUserAllocations)
 	v.nonNegative("match.min_allocations", m.MinAllocations)
-	for i := range m.Attributes {
-		v.attribute(fmt.Sprintf("match.attributes[%d]", i), &m.Attributes[i])
+	if len(m.Attributes) > MaxAttributeMatches {
+		v.add("match.attributes", "%d conditions, at most %d (each may scan its attribute: split the rule)", len(m.Attributes), MaxAttributeMatches)
+	} else {
+		for i := range m.Attributes {
+			v.attribute(fmt.Sprintf("match.attributes[%d]", i), &m.Attributes[i])
+		}
 	}
 	if w := m.Webhook; w != nil {
 		if w.Name != "" && !ValidName(w.Name) {
