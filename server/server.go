@@ -60,6 +60,7 @@ type Server struct {
 
 	latency     *webhookLatency // the webhook latency histogram of /metrics, fed by hub
 	captureLost atomic.Uint64   // messages live captures missed (capture.go)
+	traceLost   atomic.Uint64   // messages GET /trace followers missed (trace.go)
 
 	mu        sync.Mutex
 	started   bool

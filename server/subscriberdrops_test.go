@@ -67,7 +67,8 @@ func (w *gateWriter) messages() int {
 
 // stunfault_subscriber_events_lost_total counts what every bounded
 // subscriber queue dropped, by kind: a journal subscription that is not
-// read, and a live capture that writes too slowly for the trace.
+// read, a live capture that writes too slowly for the trace, and a GET
+// /trace follower that asks too seldom.
 func TestMetricsSubscriberDrops(t *testing.T) {
 	cfg := testConfig()
 	cfg.Server.TraceSize = 16
@@ -125,6 +126,11 @@ func TestMetricsSubscriberDrops(t *testing.T) {
 		t.Fatalf("WriteCapture: %v", err)
 	}
 	written := w.messages()
+	// A GET /trace follower that last saw #1 (the dashboard polls since
+	// its last seq): the ring of 16 holds the last 16 now.
+	if p := getTrace(t, srv.HTTPURL(), 1); len(p.Messages) != 16 || p.Messages[0].Seq != last-15 {
+		t.Fatalf("GET /trace?since=1: %+v, want the 16 messages from #%d", p.Messages, last-15)
+	}
 
 	fams := scrape(t, srv.HTTPURL())
 	st, _ := srv.Faults().Get("403-binding")
@@ -134,6 +140,7 @@ func TestMetricsSubscriberDrops(t *testing.T) {
 	}{
 		{"events", float64(st.Fired - 1)},         // one event fit
 		{"capture", float64(int(last) - written)}, // every message is written or lost
+		{"trace", float64(last - 15 - 2)},         // #2 to the first it got
 	} {
 		got, ok := value(fams, "stunfault_subscriber_events_lost_total", "subscriber="+tc.subscriber)
 		if !ok || got != tc.want {

@@ -43,12 +43,20 @@ func (s *Server) Trace() *trace.Ring { return s.ic.trace }
 // limit; 0 or less: all), oldest first, with the listener each came to, and
 // the webhook requests of the same period: held, pending, or ended since
 // the first message returned, and each open relay's peer-leg counts. This
-// is what GET /trace answers.
+// is what GET /trace answers. When seq is not 0 the caller is taken for a
+// follower, and the messages the trace overwrote after seq before this
+// read count as lost on /metrics.
 func (s *Server) TraceSince(seq uint64, limit int) trace.Page {
 	ring := s.Trace()
 	page := trace.Page{Messages: ring.Since(seq, limit, false), Size: ring.Size(),
 		Time: s.clk.Now(), PeerLegs: s.ic.peers.relays()}
 	page.LastSeq = ring.LastSeq()
+	if seq > 0 { // a follower (the dashboard): a gap is what the ring overwrote before it asked
+		for i := range page.Messages {
+			s.traceLost.Add(page.Messages[i].Seq - seq - 1)
+			seq = page.Messages[i].Seq
+		}
+	}
 	if n := len(page.Messages); n > 0 {
 		page.LastSeq = max(page.LastSeq, page.Messages[n-1].Seq)
 	}
