@@ -8,6 +8,7 @@ import (
 	"github.com/pion/stun/v4"
 
 	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server"
 )
 
 // A message a rule changed on a TCP connection is in the capture twice,
@@ -16,9 +17,25 @@ import (
 // analysis warning and dissects both copies as STUN (what the client sent
 // and what pion got; what pion wrote and what the client got). A delayed
 // message is on it once. An inbound truncate's cut copy ends its stream.
+// A TLS connection is captured the same way, in plaintext.
 func TestCaptureTCPChangedMessages(t *testing.T) {
 	tshark := tsharkPath(t)
-	srv := startServer(t, nil)
+	for _, transport := range []string{"tcp", "tls"} {
+		t.Run(transport, func(t *testing.T) {
+			cfg := tlsConfig()
+			srv := startServer(t, &cfg)
+			dial := func() *rawClient {
+				if transport == "tls" { // framed and captured as on TCP, in plaintext
+					return &rawClient{t: t, transport: "tcp", conn: dialTLS(t, srv)}
+				}
+				return dialRaw(t, srv, "tcp", "")
+			}
+			captureChangedOnStream(t, tshark, srv, dial)
+		})
+	}
+}
+
+func captureChangedOnStream(t *testing.T, tshark string, srv *server.Server, dial func() *rawClient) {
 	tcpOnly := []string{"tcp"}
 	addRule(t, srv, faults.Rule{
 		ID: "corrupt-in", Times: 1,
@@ -34,7 +51,7 @@ func TestCaptureTCPChangedMessages(t *testing.T) {
 		return stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.NewSoftware("capture test"))
 	}
 
-	a := dialRaw(t, srv, "tcp", "")
+	a := dial()
 	if got := mappedAddress(t, a.exchange(request())).String(); got != "203.0.113.7:40000" {
 		t.Fatalf("first Binding: mapped %s, want nat-out's address", got)
 	}
@@ -52,7 +69,7 @@ func TestCaptureTCPChangedMessages(t *testing.T) {
 		Match:  faults.Match{Methods: []string{"binding"}, Classes: []string{"request"}, Transports: tcpOnly},
 		Action: faults.Action{Type: "truncate", Length: 24},
 	})
-	b := dialRaw(t, srv, "tcp", "")
+	b := dial()
 	b.send(request().Raw)
 	b.wantClosed() // pion got the cut frame, then the end of the stream
 
