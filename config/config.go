@@ -1,6 +1,10 @@
 package config
 
-import "github.com/stunfault/stunfault/faults"
+import (
+	"runtime"
+
+	"github.com/stunfault/stunfault/faults"
+)
 
 // Config is the whole of stunfault's configuration: what [Load] and [Parse]
 // return and what server.New takes. Every field maps to a TOML key of the same
@@ -57,6 +61,25 @@ type Server struct {
 	// CaptureBytes bounds the bytes of traced messages kept for captures
 	// (GET /capture.pcapng); 0 keeps none.
 	CaptureBytes int `toml:"capture_bytes"`
+	// ReadLoops is how many sockets each udp listener opens on its address
+	// (SO_REUSEPORT, Linux only; one elsewhere), each with its own pion
+	// read loop: the kernel hands each client's datagrams to one of them.
+	// 0 means one per CPU ([Server.UDPReadLoops]); at most [MaxReadLoops].
+	ReadLoops int `toml:"read_loops"`
+}
+
+// MaxReadLoops is the largest [Server.ReadLoops]: each read loop holds
+// its own 1 MiB of batch buffers.
+const MaxReadLoops = 64
+
+// UDPReadLoops is the number of read loops (sockets) per udp listener that
+// ReadLoops asks for: itself, or, when 0, runtime.NumCPU() (at most
+// MaxReadLoops).
+func (s Server) UDPReadLoops() int {
+	if s.ReadLoops > 0 {
+		return s.ReadLoops
+	}
+	return min(max(runtime.NumCPU(), 1), MaxReadLoops)
 }
 
 // The values of [Server.Clock].

@@ -247,6 +247,14 @@ func TestParseErrors(t *testing.T) {
 			`trace_size = -1`,
 			`capture_bytes = 2000000000`,
 		), []at{{2, "server.trace_size"}, {3, "server.capture_bytes"}}, "must be from 0 (off) to 1000000, got -1"},
+		{"read loops out of range", doc(
+			`[server]`,
+			`read_loops = 65`,
+		), []at{{2, "server.read_loops"}}, "must be from 0 (one per CPU) to 64, got 65"},
+		{"negative read loops", doc(
+			`[server]`,
+			`read_loops = -1`,
+		), []at{{2, "server.read_loops"}}, "must be from 0 (one per CPU) to 64, got -1"},
 		{"duplicate user", doc(
 			`[[users]]`,
 			`name = "alice"`,

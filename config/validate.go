@@ -70,6 +70,10 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 		v.add("server.capture_bytes", "must be from 0 (none) to %d, got %d", maxCaptureBytes, c.Server.CaptureBytes)
 	}
 
+	if n := c.Server.ReadLoops; n < 0 || n > MaxReadLoops {
+		v.add("server.read_loops", "must be from 0 (one per CPU) to %d, got %d", MaxReadLoops, n)
+	}
+
 	v.limits(c)
 
 	if len(c.Listen) == 0 {

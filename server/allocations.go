@@ -22,8 +22,9 @@ import (
 // pion's EventHandler (created, deleted, permissions, channels; OnAuth for
 // the USERNAME a 5-tuple allocated with), and expires an allocation the way
 // its client would: a Refresh with LIFETIME 0, signed with the user's key
-// and a pion nonce (nonce.go), is handed to pion's reader on the
-// listener's own wrapped socket as if it came from the client's 5-tuple,
+// and a pion nonce (nonce.go), is handed to pion's reader on the wrapped
+// socket that holds it (a UDP listener's read loop whose pion manager made
+// the allocation, or the TCP connection) as if it came from the client's 5-tuple,
 // and pion's answer to it is swallowed on the way out. pion then deletes
 // the allocation (its relay socket closes, data stops) and reports it.
 //
@@ -56,7 +57,7 @@ type allocTable struct {
 	clients map[rotKey][]*allocRecord
 	byUser  map[string]int         // live allocations per username
 	users   map[string]string      // the USERNAME of each 5-tuple's last authenticated Allocate or Refresh
-	udp     map[string]*packetConn // by local address
+	relays  map[string]*packetConn // the read loop of each UDP relay pion has not reported yet, by relay address
 	tcp     map[string]*tcpConn    // by fiveTupleKey(remote, local)
 
 	swallowing atomic.Int32 // len(swallow), read on every outbound message
@@ -78,6 +79,7 @@ type allocRecord struct {
 	lifetime    time.Duration
 	permissions map[netip.Addr]time.Time
 	channels    map[uint16]netip.AddrPort
+	loop        *packetConn // the UDP read loop whose pion manager holds it; nil on TCP
 	gone        chan struct{}
 	deleted     bool // pion deleted it
 
@@ -96,7 +98,7 @@ func newAllocTable(cfg relayTimes, nonces *nonceSource, auth *authenticator, rea
 		clients: map[rotKey][]*allocRecord{},
 		byUser:  map[string]int{},
 		users:   map[string]string{},
-		udp:     map[string]*packetConn{},
+		relays:  map[string]*packetConn{},
 		tcp:     map[string]*tcpConn{},
 		swallow: map[[stun.TransactionIDSize]byte]struct{}{},
 	}
@@ -209,11 +211,13 @@ func (t *allocTable) created(src, dst, relay net.Addr) {
 	if _, ok := t.tcp[key]; ok {
 		transport = "tcp"
 	}
+	loop := t.relays[relay.String()]
+	delete(t.relays, relay.String())
 	r := &allocRecord{
 		client: addrPortOf(src), server: addrPortOf(dst), transport: transport,
 		username: t.users[key], relay: addrPortOf(relay), created: now, refreshed: now, lifetime: t.lifetime,
 		permissions: map[netip.Addr]time.Time{}, channels: map[uint16]netip.AddrPort{},
-		gone: make(chan struct{}),
+		loop: loop, gone: make(chan struct{}),
 	}
 	t.allocs[key] = r
 	t.clients[r.key()] = append(t.clients[r.key()], r)
@@ -274,10 +278,19 @@ func (t *allocTable) Allocations() int {
 	return len(t.allocs)
 }
 
-func (t *allocTable) addUDP(c *packetConn) {
+// claim records that the UDP relay at relay was made for read loop c's
+// allocation manager, until pion reports the allocation (created). At most
+// maxAllocUsers wait: pion reports each at once, on the same goroutine.
+func (t *allocTable) claim(relay net.Addr, c *packetConn) {
 	t.mu.Lock()
-	t.udp[c.LocalAddr().String()] = c
-	t.mu.Unlock()
+	defer t.mu.Unlock()
+	if len(t.relays) >= maxAllocUsers {
+		for k := range t.relays { // any one: a relay pion never reported
+			delete(t.relays, k)
+			break
+		}
+	}
+	t.relays[relay.String()] = c
 }
 
 func (t *allocTable) addTCP(c *tcpConn) {
@@ -419,12 +432,13 @@ func (t *allocTable) inject(a control.Allocation, nonce string) (*allocRecord, e
 	d := datagram{data: m.Raw}
 	switch a.Transport {
 	case "udp":
-		pc := t.udp[a.Server.String()]
-		if pc == nil {
-			return nil, fmt.Errorf("server: expire %s: no listener %s", a.Client, a.Server)
+		// The read loop whose manager holds it: another loop's pion has no
+		// allocation for the 5-tuple and would not answer.
+		if r.loop == nil {
+			return nil, fmt.Errorf("server: expire %s: no read loop of listener %s holds it", a.Client, a.Server)
 		}
 		d.addr = net.UDPAddrFromAddrPort(a.Client)
-		pc.ready.push(d)
+		r.loop.ready.push(d)
 	default:
 		tc := t.tcp[srcKey]
 		if tc == nil {

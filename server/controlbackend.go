@@ -49,7 +49,7 @@ func (b controlBackend) Hello() control.Hello {
 func (b controlBackend) Stats() control.Stats {
 	var st control.Stats
 	b.s.mu.Lock()
-	guards := b.s.guards
+	guards, udp := b.s.guards, b.s.udp
 	if b.s.turn != nil {
 		n := b.s.turn.AllocationCount()
 		st.Allocations = &n
@@ -60,6 +60,13 @@ func (b controlBackend) Stats() control.Stats {
 		for _, g := range guards {
 			if g.lis.Transport == l.Transport && g.lis.Addr == l.Addr {
 				ls.TCP = &control.TCPStats{Open: g.open.Load(), Refused: g.refused.Load(), TimedOut: g.timedOut.Load()}
+			}
+		}
+		for _, u := range udp {
+			if u.lis.Transport == l.Transport && u.lis.Addr == l.Addr {
+				for _, c := range u.loops {
+					ls.Loops = append(ls.Loops, control.LoopStats{Datagrams: c.datagrams.Load()})
+				}
 			}
 		}
 		st.Listeners = append(st.Listeners, ls)

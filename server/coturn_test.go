@@ -179,3 +179,32 @@ func TestCoturnUclientRelaysWithoutLoss(t *testing.T) {
 		})
 	}
 }
+
+// TestCoturnUclientRelaysWithoutLossOnReadLoops relays thousands of
+// messages of several allocations through a udp listener served by two
+// read loops: every client's datagrams reach one socket, its allocation
+// lives in that socket's pion manager, and nothing is lost. (Lost
+// messages, when uclient reported any, were datagrams the kernel dropped
+// from a full receive buffer, /proc/net/udp's drops: the listener's, with
+// one read loop or two, until it got udpReadBuffer; and, sending without
+// any interval (-z 0), uclient's own sockets and relay sockets.)
+func TestCoturnUclientRelaysWithoutLossOnReadLoops(t *testing.T) {
+	t.Parallel()
+	needTool(t, "turnutils_uclient")
+	cfg := testConfig()
+	cfg.Server.ReadLoops = 2
+	srv := startServer(t, &cfg)
+	peerPort := startEchoPeer(t)
+	const clients, messages = 4, 2000
+	a := srv.TURNAddr("udp")
+	out := runTool(t, "turnutils_uclient",
+		"-c", // no RTCP companion allocation
+		"-m", strconv.Itoa(clients), "-n", strconv.Itoa(messages),
+		"-z", "1", // a message per millisecond per client: 8000 in about 2 s
+		"-p", strconv.Itoa(int(a.Port())),
+		"-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
+		"-u", "user", "-w", "pass",
+		a.Addr().String())
+	checkUclient(t, out, clients*messages)
+	t.Logf("read loops: %+v", udpLoops(t, srv))
+}

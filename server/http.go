@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -60,7 +61,10 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	for _, g := range guarded {
 		if err := g.failure(); err != nil {
 			l := g.listener()
-			h.Failed = append(h.Failed, failedListener{Transport: l.Transport, Address: l.Addr.String(), Error: err.Error()})
+			f := failedListener{Transport: l.Transport, Address: l.Addr.String(), Error: err.Error()}
+			if !slices.ContainsFunc(h.Failed, func(o failedListener) bool { return o.Transport == f.Transport && o.Address == f.Address }) {
+				h.Failed = append(h.Failed, f) // once, however many of its read loops failed
+			}
 		}
 	}
 	status := http.StatusOK

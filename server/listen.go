@@ -27,11 +27,18 @@ type Listener struct {
 	// Chromium trusts a self-signed TURN server with
 	// --ignore-certificate-errors-spki-list=SPKI.
 	SPKI string `json:"spki_sha256,omitempty"`
+	// ReadLoops is how many sockets a udp listener serves its address on,
+	// each with its own pion read loop ([server] read_loops; 1 for a
+	// caller's socket and off Linux). 0 for tcp and tls.
+	ReadLoops int `json:"read_loops,omitempty"`
 }
 
 // boundSockets are the sockets Start bound, in config order.
 type boundSockets struct {
-	packetConns []net.PacketConn
+	// packetConns holds each udp listener's sockets, one per read loop, all
+	// bound to its address (see bindLoops); the first is the one that
+	// picked the port.
+	packetConns [][]net.PacketConn
 	listeners   []net.Listener
 	// certs holds, beside each of listeners, the certificate of a tls
 	// listener (nil for tcp).
@@ -41,8 +48,10 @@ type boundSockets struct {
 
 func (b *boundSockets) close() error {
 	var errs []error
-	for _, pc := range b.packetConns {
-		errs = append(errs, pc.Close())
+	for _, pcs := range b.packetConns {
+		for _, pc := range pcs {
+			errs = append(errs, pc.Close())
+		}
 	}
 	for _, l := range b.listeners {
 		errs = append(errs, l.Close())
@@ -59,9 +68,10 @@ const pairRetries = 10
 // taken, as coredns's dnstest does), so stun: and turn:?transport=tcp URLs
 // share host:port as they do on real servers.
 //
-// A tls listener is a TCP socket whose certificate is loaded, or generated
-// into certDir(), here.
-func bindListeners(ctx context.Context, listen []config.Listener, certDir func() (string, error)) (*boundSockets, error) {
+// A udp listener is loops sockets on one address (bindLoops). A tls
+// listener is a TCP socket whose certificate is loaded, or generated into
+// certDir(), here.
+func bindListeners(ctx context.Context, listen []config.Listener, loops int, certDir func() (string, error)) (*boundSockets, error) {
 	listen = bindAddresses(listen)
 	var lc net.ListenConfig
 	b := &boundSockets{}
@@ -97,8 +107,12 @@ func bindListeners(ctx context.Context, listen []config.Listener, certDir func()
 					return fail(fmt.Errorf("server: listen[%d]: %w", i, err))
 				}
 			}
-			b.packetConns = append(b.packetConns, pc)
-			b.addrs = append(b.addrs, Listener{Transport: "udp", Addr: addrPort(pc.LocalAddr())})
+			pcs, err := bindLoops(ctx, pc, loops)
+			if err != nil {
+				return fail(errors.Join(fmt.Errorf("server: listen[%d]: read loops: %w", i, err), pc.Close()))
+			}
+			b.packetConns = append(b.packetConns, pcs)
+			b.addrs = append(b.addrs, Listener{Transport: "udp", Addr: addrPort(pc.LocalAddr()), ReadLoops: len(pcs)})
 		case "tcp":
 			var ln net.Listener
 			if p != nil && p.tcp != nil {

@@ -71,6 +71,7 @@ type Server struct {
 	tcp       []*trackingListener
 	guards    []*guardListener // beneath tcp, one each
 	guarded   []guarded        // every listener's guard, for /healthz
+	udp       []udpListener    // each udp listener's read loops, for stats
 	allocs    *allocWatch
 	http      *http.Server
 	httpLn    net.Listener
@@ -186,7 +187,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.removeCertDir()
 		}
 	}()
-	socks, err := bindListeners(ctx, s.cfg.Listen, s.makeCertDir)
+	socks, err := bindListeners(ctx, s.cfg.Listen, s.cfg.Server.UDPReadLoops(), s.makeCertDir)
 	if err != nil {
 		return err
 	}
@@ -243,21 +244,25 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 		return nil, err
 	}
 	var pcs []turn.PacketConnConfig
-	for _, pc := range socks.packetConns {
-		g := newUDPGuard(pc, Listener{Transport: "udp", Addr: addrPort(pc.LocalAddr())}, s.log.With("component", "udp"))
-		s.guarded = append(s.guarded, g)
-		pc := net.PacketConn(g)
-		gen, err := newRelayGenerator(s.cfg.Relay, s.ic.guard, s.ic)
-		if err != nil {
-			return nil, err
+	for _, group := range socks.packetConns {
+		lis := Listener{Transport: "udp", Addr: addrPort(group[0].LocalAddr()), ReadLoops: len(group)}
+		ul := udpListener{lis: lis}
+		for i, pc := range group {
+			g := newUDPGuard(pc, lis, s.log.With("component", "udp", "loop", i))
+			s.guarded = append(s.guarded, g)
+			gen, err := newRelayGenerator(s.cfg.Relay, s.ic.guard, s.ic)
+			if err != nil {
+				return nil, err
+			}
+			wrapped := newPacketConn(g, s.ic, &s.loops)
+			ul.loops = append(ul.loops, wrapped)
+			pcs = append(pcs, turn.PacketConnConfig{
+				PacketConn:            wrapped,
+				RelayAddressGenerator: loopGenerator{RelayAddressGenerator: gen, loop: wrapped, allocs: s.ic.allocs},
+				PermissionHandler:     perm,
+			})
 		}
-		wrapped := newPacketConn(pc, s.ic, &s.loops)
-		s.ic.allocs.addUDP(wrapped)
-		pcs = append(pcs, turn.PacketConnConfig{
-			PacketConn:            wrapped,
-			RelayAddressGenerator: gen,
-			PermissionHandler:     perm,
-		})
+		s.udp = append(s.udp, ul)
 	}
 	// pion's nonces for injected 401 and 438 (see nonce.go).
 	pcs = append(pcs, turn.PacketConnConfig{PacketConn: newLoopPacketConn(s.ic.nonces.conn, &s.loops)})

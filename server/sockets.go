@@ -30,8 +30,8 @@ func WithListener(ln net.Listener) Option {
 // WithListener to b, after the config's.
 func (b *boundSockets) addCallerSockets(o *options) {
 	for _, pc := range o.packetConns {
-		b.packetConns = append(b.packetConns, pc)
-		b.addrs = append(b.addrs, Listener{Transport: "udp", Addr: addrPort(pc.LocalAddr())})
+		b.packetConns = append(b.packetConns, []net.PacketConn{pc}) // one read loop: the caller made one socket
+		b.addrs = append(b.addrs, Listener{Transport: "udp", Addr: addrPort(pc.LocalAddr()), ReadLoops: 1})
 	}
 	for _, ln := range o.listeners {
 		b.listeners = append(b.listeners, ln)

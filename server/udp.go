@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stunfault/stunfault/faults"
@@ -37,6 +38,8 @@ type packetConn struct {
 	scratch []byte    // for injected errors
 	batch   *udpBatch // nil: one datagram per system call (see udpbatch.go)
 	local   net.Addr  // the socket's, asked for by pion with every message
+
+	datagrams atomic.Uint64 // read from the socket (stats: listeners[].loops)
 }
 
 // datagram is a message due to pion's reader: its bytes and, on UDP, its
@@ -77,6 +80,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.loop.ended()
 			return n, addr, err
 		}
+		c.datagrams.Add(1)
 		if !client.IsValid() {
 			return n, addr, nil // not a UDP sender: nothing to decide on
 		}

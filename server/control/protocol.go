@@ -241,6 +241,17 @@ type ListenerStats struct {
 	Address   string `json:"address"`
 	// TCP counts a tcp or tls listener's connections; nil for udp.
 	TCP *TCPStats `json:"tcp,omitempty"`
+	// Loops are a udp listener's read loops ([server] read_loops sockets
+	// on its one address), in bind order; nil for tcp and tls.
+	Loops []LoopStats `json:"loops,omitempty"`
+}
+
+// LoopStats is one read loop of a udp listener, in [ListenerStats]: the
+// kernel hands each client's datagrams to one loop, by a hash of the
+// client's address and port.
+type LoopStats struct {
+	// Datagrams counts the datagrams the loop read from its socket.
+	Datagrams uint64 `json:"datagrams"`
 }
 
 // TCPStats counts one tcp or tls listener's connections, in

@@ -32,6 +32,8 @@ export interface Listener {
   cert_file?: string;
   /** A tls listener's base64 SHA-256 SubjectPublicKeyInfo: Chromium trusts it with --ignore-certificate-errors-spki-list. */
   spki_sha256?: string;
+  /** A udp listener's sockets on its address, each with its own read loop ([server] read_loops). */
+  read_loops?: number;
 }
 
 /** Which way a message goes: from the client (`in`) or to it (`out`). */
@@ -272,8 +274,13 @@ export interface Hello {
 
 /** The result of stats.get. */
 export interface Stats {
-  /** `tcp` counts a tcp or tls listener's connections. */
-  listeners?: { transport: ListenerTransport; address: string; tcp?: { open: number; refused: number; timed_out: number } }[];
+  /** `tcp` counts a tcp or tls listener's connections; `loops` are a udp listener's read loops, with the datagrams each read. */
+  listeners?: {
+    transport: ListenerTransport;
+    address: string;
+    tcp?: { open: number; refused: number; timed_out: number };
+    loops?: { datagrams: number }[];
+  }[];
   allocations?: number;
   webhooks?: Record<string, { inflight: number; pending: number }>;
   revision: number;
