@@ -8,6 +8,9 @@ import (
 	"net/netip"
 	"regexp"
 	"regexp/syntax"
+	"runtime"
+	"sync"
+	"weak"
 )
 
 // A packet's header facts, one bit per value in five groups (method, class,
@@ -220,7 +223,13 @@ func clipPattern(expr string) string {
 // about a nanosecond per byte, so no accepted rule can slow the packet
 // path. It is safe for concurrent use.
 type Pattern struct {
-	expr     string
+	expr string
+	*compiledPattern
+}
+
+// compiledPattern is what a Pattern is compiled to. Patterns compiled from
+// the same expression while one is alive share it (see patternCache).
+type compiledPattern struct {
 	dfa      *automaton
 	lit      []byte // must occur in every match (at the start when anchored)
 	complete bool   // the expression is exactly lit (or ^lit when anchored)
@@ -234,6 +243,19 @@ func CompilePattern(expr string) (*Pattern, error) {
 	if len(expr) > MaxPatternBytes {
 		return nil, fmt.Errorf("regular expression of %d bytes, at most %d", len(expr), MaxPatternBytes)
 	}
+	c := patterns.get(expr)
+	if c == nil {
+		var err error
+		if c, err = compilePattern(expr); err != nil {
+			return nil, err
+		}
+		patterns.put(expr, c)
+	}
+	return &Pattern{expr: expr, compiledPattern: c}, nil
+}
+
+// compilePattern is CompilePattern without the length check and the cache.
+func compilePattern(expr string) (*compiledPattern, error) {
 	tree, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
 		msg := err.Error()
@@ -254,16 +276,53 @@ func CompilePattern(expr string) (*Pattern, error) {
 	if err != nil {
 		return nil, fmt.Errorf("regular expression %q %v: use fewer or smaller repetitions, or fewer alternatives", clipPattern(expr), err)
 	}
-	p := &Pattern{expr: expr, dfa: dfa}
+	c := &compiledPattern{dfa: dfa}
 	if re, err := regexp.Compile(expr); err == nil {
 		lit, complete := re.LiteralPrefix()
-		p.lit, p.complete = []byte(lit), complete
+		c.lit, c.complete = []byte(lit), complete
 		if tree.Op == syntax.OpConcat && len(tree.Sub) > 0 && tree.Sub[0].Op == syntax.OpBeginText && lit != "" {
-			p.anchored = true
-			p.complete = len(tree.Sub) == 2 && tree.Sub[1].Op == syntax.OpLiteral && tree.Sub[1].Flags&syntax.FoldCase == 0
+			c.anchored = true
+			c.complete = len(tree.Sub) == 2 && tree.Sub[1].Op == syntax.OpLiteral && tree.Sub[1].Flags&syntax.FoldCase == 0
 		}
 	}
-	return p, nil
+	return c, nil
+}
+
+// patterns shares compiled patterns by expression, holding them weakly: a
+// rule set with one expression in many rules compiles it once, and so do
+// Validate and then compile. An entry goes when its pattern is collected,
+// so the cache holds no more than the live rules do.
+var patterns patternCache
+
+type patternCache struct {
+	mu sync.Mutex
+	m  map[string]weak.Pointer[compiledPattern]
+}
+
+func (pc *patternCache) get(expr string) *compiledPattern {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.m[expr].Value()
+}
+
+func (pc *patternCache) put(expr string, c *compiledPattern) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.m == nil {
+		pc.m = make(map[string]weak.Pointer[compiledPattern])
+	}
+	pc.m[expr] = weak.Make(c)
+	runtime.AddCleanup(c, pc.drop, expr)
+}
+
+// drop forgets expr once its compiled pattern is collected (unless it was
+// compiled again meanwhile).
+func (pc *patternCache) drop(expr string) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.m[expr].Value() == nil {
+		delete(pc.m, expr)
+	}
 }
 
 // String returns the expression the Pattern was compiled from.
