@@ -91,7 +91,7 @@ const (
 )
 
 // Upper bounds of [Server.TraceSize] and [Server.CaptureBytes]: the trace
-// holds 192 bytes per message, so the largest trace is some 190 MB, plus
+// holds 168 bytes per message, so the largest trace is some 170 MB, plus
 // at most 1 GiB of bytes.
 const (
 	maxTraceSize    = 1_000_000

@@ -40,11 +40,15 @@ type wireCounts struct {
 	permissions, channels atomic.Int64
 }
 
-// count counts one message and the verdict acted on.
-func (w *wireCounts) count(p *faults.Packet, v faults.Verdict) {
-	m, c := methodIndex(p), nClasses-1
-	if p.IsSTUN() {
-		c = int(p.Class())
+// count counts one message and the verdict acted on: one atomic add (two
+// for an injected error), the header read once.
+func (w *wireCounts) count(p *faults.Packet, v *faults.Verdict) {
+	m, c := methodOther, nClasses-1
+	switch {
+	case p.IsSTUN():
+		m, c = methodIndex(p.Method()), int(p.Class())
+	case p.IsChannelData():
+		m = methodChannelData
 	}
 	k := int(v.Kind)
 	if k >= nKinds {
@@ -58,14 +62,15 @@ func (w *wireCounts) count(p *faults.Packet, v faults.Verdict) {
 	}
 }
 
-func methodIndex(p *faults.Packet) int {
-	switch {
-	case p.IsChannelData():
-		return 7
-	case !p.IsSTUN():
-		return 8
-	}
-	switch p.Method() {
+// The method label indexes that are not STUN methods.
+const (
+	methodChannelData = 7
+	methodOther       = 8
+)
+
+// methodIndex returns the index into methodNames of a STUN method.
+func methodIndex(m faults.Method) int {
+	switch m {
 	case faults.MethodBinding:
 		return 0
 	case faults.MethodAllocate:
@@ -81,7 +86,7 @@ func methodIndex(p *faults.Packet) int {
 	case faults.MethodChannelBind:
 		return 6
 	}
-	return 8
+	return methodOther
 }
 
 // turnEvents returns h with pion's permission and channel callbacks set to

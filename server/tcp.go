@@ -11,6 +11,7 @@ import (
 
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/internal/stunframe"
+	"github.com/stunfault/stunfault/server/trace"
 )
 
 // tcpConn is the net.Conn beneath pion's own STUN framer for one accepted
@@ -34,6 +35,11 @@ type tcpConn struct {
 	fr     *stunframe.Reader
 	ready  *wakeQueue
 	owner  *delayOwner
+
+	// For the trace: the connection's address as it names it, and the
+	// time of the Read pion handles (see readStamp).
+	traceAddr trace.Local
+	stamp     readStamp
 
 	// Read side: only pion's per-connection read loop reads.
 	in      tcpIn
@@ -68,6 +74,7 @@ func newTCPConn(c net.Conn, ic *interceptor) *tcpConn {
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		tc.client = netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
 	}
+	tc.traceAddr = ic.trace.Local(addrPort(c.LocalAddr()))
 	tc.fr = stunframe.NewReader(c)
 	tc.in.c = tc
 	return tc
@@ -87,6 +94,7 @@ const maxQueuedAnswers = 64 << 10
 // it, so replies, closes and delays keep their place in the stream.
 func (c *tcpConn) Read(p []byte) (int, error) {
 	c.flush() // pion handled the last batch: its answers go out before a read can block
+	c.stamp.wait()
 	if c.pending {
 		c.pending = false
 		c.applyIn(c.pend.Data, &c.pend, c.pendV)
@@ -124,7 +132,7 @@ func (c *tcpConn) batch(p []byte, n int) int {
 			c.pending, c.pendV = true, v // recorded when applied
 			return n
 		}
-		c.ic.record(c, pkt, v, nil)
+		c.ic.record(c.stamp.get(), c.traceAddr, pkt, &v, nil)
 		n += copy(p[n:], frame)
 		if isConnectionBindRequest(frame) {
 			return n // peer data may follow its answer: frame nothing after it
@@ -177,6 +185,7 @@ func (c *tcpConn) read(p []byte) (int, error) {
 			}
 			return 0, err
 		}
+		c.stamp.read(c.ic.trace) // shared by the frames this Read batches
 		c.decideIn(frame)
 	}
 }
@@ -194,7 +203,7 @@ func (c *tcpConn) decideIn(frame []byte) {
 // applyIn applies the verdict v on the inbound frame pkt and records it.
 func (c *tcpConn) applyIn(frame []byte, pkt *faults.Packet, v faults.Verdict) {
 	if v.Action == nil { // no rule fired, no refusal
-		c.ic.record(c, pkt, v, nil)
+		c.ic.record(c.stamp.get(), c.traceAddr, pkt, &v, nil)
 		c.out = frame
 		return
 	}
@@ -204,7 +213,7 @@ func (c *tcpConn) applyIn(frame []byte, pkt *faults.Packet, v faults.Verdict) {
 	if !c.ic.apply(&c.in, m) && !c.in.delivered {
 		c.out = frame
 	}
-	c.ic.record(c, pkt, v, m.sent)
+	c.ic.record(c.stamp.get(), c.traceAddr, pkt, &v, m.sent)
 	if c.in.answer != nil {
 		_, _ = c.writeNow(c.in.answer)
 		c.in.answer = nil
@@ -227,7 +236,7 @@ func (c *tcpConn) Write(p []byte) (int, error) {
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.TCP, Client: c.client}
 	v := c.ic.decide(&pkt)
 	if v.Action == nil {
-		c.ic.record(c, &pkt, v, nil)
+		c.ic.record(c.stamp.answerStamp(p), c.traceAddr, &pkt, &v, nil)
 		return c.writeAnswer(p)
 	}
 	return c.writeFired(pkt, v, p)
@@ -239,7 +248,7 @@ func (c *tcpConn) writeFired(pkt faults.Packet, v faults.Verdict, p []byte) (int
 	out := &tcpOut{c: c}
 	m := message{ic: c.ic, pkt: &pkt, v: v}
 	applied := c.ic.apply(out, &m)
-	c.ic.record(c, &pkt, v, m.sent)
+	c.ic.record(c.stamp.answerStamp(p), c.traceAddr, &pkt, &v, m.sent)
 	if !applied && !out.sent {
 		return c.writeNow(p)
 	}

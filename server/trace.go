@@ -2,7 +2,6 @@ package server
 
 import (
 	"cmp"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,23 +14,51 @@ import (
 // maxTracePage bounds the messages one GET /trace answers with.
 const maxTracePage = 10000
 
-// localAddrer is a wrapped socket: it knows its own address.
-type localAddrer interface{ LocalAddr() net.Addr }
-
 // record counts one message and the verdict the interception acted on (for
-// /metrics) and puts them into the trace, with what it sent instead of the
-// message's bytes (a reply or a changed copy, as the action's effect built
-// it; nil for none): one call per message and direction. Nothing is
-// allocated.
-func (ic *interceptor) record(c localAddrer, p *faults.Packet, v faults.Verdict, sent []byte) {
+// /metrics) and puts them into the trace at the time at (0: now), with the
+// socket's local address and what it sent instead of the message's bytes (a
+// reply or a changed copy, as the action's effect built it; nil for none):
+// one call per message and direction. Nothing is allocated.
+func (ic *interceptor) record(at trace.Stamp, local trace.Local, p *faults.Packet, v *faults.Verdict, sent []byte) {
 	ic.counts.count(p, v)
-	if ic.trace == nil {
-		return
+	ic.trace.Record(at, local, p, v, sent)
+}
+
+// readStamp is the trace time of the read a socket's reader is handling:
+// the messages of one read from the socket (a recvmmsg batch, a TCP read)
+// and the answers pion writes to them share one clock read. It is 0 (read
+// the clock) while the reader waits for the next read, so a write then is
+// stamped when it happens.
+//
+// Only pion's read loop of the socket touches it, without a lock or an
+// atomic: the reader sets it, and answerStamp reads it only for a STUN
+// response, which pion writes from that loop (relay goroutines write only
+// indications and ChannelData; udpBatch.answer relies on the same). The
+// race detector would report a response written from anywhere else.
+type readStamp struct{ at trace.Stamp }
+
+// read stamps a read that just returned, when there is a trace.
+func (s *readStamp) read(r *trace.Ring) {
+	if r != nil {
+		s.at = r.Now()
 	}
-	if !ic.trace.Capturing() {
-		sent = nil
+}
+
+// wait clears the stamp before the reader may block.
+func (s *readStamp) wait() { s.at = 0 }
+
+// get returns the stamp (0: none), for a message the reader read.
+func (s *readStamp) get() trace.Stamp { return s.at }
+
+// answerStamp returns the stamp for p, a message written to the client: a
+// STUN response is pion's answer from its read loop to a message of the
+// read being handled, and takes the read's stamp; anything else (written
+// by a relay goroutine) is stamped now.
+func (s *readStamp) answerStamp(p []byte) trace.Stamp {
+	if len(p) > 0 && p[0]&0xC1 == 0x01 {
+		return s.at
 	}
-	ic.trace.Record(addrPort(c.LocalAddr()), p, v, sent)
+	return 0
 }
 
 // Trace returns the record of every message the server saw (nil when

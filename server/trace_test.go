@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/stun/v4"
+
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server"
 )
@@ -45,6 +47,7 @@ type traceMessage struct {
 		Code       int    `json:"code"`
 		JournalSeq uint64 `json:"journal_seq"`
 	} `json:"decision"`
+	Time time.Time `json:"time"`
 }
 
 func getTrace(t *testing.T, url string, since uint64) tracePage {
@@ -144,6 +147,45 @@ func TestTraceRecordsEveryMessage(t *testing.T) {
 			}
 			if len(p.Webhooks) != 1 || !p.Webhooks[0].Held || fmt.Sprint(p.Webhooks[0].Rules) != "["+rule.ID+"]" {
 				t.Errorf("webhook spans: got %+v, want the held request, naming %s", p.Webhooks, rule.ID)
+			}
+		})
+	}
+}
+
+// The answer pion writes to a request is stamped with the time its
+// request was read (one clock read for both), and the next read with a
+// later one: times never go back.
+func TestTraceAnswerHasItsReadsTime(t *testing.T) {
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			srv := startServer(t, nil)
+			conn, err := net.Dial(transport, srv.TURNAddr(transport).String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			binding := func() {
+				req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+				if _, err := conn.Write(req.Raw); err != nil {
+					t.Fatal(err)
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := conn.Read(make([]byte, 1500)); err != nil {
+					t.Fatalf("no answer: %v", err)
+				}
+			}
+			binding()
+			binding()
+			p := waitTrace(t, srv, 0, func(p tracePage) bool { return len(p.Messages) >= 4 })
+			m := p.Messages
+			if len(m) != 4 || m[0].Class != "request" || m[1].Class != "success" || m[2].Class != "request" {
+				t.Fatalf("trace after two Bindings: got %+v, want request, answer, request, answer", m)
+			}
+			if !m[1].Time.Equal(m[0].Time) || !m[3].Time.Equal(m[2].Time) {
+				t.Errorf("answers at %v and %v, want their requests' times %v and %v", m[1].Time, m[3].Time, m[0].Time, m[2].Time)
+			}
+			if !m[2].Time.After(m[1].Time) {
+				t.Errorf("second request at %v, want after the first answer's %v", m[2].Time, m[1].Time)
 			}
 		})
 	}

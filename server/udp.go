@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server/trace"
 )
 
 // packetConn is the net.PacketConn pion serves a UDP listener on: every
@@ -29,6 +30,11 @@ type packetConn struct {
 	loop  loopToken
 	ready *wakeQueue
 	owner *delayOwner
+
+	// For the trace: the socket's address as it names it, and the time of
+	// the batch pion's read loop handles (see readStamp).
+	traceAddr trace.Local
+	stamp     readStamp
 
 	// The read side's state, reused so that a message costs no allocation:
 	// only pion's read loop reads.
@@ -57,6 +63,7 @@ func newPacketConn(pc net.PacketConn, ic *interceptor, loops *sync.WaitGroup) *p
 		ready:      newWakeQueue(pc.SetReadDeadline),
 		owner:      new(delayOwner),
 		local:      pc.LocalAddr(),
+		traceAddr:  ic.trace.Local(addrPort(pc.LocalAddr())),
 	}
 	c.in.c = c
 	if g, ok := pc.(*udpGuard); ok {
@@ -69,6 +76,7 @@ func newPacketConn(pc net.PacketConn, ic *interceptor, loops *sync.WaitGroup) *p
 func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		if d, ok := c.ready.pop(); ok {
+			c.stamp.read(c.ic.trace) // pion answers it now
 			return copy(p, d.data), d.addr, nil
 		}
 		n, addr, client, err := c.read(p)
@@ -88,7 +96,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		*pkt = faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: client}
 		v := c.ic.decide(pkt)
 		if v.Action == nil { // no rule fired, no refusal
-			c.ic.record(c, pkt, v, nil)
+			c.ic.record(c.stamp.get(), c.traceAddr, pkt, &v, nil)
 			return n, addr, nil
 		}
 		in, m := &c.in, &c.msg
@@ -97,7 +105,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if !c.ic.apply(in, m) && !in.ok {
 			in.out, in.ok = pkt.Data, true // the effect panicked before handing anything on
 		}
-		c.ic.record(c, pkt, v, m.sent) // before p is overwritten
+		c.ic.record(c.stamp.get(), c.traceAddr, pkt, &v, m.sent) // before p is overwritten
 		if in.answer != nil {
 			_, _ = c.write(in.answer, addr, pkt.Client)
 			in.answer = nil
@@ -109,17 +117,25 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
-// read reads the next datagram from the socket, or from the batch, and
+// read reads the next datagram from the batch, or from the socket, and
 // returns its sender also as the engine keys it (clientAddr); that is the
-// zero AddrPort when the sender is not a UDP address.
-func (c *packetConn) read(p []byte) (int, net.Addr, netip.AddrPort, error) {
-	if c.batch != nil {
+// zero AddrPort when the sender is not a UDP address. A read from the
+// socket is stamped with the trace's time once (see readStamp).
+func (c *packetConn) read(p []byte) (n int, addr net.Addr, client netip.AddrPort, err error) {
+	if c.batch != nil && c.batch.due() {
 		return c.batch.readFrom(p)
 	}
-	n, addr, err := c.PacketConn.ReadFrom(p)
-	var client netip.AddrPort
-	if ua, ok := addr.(*net.UDPAddr); ok {
-		client = clientAddr(ua)
+	c.stamp.wait()
+	if c.batch != nil {
+		n, addr, client, err = c.batch.readFrom(p)
+	} else {
+		n, addr, err = c.PacketConn.ReadFrom(p)
+		if ua, ok := addr.(*net.UDPAddr); ok {
+			client = clientAddr(ua)
+		}
+	}
+	if err == nil {
+		c.stamp.read(c.ic.trace)
 	}
 	return n, addr, client, err
 }
@@ -142,7 +158,7 @@ func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.UDP, Client: clientAddr(ua)}
 	v := c.ic.decide(&pkt)
 	if v.Action == nil {
-		c.ic.record(c, &pkt, v, nil)
+		c.ic.record(c.stamp.answerStamp(p), c.traceAddr, &pkt, &v, nil)
 		// A STUN response is an answer from pion's read loop (relay
 		// goroutines write indications and ChannelData): it may wait
 		// for the batch's other answers.
@@ -160,7 +176,7 @@ func (c *packetConn) writeFired(pkt faults.Packet, v faults.Verdict, p []byte, a
 	out := &udpOut{c: c, addr: addr, to: pkt.Client}
 	m := message{ic: c.ic, pkt: &pkt, v: v}
 	applied := c.ic.apply(out, &m)
-	c.ic.record(c, &pkt, v, m.sent)
+	c.ic.record(c.stamp.answerStamp(p), c.traceAddr, &pkt, &v, m.sent)
 	if !applied && !out.sent {
 		return c.write(p, addr, pkt.Client)
 	}

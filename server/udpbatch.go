@@ -73,6 +73,10 @@ func newUDPBatch(g *udpGuard) *udpBatch {
 	return b
 }
 
+// due reports whether datagrams of the batch are still due to pion: if
+// not, the next readFrom reads the socket.
+func (b *udpBatch) due() bool { return b.next < b.have }
+
 // readFrom puts the next datagram of the batch into p and returns its
 // length and sender, reading the next batch (after sending the queued
 // answers) when this one is used up.

@@ -18,6 +18,9 @@ type instructions struct {
 	Pion         float64 `json:"pion"`
 	Stunfault    float64 `json:"stunfault"`
 	Stunfault100 float64 `json:"stunfault_100_rules"`
+	// Stunfault100NoTrace is Stunfault100 with the trace off
+	// ([server].trace_size 0): the difference is what the trace costs.
+	Stunfault100NoTrace float64 `json:"stunfault_100_rules_trace_off"`
 }
 
 var collected = regexp.MustCompile(`Collected : (\d+)`)
@@ -74,6 +77,9 @@ func countInstructions(bin string, n int) (*instructions, error) {
 		return nil, err
 	}
 	if in.Stunfault100, err = per("-kind", "stunfault", "-rules", "100"); err != nil {
+		return nil, err
+	}
+	if in.Stunfault100NoTrace, err = per("-kind", "stunfault", "-rules", "100", "-trace", "0"); err != nil {
 		return nil, err
 	}
 	return in, nil

@@ -140,8 +140,8 @@ func (r *results) print(w io.Writer, sum summary, rounds int, d time.Duration) {
 		fmt.Fprintf(w, "| %s | %.2f | %s | %s |\n", q.Name, q.Value, target, met)
 	}
 	if in := sum.Instructions; in != nil {
-		fmt.Fprintf(w, "\ncallgrind, user-space instructions per Binding (GOMAXPROCS=1): bare pion %.0f, stunfault %.0f, stunfault with 100 rules %.0f\n",
-			in.Pion, in.Stunfault, in.Stunfault100)
+		fmt.Fprintf(w, "\ncallgrind, user-space instructions per Binding (GOMAXPROCS=1): bare pion %.0f, stunfault %.0f, stunfault with 100 rules %.0f (trace off: %.0f)\n",
+			in.Pion, in.Stunfault, in.Stunfault100, in.Stunfault100NoTrace)
 	}
 	fmt.Fprintf(w, "\nlost in all runs: %d\n\n", sum.LostTotal)
 }

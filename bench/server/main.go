@@ -6,6 +6,7 @@
 //	go run ./bench/server -kind pion
 //	go run ./bench/server -kind stunfault -rules 100
 //	go run ./bench/server -kind stunfault -inject 403
+//	go run ./bench/server -kind stunfault -rules 100 -trace 0   # the trace off
 //
 // It prints one JSON line, {"udp":"127.0.0.1:PORT","tcp":"127.0.0.1:PORT"},
 // once both sockets are bound, and serves until its standard input closes
@@ -43,6 +44,7 @@ func main() {
 	kind := flag.String("kind", "stunfault", "pion (bare pion/turn v5) or stunfault")
 	rules := flag.Int("rules", 0, "stunfault only: this many rules that never match a Binding (0 to 10000)")
 	inject := flag.Int("inject", 0, "stunfault only: answer every Binding request with this error code (300-699; 0 = none)")
+	traceSize := flag.Int("trace", config.Default().Server.TraceSize, "stunfault only: [server].trace_size, messages the trace keeps (0 = trace off)")
 	addr := flag.String("listen", "127.0.0.1:0", "IP literal and port for UDP and TCP")
 	flag.Parse()
 
@@ -52,13 +54,13 @@ func main() {
 		_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
 		stop()
 	}()
-	if err := run(ctx, *kind, *addr, *rules, *inject); err != nil {
+	if err := run(ctx, *kind, *addr, *rules, *inject, *traceSize); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/server:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, kind, addr string, rules, inject int) error {
+func run(ctx context.Context, kind, addr string, rules, inject, traceSize int) error {
 	if rules < 0 || rules > 10000 {
 		return fmt.Errorf("-rules: want 0 to 10000, got %d", rules)
 	}
@@ -66,8 +68,8 @@ func run(ctx context.Context, kind, addr string, rules, inject int) error {
 	var closeFn func() error
 	switch kind {
 	case "pion":
-		if rules != 0 || inject != 0 {
-			return errors.New("-rules and -inject apply to -kind stunfault only")
+		if rules != 0 || inject != 0 || traceSize != config.Default().Server.TraceSize {
+			return errors.New("-rules, -inject and -trace apply to -kind stunfault only")
 		}
 		s, u, t, err := startPion(addr)
 		if err != nil {
@@ -75,7 +77,7 @@ func run(ctx context.Context, kind, addr string, rules, inject int) error {
 		}
 		udp, tcp, closeFn = u, t, s.Close
 	case "stunfault":
-		s, err := startStunfault(ctx, addr, rules, inject)
+		s, err := startStunfault(ctx, addr, rules, inject, traceSize)
 		if err != nil {
 			return err
 		}
@@ -125,9 +127,10 @@ func startPion(addr string) (*turn.Server, string, string, error) {
 
 // startStunfault serves stunfault's default config on addr (UDP and TCP),
 // with rules that never match a Binding, or one that answers every Binding
-// request with inject.
-func startStunfault(ctx context.Context, addr string, rules, inject int) (*server.Server, error) {
+// request with inject, keeping traceSize messages in the trace.
+func startStunfault(ctx context.Context, addr string, rules, inject, traceSize int) (*server.Server, error) {
 	cfg := config.Default()
+	cfg.Server.TraceSize = traceSize
 	cfg.Listen = []config.Listener{{Transport: "udp", Address: addr}, {Transport: "tcp", Address: addr}}
 	cfg.HTTP.Address = "127.0.0.1:0"
 	methods := []string{"allocate", "refresh", "createpermission", "channelbind"}

@@ -15,11 +15,12 @@ const relayBuckets = 64
 // one direction, of one kind (a channel's ChannelData, or Send or Data
 // indications).
 type relayKey struct {
-	client, local netip.AddrPort
-	transport     faults.Transport
-	dir           faults.Direction
-	kind          Kind
-	typ           uint16 // channel number, or STUN message type
+	client    netip.AddrPort
+	local     Local
+	transport faults.Transport
+	dir       faults.Direction
+	kind      Kind
+	typ       uint16 // channel number, or STUN message type
 }
 
 // bucket counts the messages of one relayKey within one second.
@@ -32,28 +33,20 @@ type bucket struct {
 	bytes uint64
 }
 
-// isRelayData reports whether p is relayed media: ChannelData, or a Send
-// or Data indication.
-func isRelayData(p *faults.Packet) bool {
-	if p.IsChannelData() {
-		return true
-	}
-	if !p.IsSTUN() || p.Class() != faults.ClassIndication {
+// isRelayIndication reports whether the STUN message type t is relayed
+// media: a Send or Data indication. ChannelData is relayed media too.
+func isRelayIndication(t uint16) bool {
+	if classOf(t) != faults.ClassIndication {
 		return false
 	}
-	m := p.Method()
+	m := methodOf(t)
 	return m == faults.MethodSend || m == faults.MethodData
 }
 
-// summarize counts one relayed message no rule fired on. The caller holds
-// r.mu.
-func (r *Ring) summarize(local netip.AddrPort, p *faults.Packet, nanos int64) {
-	k := relayKey{client: p.Client, local: local, transport: p.Transport, dir: p.Dir}
-	if p.IsChannelData() {
-		k.kind, k.typ = ChannelData, uint16(p.Data[0])<<8|uint16(p.Data[1])
-	} else {
-		k.kind, k.typ = STUN, uint16(p.Data[0])<<8|uint16(p.Data[1])
-	}
+// summarize counts one relayed message no rule fired on: p, whose header
+// is of kind and typ. The caller holds r.mu.
+func (r *Ring) summarize(local Local, p *faults.Packet, kind Kind, typ uint16, nanos int64) {
+	k := relayKey{client: p.Client, local: local, transport: p.Transport, dir: p.Dir, kind: kind, typ: typ}
 	sec := nanos / int64(time.Second)
 	b := &r.relay[(uint(p.Client.Port())*31+uint(k.typ)*7+uint(p.Dir))%relayBuckets]
 	if b.used && (b.key != k || b.sec != sec) {
@@ -82,11 +75,11 @@ func (r *Ring) flushRelay() {
 func (r *Ring) emit(b *bucket) {
 	m := r.slot()
 	k := &b.key
-	*m = slot{seq: r.seq, nanos: b.first, transport: k.transport, dir: k.dir, kind: RelaySummary,
-		typ: k.typ, size: uint32(min(b.bytes, 1<<32-1)), jseq: b.count}
+	*m = slot{nanos: b.first, transport: k.transport, dir: k.dir, kind: RelaySummary,
+		typ: k.typ, size: uint32(min(b.bytes, 1<<32-1)), dataOff: b.count, local: k.local}
+	m.client, m.cport, m.flags = clientOf(k.client)
 	if k.kind == ChannelData {
 		m.flags |= flagChannel
 	}
-	r.addrs(m, k.client, k.local)
 	b.used = false
 }

@@ -97,42 +97,62 @@ type Message struct {
 	Decision Decision
 }
 
-// slot is a Message as the ring keeps it: 128 bytes, two cache lines, with
-// copies of the header fields (no slice into the packet), so recording
-// allocates nothing and touches little memory. Usernames live beside the
-// slots (Ring.users), written only for requests that carry one.
+// slot is a Message as the ring keeps it: 64 bytes, one cache line, with
+// copies of the header fields (no slice into the packet) and no pointer (the
+// garbage collector never scans the slots), so recording allocates nothing
+// and writes one line. What only a message something acted on has (the
+// rule, code, journal seq, the bytes sent) is beside it in Ring.fired,
+// written only for those; so are usernames (Ring.users), written only for
+// requests that carry one. The local address is a Local, an index into
+// Ring.locals, which holds each address once.
 type slot struct {
-	seq          uint64
-	nanos        int64 // Time, as nanoseconds since Ring.base
-	client       [16]byte
-	local        [16]byte
-	cport, lport uint16
-	typ          uint16 // STUN message type, or the channel number
-	code         uint16
-	size         uint32
-	txid         [12]byte
-	transport    faults.Transport
-	dir          faults.Direction
-	kind         Kind
-	action       faults.ActionKind
-	flags        uint8 // flag*
-	ulen         uint8
-	rule         string
-	jseq         uint64
-	// Where the message's bytes are in the byte ring: the bytes received
-	// and, for a message stunfault changed or answered itself, the bytes
-	// sent. Lengths 0: not captured.
-	dataOff, sentOff uint64
-	dataLen, sentLen uint32
+	nanos int64 // Time, as nanoseconds since Ring.base
+	// Where the bytes received are in the byte ring (with flagData; their
+	// length is size); a RelaySummary's count.
+	dataOff   uint64
+	client    [16]byte
+	txid      [12]byte
+	size      uint32
+	cport     uint16
+	local     Local
+	typ       uint16 // STUN message type, or the channel number
+	transport faults.Transport
+	dir       faults.Direction
+	kind      Kind
+	flags     uint8 // flag*
+	ulen      uint8
+}
+
+// fired is what a slot with flagFired adds: 40 bytes.
+type fired struct {
+	rule   string
+	jseq   uint64
+	code   uint16
+	action faults.ActionKind
+	// Where the bytes sent instead are in the byte ring; length 0: none,
+	// or not kept.
+	sentLen uint32
+	sentOff uint64
 }
 
 const (
 	flagFired uint8 = 1 << iota
 	flagGuard
 	flagClient4 // client is IPv4
-	flagLocal4  // local is IPv4
 	flagChannel // a RelaySummary of ChannelData
+	flagData    // the bytes received are in the byte ring
 )
+
+// maxLocals bounds the distinct local addresses a ring names (Ring.Local):
+// listeners, and the concrete addresses TCP connections to a wildcard
+// listener arrive on. Past them, Ring.Local names the zero address.
+const maxLocals = 1024
+
+// Local names a server address a ring records messages at: a listener's,
+// or a TCP connection's local address. Ring.Local makes it once per socket,
+// so that recording a message copies two bytes, not the address. The zero
+// Local names the zero address.
+type Local uint16
 
 // Decision is what the server did with one message.
 type Decision struct {
@@ -179,26 +199,31 @@ type Options struct {
 
 // Ring is a bounded record of every message the server saw, newest last:
 // when it is full the oldest message goes. Its memory is fixed at New:
-// Size slots of 128 bytes plus MaxUsername bytes each, and CaptureBytes of
-// bytes: the default config's 10000 messages and 4 MiB take about 6.1 MB. It is safe for concurrent use.
+// Size slots of 64 bytes, plus 40 bytes (a rule that fired) and
+// MaxUsername bytes each, and CaptureBytes of bytes: the default config's
+// 10000 messages and 4 MiB take about 5.9 MB. It is safe for concurrent use.
 //
 // Writers (the packet path) and readers share one mutex; a reader copies at
 // most readBatch entries and readBytes bytes per hold, so a writer never
 // waits longer than that copy.
 type Ring struct {
 	clock faults.Clock
-	// base is the time at New. On the system clock a message's time is
+	// base is 1 ns before New. On the system clock a message's time is
 	// taken as time.Since(base): one read of the monotonic clock, where
-	// time.Now reads two clocks, and the clock read is most of what
-	// recording costs. Other clocks (a test's fake one) are read as they are.
+	// time.Now reads two clocks. Other clocks (a test's fake one) are read
+	// as they are. Stamps are at least 1 (0 means "now").
 	base   time.Time
 	system bool
 
 	mu      sync.Mutex
 	entries []slot
-	users   []byte // MaxUsername bytes per slot
-	seq     uint64 // the latest Seq
-	next    int    // where the next message goes in entries
+	fired   []fired                  // beside entries, for slots with flagFired
+	users   []byte                   // MaxUsername bytes per slot
+	seq     uint64                   // the latest Seq
+	next    int                      // where the next message goes in entries
+	last    int64                    // the latest slot's nanos: times never go back
+	locals  []netip.AddrPort         // by Local; locals[0] is the zero address
+	localIx map[netip.AddrPort]Local // the inverse of locals
 	bytes   []byte
 	wpos    uint64               // logical write position in bytes (grows forever)
 	wat     int                  // wpos within bytes
@@ -214,13 +239,14 @@ func New(opts Options) *Ring {
 	if opts.Size <= 0 {
 		return nil
 	}
-	r := &Ring{clock: opts.Clock, entries: make([]slot, opts.Size), users: make([]byte, opts.Size*MaxUsername),
-		done: make(chan struct{})}
+	r := &Ring{clock: opts.Clock, entries: make([]slot, opts.Size), fired: make([]fired, opts.Size),
+		users: make([]byte, opts.Size*MaxUsername), locals: []netip.AddrPort{{}},
+		localIx: map[netip.AddrPort]Local{{}: 0}, done: make(chan struct{})}
 	if r.clock == nil {
 		r.clock = faults.SystemClock{}
 	}
 	_, r.system = r.clock.(faults.SystemClock)
-	r.base = r.clock.Now()
+	r.base = r.clock.Now().Add(-time.Nanosecond)
 	if opts.CaptureBytes > 0 {
 		r.bytes = make([]byte, opts.CaptureBytes)
 	}
@@ -235,47 +261,88 @@ func (r *Ring) Size() int {
 	return len(r.entries)
 }
 
-// Record records one message: p as the server saw it, the verdict v it acted
-// on, and sent, the bytes sent instead of p.Data when stunfault changed the
-// message or answered it itself (nil otherwise). It returns the message's
-// Seq (0 for a nil ring, and for relayed data no rule fired on, which is
-// counted into a RelaySummary). It allocates nothing, and p is not retained.
-func (r *Ring) Record(local netip.AddrPort, p *faults.Packet, v faults.Verdict, sent []byte) uint64 {
+// Stamp is a moment on a ring's clock, as Now reads it. A socket's reader
+// takes one per read from the socket (one recvmmsg batch, one TCP read) and
+// records the messages of that read, and the answers pion writes to them
+// from its read loop, at it: one clock read for them all. The zero Stamp
+// means now: Record reads the clock.
+type Stamp int64
+
+// Now returns the ring's clock now (0 for a nil ring).
+func (r *Ring) Now() Stamp {
 	if r == nil {
 		return 0
 	}
-	nanos := r.now()
+	return Stamp(max(r.now(), 1))
+}
+
+// Record records one message: p as the server saw it at the time at (0:
+// now), local the server's address it came to or left from (as r.Local
+// names it), the verdict v it acted on, and sent, the bytes sent instead of
+// p.Data when stunfault changed the message or answered it itself (nil
+// otherwise). A time before the latest message's is taken as the latest's,
+// so times never go back in Seq order. It returns the message's Seq (0 for
+// a nil ring, and for relayed data no rule fired on, which is counted into
+// a RelaySummary). It allocates nothing, and neither p nor v is retained.
+func (r *Ring) Record(at Stamp, local Local, p *faults.Packet, v *faults.Verdict, sent []byte) uint64 {
+	if r == nil {
+		return 0
+	}
+	if at == 0 {
+		at = r.Now()
+	}
+	// The header the engine's view classified, read once here.
+	var kind Kind
+	var typ uint16
+	switch {
+	case p.IsSTUN():
+		kind, typ = STUN, binary.BigEndian.Uint16(p.Data)
+	case p.IsChannelData():
+		kind, typ = ChannelData, binary.BigEndian.Uint16(p.Data)
+	}
+	relay := v.Action == nil && (kind == ChannelData || kind == STUN && isRelayIndication(typ))
+	// Only requests carry USERNAME: answers and indications are not
+	// scanned for it (the scan is most of what a message costs here).
+	var user []byte
+	if kind == STUN && classOf(typ) == faults.ClassRequest {
+		user, _ = p.Username()
+	}
+
 	r.mu.Lock()
-	if v.Action == nil && isRelayData(p) {
-		r.summarize(local, p, nanos)
+	nanos := max(int64(at), r.last)
+	r.last = nanos
+	if int(local) >= len(r.locals) {
+		local = 0
+	}
+	if relay {
+		r.summarize(local, p, kind, typ, nanos)
 		r.mu.Unlock()
 		return 0
 	}
 	i := r.next
 	m := r.slot()
-	*m = slot{seq: r.seq, nanos: nanos, transport: p.Transport, dir: p.Dir, size: uint32(len(p.Data))}
-	r.addrs(m, p.Client, local)
-	switch {
-	case p.IsSTUN():
-		m.kind, m.typ, m.txid = STUN, binary.BigEndian.Uint16(p.Data), p.TransactionID()
-		// Only requests carry USERNAME: answers and indications are not
-		// scanned for it (the scan is most of what a message costs here).
-		if p.Class() == faults.ClassRequest {
-			if u, ok := p.Username(); ok {
-				m.ulen = uint8(copy(r.users[i*MaxUsername:(i+1)*MaxUsername], u))
-			}
-		}
-	case p.IsChannelData():
-		m.kind, m.typ = ChannelData, binary.BigEndian.Uint16(p.Data)
+	*m = slot{nanos: nanos, transport: p.Transport, dir: p.Dir, kind: kind, typ: typ, size: uint32(len(p.Data)), local: local}
+	if len(user) > 0 {
+		m.ulen = uint8(copy(r.users[i*MaxUsername:(i+1)*MaxUsername], user))
+	}
+	m.client, m.cport, m.flags = clientOf(p.Client)
+	if kind == STUN {
+		m.txid = [12]byte(p.Data[8:20])
+	}
+	if n := r.put(p.Data); n > 0 {
+		m.dataOff, m.flags = r.wpos-uint64(n), m.flags|flagData
 	}
 	if v.Action != nil {
-		m.action, m.flags, m.rule, m.code, m.jseq = v.Kind, m.flags|flagFired, v.Rule, uint16(v.Action.Code), v.Seq
+		m.flags |= flagFired
 		if v.Rule == "" {
 			m.flags |= flagGuard
 		}
+		f := &r.fired[i]
+		*f = fired{rule: v.Rule, jseq: v.Seq, code: uint16(v.Action.Code), action: v.Kind}
+		if n := r.put(sent); n > 0 {
+			f.sentOff, f.sentLen = r.wpos-uint64(n), uint32(n)
+		}
 	}
-	m.dataOff, m.dataLen = r.put(p.Data)
-	m.sentOff, m.sentLen = r.put(sent)
 	seq := r.seq
 	r.mu.Unlock()
 	return seq
@@ -304,26 +371,41 @@ func (r *Ring) slot() *slot {
 	return m
 }
 
-// addrs stores the client and local addresses in m.
-func (r *Ring) addrs(m *slot, client, local netip.AddrPort) {
-	m.client, m.cport = client.Addr().As16(), client.Port()
-	if client.Addr().Unmap().Is4() {
-		m.flags |= flagClient4
+// clientOf returns how a slot keeps a client's address.
+func clientOf(client netip.AddrPort) (addr [16]byte, port uint16, flags uint8) {
+	if a := client.Addr(); a.Is4() || a.Is4In6() {
+		flags = flagClient4
 	}
-	m.local, m.lport = local.Addr().As16(), local.Port()
-	if local.Addr().Unmap().Is4() {
-		m.flags |= flagLocal4
-	}
+	return client.Addr().As16(), client.Port(), flags
 }
 
-// message returns the Message slot i holds. The caller holds r.mu.
-func (r *Ring) message(i int) Message {
+// Local returns the name of addr in r, adding it when it is new (at most
+// maxLocals addresses; past them the zero Local). It takes the ring's lock:
+// a socket calls it once, and records its messages with the Local.
+func (r *Ring) Local(addr netip.AddrPort) Local {
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l, ok := r.localIx[addr]
+	if !ok && len(r.locals) < maxLocals {
+		l = Local(len(r.locals))
+		r.locals = append(r.locals, addr)
+		r.localIx[addr] = l
+	}
+	return l
+}
+
+// message returns the Message slot i holds, whose Seq is seq. The caller
+// holds r.mu.
+func (r *Ring) message(i int, seq uint64) Message {
 	m := &r.entries[i]
 	out := Message{
-		Seq: m.seq, Time: r.base.Add(time.Duration(m.nanos)), Transport: m.transport, Dir: m.dir,
+		Seq: seq, Time: r.base.Add(time.Duration(m.nanos)), Transport: m.transport, Dir: m.dir,
 		Kind: m.kind, Size: int(m.size), Count: 1,
 		Client: netip.AddrPortFrom(addr(m.client, m.flags&flagClient4 != 0), m.cport),
-		Local:  netip.AddrPortFrom(addr(m.local, m.flags&flagLocal4 != 0), m.lport),
+		Local:  r.locals[m.local],
 	}
 	switch m.kind {
 	case STUN:
@@ -334,7 +416,7 @@ func (r *Ring) message(i int) Message {
 	case ChannelData:
 		out.Channel = m.typ
 	case RelaySummary:
-		out.Count = int(m.jseq)
+		out.Count = int(m.dataOff)
 		if m.flags&flagChannel != 0 {
 			out.Channel = m.typ
 		} else {
@@ -343,8 +425,9 @@ func (r *Ring) message(i int) Message {
 		return out
 	}
 	if m.flags&flagFired != 0 {
-		out.Decision = Decision{Action: m.action, Fired: true, Guard: m.flags&flagGuard != 0,
-			Rule: m.rule, Code: int(m.code), JournalSeq: m.jseq}
+		f := &r.fired[i]
+		out.Decision = Decision{Action: f.action, Fired: true, Guard: m.flags&flagGuard != 0,
+			Rule: f.rule, Code: int(f.code), JournalSeq: f.jseq}
 	}
 	return out
 }
@@ -367,22 +450,22 @@ func classOf(t uint16) faults.Class {
 	return faults.Class((t&0x0010)>>4 | (t&0x0100)>>7)
 }
 
-// put copies b into the byte ring and returns where it went; length 0 when
-// b is empty or larger than the ring. A message never wraps: one that does
-// not fit before the ring's end starts again at its beginning.
-func (r *Ring) put(b []byte) (off uint64, n uint32) {
+// put copies b into the byte ring and returns its length (0 when b is empty
+// or larger than the ring, and not kept): it starts at r.wpos-n. A message
+// never wraps: one that does not fit before the ring's end starts again at
+// its beginning. The caller holds r.mu.
+func (r *Ring) put(b []byte) int {
 	if len(b) == 0 || len(b) > len(r.bytes) {
-		return 0, 0
+		return 0
 	}
 	if r.wat+len(b) > len(r.bytes) {
 		r.wpos += uint64(len(r.bytes) - r.wat)
 		r.wat = 0
 	}
-	off = r.wpos
 	copy(r.bytes[r.wat:], b)
 	r.wpos += uint64(len(b))
 	r.wat += len(b)
-	return off, uint32(len(b))
+	return len(b)
 }
 
 // get appends to dst the bytes at off, or returns nil when they were
@@ -449,10 +532,14 @@ func (r *Ring) batch(out []Record, seq uint64, n int, withBytes bool) ([]Record,
 	for s := first; s <= r.seq && n > 0 && copied < readBytes; s++ {
 		i := int((s - 1) % size)
 		m := &r.entries[i]
-		rec := Record{Message: r.message(i)}
+		rec := Record{Message: r.message(i, s)}
 		if withBytes && len(r.bytes) > 0 {
-			rec.Data = r.get(nil, m.dataOff, m.dataLen)
-			rec.Sent = r.get(nil, m.sentOff, m.sentLen)
+			if m.flags&flagData != 0 {
+				rec.Data = r.get(nil, m.dataOff, m.size)
+			}
+			if m.flags&flagFired != 0 {
+				rec.Sent = r.get(nil, r.fired[i].sentOff, r.fired[i].sentLen)
+			}
 			copied += len(rec.Data) + len(rec.Sent)
 		}
 		out = append(out, rec)

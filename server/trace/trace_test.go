@@ -18,15 +18,16 @@ import (
 // BenchmarkRecord measures recording one pass-through Binding request.
 func BenchmarkRecord(b *testing.B) {
 	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint).Raw
-	local := netip.MustParseAddrPort("127.0.0.1:3478")
 	client := netip.MustParseAddrPort("127.0.0.1:50000")
 	for _, bytes := range []int{0, DefaultCaptureBytes} {
 		r := New(Options{Size: DefaultSize, CaptureBytes: bytes})
+		local := r.Local(netip.MustParseAddrPort("127.0.0.1:3478"))
 		b.Run(map[bool]string{false: "bytes=off", true: "bytes=on"}[bytes > 0], func(b *testing.B) {
 			b.ReportAllocs()
+			var v faults.Verdict
 			for b.Loop() {
 				p := faults.Packet{Data: req, Dir: faults.In, Transport: faults.UDP, Client: client}
-				r.Record(local, &p, faults.Verdict{}, nil)
+				r.Record(0, local, &p, &v, nil)
 			}
 		})
 	}
@@ -43,7 +44,7 @@ func binding(t testing.TB, user string) []byte {
 
 func record(r *Ring, data []byte, dir faults.Direction, v faults.Verdict, sent []byte) uint64 {
 	p := faults.Packet{Data: data, Dir: dir, Transport: faults.UDP, Client: netip.MustParseAddrPort("127.0.0.1:50000")}
-	return r.Record(netip.MustParseAddrPort("127.0.0.1:3478"), &p, v, sent)
+	return r.Record(0, r.Local(netip.MustParseAddrPort("127.0.0.1:3478")), &p, &v, sent)
 }
 
 func TestRingKeepsTheNewest(t *testing.T) {
@@ -165,9 +166,12 @@ func TestRecordAllocatesNothing(t *testing.T) {
 	}
 }
 
-func TestSlotIs128Bytes(t *testing.T) {
-	if n := unsafe.Sizeof(slot{}); n != 128 {
-		t.Fatalf("slot: got %d bytes, want 128 (two cache lines)", n)
+func TestSlotSizes(t *testing.T) {
+	if n := unsafe.Sizeof(slot{}); n != 64 {
+		t.Fatalf("slot: got %d bytes, want 64 (one cache line)", n)
+	}
+	if n := unsafe.Sizeof(fired{}); n != 40 {
+		t.Fatalf("fired: got %d bytes, want 40", n)
 	}
 }
 
@@ -248,5 +252,62 @@ func TestRingSummarizesRelayData(t *testing.T) {
 	b, _ := json.Marshal(in)
 	if !strings.Contains(string(b), `"kind":"relay_summary"`) || !strings.Contains(string(b), `"count":5`) {
 		t.Errorf("summary JSON %s: want kind relay_summary and count 5", b)
+	}
+}
+
+// A message recorded at a stamp carries the stamp's time: the messages of
+// one read and their answers share one clock read. A stamp older than the
+// latest message's is taken as the latest's, so times never go back in Seq
+// order.
+func TestRecordAtStamp(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	clk := faults.NewManualClock(start)
+	r := New(Options{Size: 8, Clock: clk})
+	local := r.Local(netip.MustParseAddrPort("127.0.0.1:3478"))
+	rec := func(at Stamp, dir faults.Direction) {
+		p := faults.Packet{Data: binding(t, ""), Dir: dir, Client: netip.MustParseAddrPort("127.0.0.1:50000")}
+		r.Record(at, local, &p, &faults.Verdict{}, nil)
+	}
+	read := r.Now()
+	clk.Advance(time.Millisecond)
+	rec(read, faults.In)  // the read's time, not the clock's
+	rec(read, faults.Out) // its answer: the same
+	clk.Advance(time.Millisecond)
+	rec(0, faults.In)     // now
+	rec(read, faults.Out) // an older stamp: no earlier than the latest
+	want := []time.Time{start, start, start.Add(2 * time.Millisecond), start.Add(2 * time.Millisecond)}
+	recs := r.Since(0, 0, false)
+	if len(recs) != len(want) {
+		t.Fatalf("got %d records, want %d", len(recs), len(want))
+	}
+	for i, rec := range recs {
+		if !rec.Time.Equal(want[i]) {
+			t.Errorf("record %d: time %v, want %v", i, rec.Time, want[i])
+		}
+	}
+}
+
+// Each local address is named once; a Local the ring did not make, and
+// addresses past maxLocals, read back as the zero address.
+func TestLocals(t *testing.T) {
+	r := New(Options{Size: 4})
+	a, b := netip.MustParseAddrPort("127.0.0.1:3478"), netip.MustParseAddrPort("[::1]:3478")
+	la, lb := r.Local(a), r.Local(b)
+	if la == lb || r.Local(a) != la || la == 0 {
+		t.Fatalf("Local: got %d and %d (again %d), want two distinct non-zero names, stable", la, lb, r.Local(a))
+	}
+	for i := range maxLocals {
+		r.Local(netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(i+1)))
+	}
+	if got := r.Local(netip.MustParseAddrPort("10.0.0.2:1")); got != 0 {
+		t.Errorf("Local past maxLocals: got %d, want 0", got)
+	}
+	for _, l := range []Local{lb, 0, maxLocals + 7} {
+		p := faults.Packet{Data: binding(t, ""), Client: netip.MustParseAddrPort("127.0.0.1:50000")}
+		r.Record(0, l, &p, &faults.Verdict{}, nil)
+	}
+	recs := r.Since(0, 0, false)
+	if len(recs) != 3 || recs[0].Local != b || recs[1].Local.IsValid() || recs[2].Local.IsValid() {
+		t.Fatalf("locals read back: got %+v, want %v, then the zero address twice", recs, b)
 	}
 }
