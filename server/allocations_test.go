@@ -126,3 +126,27 @@ func TestExpireAllocationTCP(t *testing.T) {
 		t.Errorf("%d allocations after expiry, want 0", n)
 	}
 }
+
+// A TCP stream stunfault cannot frame (ChannelData on a reserved channel
+// number, which pion accepts) is passed to pion raw; expiring its
+// allocation then must not end pion's reading of it: a Binding request
+// after the expiry is answered.
+func TestExpireAllocationRawTCP(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	raw := newRawTURN(t, srv, "tcp")
+	if m := raw.allocate("user", "pass", protoUDP); m.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("Allocate: code %d", errorCodeOf(m))
+	}
+	// 0x5000-0x7FFF are reserved in RFC 8656 (RFC 5766 allowed them):
+	// stunfault's framer stops at it and hands pion the stream as it is.
+	if _, err := raw.conn.Write([]byte{0x50, 0x00, 0x00, 0x04, 1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.ExpireAllocations(context.Background(), control.AllocationSelector{All: true}); err != nil {
+		t.Fatal(err)
+	}
+	if m := raw.do(stun.TransactionID, stun.BindingRequest, stun.Fingerprint); m.Type != stun.BindingSuccess {
+		t.Errorf("Binding after the expiry: %v, want a success on the same connection", m.Type)
+	}
+}

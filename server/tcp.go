@@ -169,7 +169,12 @@ func (c *tcpConn) read(p []byte) (int, error) {
 			continue
 		}
 		if c.raw {
-			return c.Conn.Read(p)
+			n, err := c.Conn.Read(p)
+			var ne net.Error
+			if n == 0 && errors.As(err, &ne) && ne.Timeout() {
+				continue // our own wake-up: a frame queued for pion (an expiry's Refresh)
+			}
+			return n, err
 		}
 		frame, err := c.fr.Next()
 		if err != nil {
