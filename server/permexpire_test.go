@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -152,23 +153,43 @@ func TestExpirePermission(t *testing.T) {
 	}
 }
 
-// channelData is a ChannelData message on number n.
+// channelData is a ChannelData message on number n, padded to 4 bytes
+// (required on TCP, allowed on UDP).
 func channelData(n uint16, data string) []byte {
 	b := binary.BigEndian.AppendUint16(nil, n)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(data))) //nolint:gosec // short test data
-	return append(b, data...)
+	b = append(b, data...)
+	return append(b, make([]byte, (4-len(data)%4)%4)...)
 }
 
-// readRaw reads the next datagram a raw UDP client gets, within waitTimeout.
-func readRaw(t *testing.T, conn net.Conn) []byte {
+// readRaw reads the next message a raw client gets, within waitTimeout: a
+// datagram, or on TCP one STUN or (padded) ChannelData frame.
+func readRaw(t *testing.T, r *rawTURN) []byte {
 	t.Helper()
-	buf := make([]byte, 1500)
-	_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
-	n, err := conn.Read(buf)
-	if err != nil {
+	_ = r.conn.SetReadDeadline(time.Now().Add(waitTimeout))
+	if !r.tcp {
+		buf := make([]byte, 1500)
+		n, err := r.conn.Read(buf)
+		if err != nil {
+			t.Fatalf("client: %v", err)
+		}
+		return buf[:n]
+	}
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(r.conn, head); err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return buf[:n]
+	n := int(binary.BigEndian.Uint16(head[2:]))
+	if head[0]>>6 == 1 { // ChannelData
+		n = (n + 3) &^ 3
+	} else {
+		n += 16 // the rest of the STUN header
+	}
+	rest := make([]byte, n)
+	if _, err := io.ReadFull(r.conn, rest); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	return append(head, rest...)
 }
 
 // A channel binding expires: the client's ChannelData on it is dropped,
@@ -177,10 +198,19 @@ func readRaw(t *testing.T, conn net.Conn) []byte {
 // one to the same peer restores it.
 func TestExpireChannel(t *testing.T) {
 	t.Parallel()
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			testExpireChannel(t, transport)
+		})
+	}
+}
+
+func testExpireChannel(t *testing.T, transport string) {
 	srv := startServer(t, nil)
 	c := dialControl(t, srv.ControlURL())
 	ctx := context.Background()
-	raw := newRawTURN(t, srv, "udp")
+	raw := newRawTURN(t, srv, transport)
 	res := raw.allocate("user", "pass", protoUDP)
 	var relayed stun.XORMappedAddress
 	if err := relayed.GetFromAs(res, stun.AttrXORRelayedAddress); err != nil {
@@ -215,7 +245,7 @@ func TestExpireChannel(t *testing.T) {
 			t.Fatal(err)
 		}
 		// pion pads ChannelData to 4 bytes, on UDP too.
-		if got, want := readRaw(t, raw.conn), channelData(number, "from "+what); !bytes.Equal(got[:min(len(got), len(want))], want) {
+		if got, want := readRaw(t, raw), channelData(number, "from "+what); !bytes.Equal(got, want) {
 			t.Fatalf("client got % x, want the ChannelData % x", got, want)
 		}
 	}
@@ -239,7 +269,7 @@ func TestExpireChannel(t *testing.T) {
 	if _, err := lost.WriteTo([]byte("unbound"), relay); err != nil {
 		t.Fatal(err)
 	}
-	m := &stun.Message{Raw: readRaw(t, raw.conn)}
+	m := &stun.Message{Raw: readRaw(t, raw)}
 	var from stun.XORMappedAddress
 	if err := m.Decode(); err != nil || m.Type != stun.NewType(stun.MethodData, stun.ClassIndication) {
 		t.Fatalf("client got % x (%v), want a Data indication", m.Raw, err)
