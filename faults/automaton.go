@@ -194,11 +194,24 @@ func (a *automaton) buildPages() {
 
 // tooManyStatesError is buildAutomaton's error when the automaton would
 // exceed its bound.
-type tooManyStatesError struct{ states, classes int }
+type tooManyStatesError struct {
+	states, classes int
+	work            bool // maxBuildWork was reached first
+}
 
 func (e *tooManyStatesError) Error() string {
+	if e.work {
+		return fmt.Sprintf("needs more than %d automaton states of too many threads each to build (%d rune classes)", e.states, e.classes)
+	}
 	return fmt.Sprintf("needs more than %d automaton states (%d rune classes, at most %d transitions)", e.states, e.classes, MaxPatternTransitions)
 }
+
+// maxBuildWork bounds the work of building one automaton, counted in
+// instructions visited and threads stepped: states times threads per
+// state, which the transition bound alone leaves up to about 10^8. The
+// costliest patterns within the other bounds (.{0,1000}[^a], .{0,1000}\b)
+// take about 3 million, 50 ms; the bound stops a build near a quarter of a second.
+const maxBuildWork = 16_000_000
 
 // The kind of a rune, as the empty-width assertions see it, and the
 // context a state keeps of the rune before it.
@@ -264,6 +277,8 @@ type builder struct {
 	stamp    []uint32 // per instruction: the generation that last visited it
 	gen      uint32
 	stack    []uint32
+	work     int      // instructions visited and threads stepped so far
+	maxWork  int      // the bound on work (maxBuildWork)
 	set      []uint64 // a thread set being built: a bit per instruction
 	end      []uint32 // the closure at the end of the input
 	states   []dstate
@@ -281,7 +296,12 @@ type dstate struct {
 // buildAutomaton compiles prog into an automaton of at most
 // MaxPatternTransitions transitions.
 func buildAutomaton(prog *syntax.Prog) (*automaton, error) {
-	b := &builder{prog: prog, index: make(map[string]uint16)}
+	return buildAutomatonWithin(prog, maxBuildWork)
+}
+
+// buildAutomatonWithin is buildAutomaton with maxWork for maxBuildWork.
+func buildAutomatonWithin(prog *syntax.Prog, maxWork int) (*automaton, error) {
+	b := &builder{prog: prog, index: make(map[string]uint16), maxWork: maxWork}
 	a := &automaton{}
 	b.classes(a)
 	a.ncls = b.ncls
@@ -497,6 +517,7 @@ func (b *builder) closure(out, pcs []uint32, op syntax.EmptyOp) ([]uint32, bool)
 	matched := false
 	stack := append(b.stack[:0], uint32(b.prog.Start))
 	stack = append(stack, pcs...)
+	b.work += len(stack)
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -528,6 +549,7 @@ func (b *builder) closure(out, pcs []uint32, op syntax.EmptyOp) ([]uint32, bool)
 // step fills b.set with the threads that the rune instructions in
 // closure pass a rune of class c to.
 func (b *builder) step(closure []uint32, c int) {
+	b.work += len(closure) + len(b.set)
 	clear(b.set)
 	w, bit := c/64, uint64(1)<<(c%64)
 	for _, pc := range closure {
@@ -549,6 +571,9 @@ func (b *builder) state(ctx uint8) (uint16, error) {
 	}
 	if len(b.states) >= b.maxState {
 		return 0, &tooManyStatesError{states: b.maxState, classes: b.ncls}
+	}
+	if b.work > b.maxWork {
+		return 0, &tooManyStatesError{states: len(b.states), classes: b.ncls, work: true}
 	}
 	s := uint16(len(b.states))
 	b.index[string(b.key)] = s

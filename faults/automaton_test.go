@@ -2,6 +2,7 @@ package faults
 
 import (
 	"regexp"
+	"regexp/syntax"
 	"strings"
 	"testing"
 )
@@ -95,6 +96,25 @@ func TestPatternAutomatonBound(t *testing.T) {
 		if !tt.ok && (err == nil || !strings.Contains(err.Error(), "automaton states")) {
 			t.Errorf("CompilePattern(%q) = %v, want an error about automaton states", tt.expr, err)
 		}
+	}
+}
+
+// Building an automaton stops with an error past its work bound.
+func TestAutomatonWorkBound(t *testing.T) {
+	tree, err := syntax.Parse(worstPattern, syntax.Perl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := syntax.Compile(tree.Simplify())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buildAutomatonWithin(prog, maxBuildWork); err != nil {
+		t.Fatalf("within maxBuildWork: %v", err)
+	}
+	_, err = buildAutomatonWithin(prog, 100_000)
+	if err == nil || !strings.Contains(err.Error(), "too many threads each to build") {
+		t.Errorf("within 100000 = %v, want the work error", err)
 	}
 }
 
