@@ -138,7 +138,7 @@ var (
 	descJournalEvicted = prometheus.NewDesc("stunfault_journal_evicted_total",
 		"Firings no longer held: pushed out of the journal (journal_size) or cleared.", nil, nil)
 	descEventsLost = prometheus.NewDesc("stunfault_subscriber_events_lost_total",
-		"What a bounded subscriber queue dropped because its reader was too slow, by subscriber: events (journal subscriptions: the control socket's subscribe, the dashboard, events -follow), capture (messages the trace overwrote, or whose bytes it dropped, before a live capture wrote them) or trace (messages the trace overwrote before a GET /trace?since=SEQ follower, such as the dashboard, read them).",
+		"What a bounded subscriber queue dropped because its reader was too slow, by subscriber: events (journal subscriptions: the control socket's subscribe, the dashboard, events -follow), capture (messages the trace overwrote, or whose bytes it dropped, before a live capture wrote them) or trace (messages the trace overwrote before a GET /trace?since=SEQ&follow=1 reader, such as the dashboard, read them).",
 		[]string{"subscriber"}, nil)
 	descTraceMessages = prometheus.NewDesc("stunfault_trace_messages_total",
 		"Messages recorded in the trace (its latest sequence number; 0 when trace_size is 0).", nil, nil)

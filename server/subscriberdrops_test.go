@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,9 +130,11 @@ func TestMetricsSubscriberDrops(t *testing.T) {
 	}
 	written := w.messages()
 	// A GET /trace follower that last saw #1 (the dashboard polls since
-	// its last seq): the ring of 16 holds the last 16 now.
-	if p := getTrace(t, srv.HTTPURL(), 1); len(p.Messages) != 16 || p.Messages[0].Seq != last-15 {
-		t.Fatalf("GET /trace?since=1: %+v, want the 16 messages from #%d", p.Messages, last-15)
+	// its last seq): the ring of 16 holds the last 16 now. A read without
+	// follow (a first load) loses nothing.
+	getTrace(t, srv.HTTPURL(), 1)
+	if p := getTracePath(t, srv.HTTPURL(), "/trace?since=1&follow=1"); len(p.Messages) != 16 || p.Messages[0].Seq != last-15 {
+		t.Fatalf("GET /trace?since=1&follow=1: %+v, want the 16 messages from #%d", p.Messages, last-15)
 	}
 
 	fams := scrape(t, srv.HTTPURL())
@@ -152,5 +157,25 @@ func TestMetricsSubscriberDrops(t *testing.T) {
 	}
 	if lost := int(last) - written; lost < 21-16-1 {
 		t.Errorf("the capture wrote %d of %d messages: want at least %d lost to a trace of 16", written, last, 21-16-1)
+	}
+}
+
+// Bad GET /trace parameters get 400 saying which and what was expected.
+func TestTraceBadParameters(t *testing.T) {
+	srv := startServer(t, nil)
+	for _, tc := range []struct{ query, want string }{
+		{"since=-1", "since: want a non-negative integer"},
+		{"limit=10001", "limit: want an integer from 0 to 10000"},
+		{"follow=yes", "follow: want 1"},
+	} {
+		res, err := http.Get(srv.HTTPURL() + "/trace?" + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest || !strings.HasPrefix(string(b), tc.want) {
+			t.Errorf("%s: got %d %q, want 400 %q", tc.query, res.StatusCode, b, tc.want)
+		}
 	}
 }

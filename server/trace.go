@@ -70,20 +70,12 @@ func (s *Server) Trace() *trace.Ring { return s.ic.trace }
 // limit; 0 or less: all), oldest first, with the listener each came to, and
 // the webhook requests of the same period: held, pending, or ended since
 // the first message returned, and each open relay's peer-leg counts. This
-// is what GET /trace answers. When seq is not 0 the caller is taken for a
-// follower, and the messages the trace overwrote after seq before this
-// read count as lost on /metrics.
+// is what GET /trace answers.
 func (s *Server) TraceSince(seq uint64, limit int) trace.Page {
 	ring := s.Trace()
 	page := trace.Page{Messages: ring.Since(seq, limit, false), Size: ring.Size(),
 		Time: s.clk.Now(), PeerLegs: s.ic.peers.relays()}
 	page.LastSeq = ring.LastSeq()
-	if seq > 0 { // a follower (the dashboard): a gap is what the ring overwrote before it asked
-		for i := range page.Messages {
-			s.traceLost.Add(page.Messages[i].Seq - seq - 1)
-			seq = page.Messages[i].Seq
-		}
-	}
 	if n := len(page.Messages); n > 0 {
 		page.LastSeq = max(page.LastSeq, page.Messages[n-1].Seq)
 	}
@@ -161,7 +153,10 @@ func (s *Server) spanRules(sp *trace.Span, msgs []trace.Record) []string {
 	return out
 }
 
-// handleTrace answers GET /trace?since=SEQ&limit=N with a trace.Page.
+// handleTrace answers GET /trace?since=SEQ&limit=N&follow=1 with a
+// trace.Page. With follow=1 the reader says SEQ is the last seq it saw (the
+// dashboard polling): the messages the ring overwrote since count as lost
+// on /metrics.
 func (s *Server) handleTrace(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	since, err := queryUint(q.Get("since"))
@@ -177,7 +172,19 @@ func (s *Server) handleTrace(w http.ResponseWriter, r *http.Request) {
 	if limit == 0 {
 		limit = maxTracePage
 	}
-	writeJSON(w, http.StatusOK, s.TraceSince(since, int(limit)))
+	follow := q.Get("follow")
+	if follow != "" && follow != "0" && follow != "1" {
+		http.Error(w, "follow: want 1 (since is the last seq this reader saw) or 0", http.StatusBadRequest)
+		return
+	}
+	page := s.TraceSince(since, int(limit))
+	if follow == "1" { // a gap is what the ring overwrote before this reader asked again
+		for i := range page.Messages {
+			s.traceLost.Add(page.Messages[i].Seq - since - 1)
+			since = page.Messages[i].Seq
+		}
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 // queryUint parses an optional non-negative integer query parameter.

@@ -52,7 +52,13 @@ type traceMessage struct {
 
 func getTrace(t *testing.T, url string, since uint64) tracePage {
 	t.Helper()
-	res, err := http.Get(fmt.Sprintf("%s/trace?since=%d", url, since))
+	return getTracePath(t, url, fmt.Sprintf("/trace?since=%d", since))
+}
+
+// getTracePath GETs path (GET /trace with its query) and decodes the page.
+func getTracePath(t *testing.T, url, path string) tracePage {
+	t.Helper()
+	res, err := http.Get(url + path)
 	if err != nil {
 		t.Fatal(err)
 	}

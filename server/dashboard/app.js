@@ -48,6 +48,9 @@ const state = {
   items: new Map(), // key -> what a drawn mark or bar shows
   pinned: null,
   live: false,
+  peerLegs: [], // GET /trace's peer_legs: each open relay's peer-leg counts
+  peerSample: null, // {t, legs}: the counts the rates are worked out from
+  peerRates: new Map(), // relay -> {in, out} datagrams per second
 };
 
 // ms parses an RFC 3339 time (Go writes up to nanoseconds) as milliseconds.
@@ -102,9 +105,11 @@ async function api(op, params = {}) {
   return rep.result;
 }
 
-// getTrace reads GET /trace?since=SEQ.
-async function getTrace(since, limit) {
-  const res = await fetch(`/trace?since=${since}&limit=${limit}`, { headers: authHeaders() });
+// getTrace reads GET /trace?since=SEQ; follow says SEQ is the last seq
+// this page saw, so the server counts what its ring dropped before this
+// read as lost (stunfault_subscriber_events_lost_total).
+async function getTrace(since, limit, follow) {
+  const res = await fetch(`/trace?since=${since}&limit=${limit}${follow ? "&follow=1" : ""}`, { headers: authHeaders() });
   if (res.status === 401) {
     askToken("missing or wrong token");
     throw new APIError({ code: "unauthorized", message: "missing or wrong token" }, 401);
@@ -169,6 +174,27 @@ function addTrace(page) {
     const ids = [...state.spans.keys()].sort((a, b) => a - b);
     for (const id of ids.slice(0, state.spans.size - MAX_SPANS)) state.spans.delete(id);
   }
+  addPeerLegs(page);
+}
+
+// addPeerLegs keeps a page's peer-leg counts, and every quarter second or
+// more of server time the rates since the last sample.
+function addPeerLegs(page) {
+  if (!page.peer_legs) return; // an older server, or an export without them
+  state.peerLegs = page.peer_legs;
+  const t = ms(page.time);
+  const last = state.peerSample;
+  if (t == null || (last && t - last.t < 250)) return;
+  state.peerRates = new Map();
+  if (last) {
+    const dt = (t - last.t) / 1000;
+    const before = new Map(last.legs.map((l) => [l.relay, l]));
+    for (const l of page.peer_legs) {
+      const b = before.get(l.relay);
+      if (b) state.peerRates.set(l.relay, { in: (l.in.datagrams - b.in.datagrams) / dt, out: (l.out.datagrams - b.out.datagrams) / dt });
+    }
+  }
+  state.peerSample = { t, legs: page.peer_legs };
 }
 
 function addJournal(e) {
@@ -596,6 +622,21 @@ function renderWebhooks() {
     }).join("");
 }
 
+function renderPeerLegs() {
+  const legs = state.peerLegs || [];
+  const cell = (dir, c, rate) => `<td class="num ${dir}" title="${c.bytes} bytes">${c.datagrams}` +
+    (rate == null ? "" : ` <span class="muted">${Math.round(rate)}/s</span>`) + `</td>`;
+  $("peer-legs").tBodies[0].innerHTML = legs.length === 0
+    ? `<tr><td colspan="4" class="muted">No relays open.</td></tr>`
+    : legs.map((l) => {
+      const r = state.peerRates.get(l.relay);
+      const fired = [["in", l.in], ["out", l.out]].flatMap(([dir, c]) =>
+        Object.entries(c.decisions || {}).filter(([k]) => k !== "pass").map(([k, n]) => `${k} ${n} ${dir}`));
+      return `<tr data-relay="${esc(l.relay)}"><td class="id">${esc(l.relay)}</td>${cell("in", l.in, r?.in)}${cell("out", l.out, r?.out)}` +
+        `<td class="fired">${esc(fired.join(", "))}</td></tr>`;
+    }).join("");
+}
+
 function renderHeader() {
   const h = state.hello;
   const parts = [];
@@ -612,6 +653,7 @@ function renderPanels() {
   renderRules();
   renderScenarios();
   renderWebhooks();
+  renderPeerLegs();
   renderHeader();
 }
 
@@ -914,6 +956,8 @@ async function exportHTML() {
       webhooks: [...state.spans.values()].filter((s) => s.t0 <= t1 && (s.t1 == null || s.t1 >= t0)).map(strip),
       last_seq: state.lastTraceSeq,
       size: state.traceSize,
+      time: state.peerSample ? new Date(state.peerSample.t).toISOString() : undefined,
+      peer_legs: state.peerLegs,
     },
   };
   const boot = { auth: "ok", exported: { at: new Date().toISOString(), from: t0, to: t1, url: location.origin }, data };
@@ -980,7 +1024,7 @@ async function pollTrace() {
   try {
     let more = true;
     while (more) {
-      const page = await getTrace(state.lastTraceSeq, TRACE_PAGE);
+      const page = await getTrace(state.lastTraceSeq, TRACE_PAGE, true);
       const n = (page.messages || []).length;
       addTrace(page);
       more = n === TRACE_PAGE;
