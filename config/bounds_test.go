@@ -2,8 +2,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/stunfault/stunfault/faults"
 )
 
 // TestRuleActionBounds: config check refuses, with the line and the field,
@@ -37,4 +41,36 @@ func TestRuleActionBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRulePatternBounds: config check refuses what the engine would: a
+// rule with too many attribute conditions, and a rule set whose patterns
+// hold more than faults.MaxRuleSetAutomata compiled.
+func TestRulePatternBounds(t *testing.T) {
+	_, err := Parse(doc(`[[rules]]`, `action.type = "drop"`, `match.attributes = [`+strings.Repeat(`{ type = "SOFTWARE" },`, 9)+`]`), "bounds.toml")
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 1 || es[0].Field != "rules[0].match.attributes" || !strings.Contains(es[0].Msg, "9 conditions, at most 8") {
+		t.Errorf("9 attribute conditions: Parse = %v, want one error on rules[0].match.attributes", err)
+	}
+
+	// One expression at about 70 KB of automaton, in enough rules to pass
+	// 64 MiB; holding a Pattern keeps it compiled once for them all.
+	const expr = "[ab]*a[ab]{11}c"
+	keep, err := faults.CompilePattern(expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Default()
+	for i := range 1000 {
+		c.Rules = append(c.Rules, faults.Rule{ID: fmt.Sprint("r", i), Match: faults.Match{Username: expr}, Action: faults.Action{Type: "drop"}})
+	}
+	err = c.Validate()
+	if !errors.As(err, &es) || len(es) != 1 || es[0].Field != "rules" || !strings.Contains(es[0].Msg, "of automata, at most 64.0 MiB") {
+		t.Errorf("1000 rules of %q: Validate = %v, want one error on rules", expr, err)
+	}
+	c.Rules = c.Rules[:100]
+	if err := c.Validate(); err != nil {
+		t.Errorf("100 rules of %q: Validate = %v", expr, err)
+	}
+	runtime.KeepAlive(keep)
 }

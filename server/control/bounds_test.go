@@ -33,3 +33,28 @@ func TestRuleActionBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestRulePatternBounds: rules.add refuses, as invalid_rule naming the
+// field, a pattern whose automaton is over its bound and a rule with too
+// many attribute conditions, as config check does.
+func TestRulePatternBounds(t *testing.T) {
+	ts := newTestServer(t, control.HandlerOptions{})
+	ws := rawDial(t, ts)
+	tests := []struct {
+		name, match, field, msg string
+	}{
+		{"automaton", `{"username":"[ab]*a[ab]{16}"}`, "match.username", `regular expression "[ab]*a[ab]{16}" needs more than 8192 automaton states`},
+		{"attributes", `{"attributes":[` + strings.Repeat(`{"type":"SOFTWARE"},`, 8) + `{"type":"SOFTWARE"}]}`, "match.attributes", "9 conditions, at most 8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := roundTrip(t, ws, `{"id":1,"op":"rules.add","rule":{"id":"r","match":`+tt.match+`,"action":{"type":"drop"}}}`)
+			if rep.OK || rep.Error == nil || rep.Error.Code != control.CodeInvalidRule || rep.Error.Field != tt.field || !strings.Contains(rep.Error.Message, tt.msg) {
+				t.Errorf("reply = %+v %+v, want invalid_rule at %s: ...%s...", rep, rep.Error, tt.field, tt.msg)
+			}
+			if n := len(ts.b.eng.List()); n != 0 {
+				t.Errorf("the engine holds %d rules after a refused add", n)
+			}
+		})
+	}
+}
