@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -1046,5 +1047,24 @@ func TestListenOnFreePorts(t *testing.T) {
 	}
 	if orig.Listen[0].Address != "127.0.0.1:3478" {
 		t.Errorf("the original's listen[0] = %s, want it left at 127.0.0.1:3478", orig.Listen[0].Address)
+	}
+}
+
+// read_loops = 0, the default, is one read loop per CPU (at most 64); any
+// other value is itself.
+func TestUDPReadLoops(t *testing.T) {
+	tests := []struct{ set, want int }{
+		{0, min(runtime.NumCPU(), MaxReadLoops)},
+		{1, 1},
+		{3, 3},
+		{MaxReadLoops, MaxReadLoops},
+	}
+	if d := Default().Server.ReadLoops; d != 0 {
+		t.Errorf("default read_loops = %d, want 0 (one per CPU)", d)
+	}
+	for _, tt := range tests {
+		if got := (Server{ReadLoops: tt.set}).UDPReadLoops(); got != tt.want {
+			t.Errorf("read_loops = %d: UDPReadLoops() = %d, want %d", tt.set, got, tt.want)
+		}
 	}
 }

@@ -13,9 +13,12 @@ import (
 	"github.com/stunfault/stunfault/server/servertest"
 )
 
-// testConfig is the embedded default moved onto free loopback ports.
+// testConfig is the embedded default moved onto free loopback ports, with
+// two read loops per udp listener whatever the machine's CPUs (the default
+// is one per CPU), so every test runs on several.
 func testConfig() config.Config {
 	cfg := config.Default()
+	cfg.Server.ReadLoops = 2
 	cfg.Listen = []config.Listener{
 		{Transport: "udp", Address: "127.0.0.1:0"},
 		{Transport: "tcp", Address: "127.0.0.1:0"},

@@ -66,7 +66,9 @@ func binding(t *testing.T, transport string, addr netip.AddrPort) (code int, map
 }
 
 // Parallel tests each get their own server on their own free port, UDP and
-// TCP on the same one, and leave nothing behind (goleak in TestMain).
+// TCP on the same one, and leave nothing behind (goleak in TestMain). Each
+// udp listener has 2 to 4 read loops (SO_REUSEPORT sockets): none joins
+// another server's.
 func TestParallelServersDoNotCollide(t *testing.T) {
 	t.Parallel()
 	const n = 8
@@ -78,7 +80,14 @@ func TestParallelServersDoNotCollide(t *testing.T) {
 		for i := range n {
 			t.Run(fmt.Sprint(i), func(t *testing.T) {
 				t.Parallel()
-				srv := servertest.New(t)
+				cfg := config.Default()
+				cfg.Server.ReadLoops = 2 + i%3
+				srv := servertest.New(t, servertest.WithConfig(cfg))
+				for _, l := range srv.Listeners() {
+					if l.Transport == "udp" && l.ReadLoops != cfg.Server.ReadLoops {
+						t.Errorf("udp listener %s has %d read loops, want %d", l.Addr, l.ReadLoops, cfg.Server.ReadLoops)
+					}
+				}
 				udp, tcp := srv.TURNAddr("udp"), srv.TURNAddr("tcp")
 				if udp != tcp || !udp.Addr().IsLoopback() || udp.Port() == 0 {
 					t.Errorf("udp %s, tcp %s: want one loopback port for both", udp, tcp)
