@@ -14,8 +14,8 @@ import (
 // An automaton is a regular expression compiled, when the rule is, into a
 // deterministic finite automaton that answers "does it match anywhere in
 // b" (an unanchored search, what regexp.Match answers) in one table step per
-// rune of b, whatever the expression: matching costs about a nanosecond per
-// input byte, and the expression only decides the table's size, which
+// rune of b, whatever the expression: matching costs a few nanoseconds per
+// input byte at most, and the expression only decides the table's size, which
 // MaxPatternTransitions bounds.
 //
 // The automaton runs over rune classes, not runes: the runes are cut at

@@ -191,8 +191,8 @@ func (a *attrMatcher) match(p *Packet) bool {
 
 // The bounds on a regular expression in a rule (match.username,
 // match.attributes[i].regex, match.webhook.body). A pattern is matched by
-// an automaton (automaton.go) that costs about a nanosecond per input byte
-// whatever the pattern; these bounds and MaxPatternTransitions bound what
+// an automaton (automaton.go) that costs a few nanoseconds per input byte
+// at most, whatever the pattern; these bounds and MaxPatternTransitions bound what
 // compiling it costs and the memory it holds.
 const (
 	// MaxPatternBytes bounds a regular expression's source.
@@ -220,8 +220,8 @@ func clipPattern(expr string) string {
 // question: does it match anywhere in a message's bytes, as
 // [regexp.Regexp.Match] would answer (Go's RE2 syntax, Perl flags). It
 // answers in time linear in the input and independent of the expression,
-// about a nanosecond per byte, so no accepted rule can slow the packet
-// path. It is safe for concurrent use.
+// a few nanoseconds per byte at most, so no accepted rule can slow the
+// packet path. It is safe for concurrent use.
 type Pattern struct {
 	expr string
 	*compiledPattern

@@ -26,7 +26,7 @@ type Signals interface {
 // compiled and passes it on every call, so implementations must not modify it.
 type WebhookQuery struct {
 	// Body, when not nil, must match the request body. A Pattern costs
-	// about a nanosecond per byte it scans; an implementation should scan
+	// a few nanoseconds per byte it scans; an implementation should scan
 	// each request at most once per Pattern.
 	Body *Pattern
 	// MinBodyBytes and MinHeaderBytes are lower bounds on the body size and

@@ -60,13 +60,14 @@ func (hk *hook) pendingNow() int {
 // matching q is held or pending now, or ended within q.Window of the
 // Clock's now (both ends included; q.Window 0: held or pending now only).
 // q.Body is matched against the first 64 KiB of the body that a Record
-// keeps, once per request and pattern: the result is kept with the request
-// (for the last 64 patterns asked about it). Synthetic load has no body or header: it matches only a q without
-// body and size conditions.
+// keeps, once per request and pattern: the result is kept with the
+// request (for the last 64 patterns asked about it). Synthetic load has no
+// body or header: it matches only a q without body and size conditions.
 //
 // It runs on the STUN packet path: it scans the requests active now and the
 // ended ones newest first, stopping at the first outside the window, under a
-// read lock, and allocates nothing.
+// read lock, and allocates only the first time it tries a body pattern on
+// a request.
 func (h *Hub) Recent(name string, q faults.WebhookQuery) bool {
 	now := h.clock.Now()
 	if name != "" {
