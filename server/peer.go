@@ -25,10 +25,12 @@ type peerConn struct {
 	// counts counts every datagram as the engine decided it, for /metrics
 	// and GET /trace (peerstats.go).
 	counts peerCounts
+	batch  *relayBatch // nil: one datagram per system call (see peerbatch.go)
 }
 
 func newPeerConn(pc net.PacketConn, ic *interceptor, relay, reported netip.AddrPort) *peerConn {
-	c := &peerConn{PacketConn: pc, ic: ic, relay: relay, alloc: reported, ready: newWakeQueue(pc.SetReadDeadline), owner: new(delayOwner)}
+	c := &peerConn{PacketConn: pc, ic: ic, relay: relay, alloc: reported, ready: newWakeQueue(pc.SetReadDeadline), owner: new(delayOwner),
+		batch: newRelayBatch(pc)}
 	ic.peers.open(c)
 	return c
 }
@@ -49,7 +51,7 @@ func (c *peerConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if d, ok := c.ready.pop(); ok {
 			return copy(p, d.data), d.addr, nil
 		}
-		n, addr, err := c.PacketConn.ReadFrom(p)
+		n, addr, peer, err := c.read(p)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -57,7 +59,6 @@ func (c *peerConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			}
 			return n, addr, err
 		}
-		peer := addrPortOf(addr)
 		if c.ic.allocs.peerExpired(c.alloc, peer) {
 			continue // its permission expired (permexpire.go)
 		}
@@ -71,6 +72,19 @@ func (c *peerConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return copy(p, out), addr, nil
 		}
 	}
+}
+
+// read reads the next datagram from the relay socket, or from the batch,
+// and returns its sender also as the engine keys it (addrPortOf).
+func (c *peerConn) read(p []byte) (int, net.Addr, netip.AddrPort, error) {
+	if c.batch != nil {
+		return c.batch.readFrom(p)
+	}
+	n, addr, err := c.PacketConn.ReadFrom(p)
+	if err != nil {
+		return n, addr, netip.AddrPort{}, err
+	}
+	return n, addr, addrPortOf(addr), nil
 }
 
 // readFired applies v to the datagram from a peer, and returns what pion

@@ -64,7 +64,7 @@ func newUDPBatch(g *udpGuard) *udpBatch {
 	if err != nil {
 		return nil
 	}
-	b := &udpBatch{guard: g, rd: rd, wr: wr}
+	b := &udpBatch{guard: g, rd: rd, wr: wr, addrs: newAddrCache(listenerAddrBits)}
 	mem := make([]byte, (udpBatchSize-1)*inboundMTU)
 	for i := 1; i < udpBatchSize; i++ {
 		b.slots[i] = mem[(i-1)*inboundMTU : i*inboundMTU : i*inboundMTU]
@@ -91,7 +91,7 @@ func (b *udpBatch) readFrom(p []byte) (int, net.Addr, netip.AddrPort, error) {
 	b.flush() // every answer to the batch is out before the read blocks
 	var have int
 	err := b.guard.retry(func() (err error) {
-		have, err = b.rd.recv(p)
+		have, err = b.rd.recv(p, udpBatchSize)
 		return err
 	})
 	if err != nil {

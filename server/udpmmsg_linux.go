@@ -94,15 +94,16 @@ func (m *mmsgBatch) setIn(i int, b []byte) {
 	m.iovs[i].SetLen(len(b))
 }
 
-// recv reads up to udpBatchSize datagrams, into slot 0's buffer first (b,
-// which it forgets once it returns) and then into those of setIn, and
-// returns how many it read; received tells each one's length and sender.
-func (m *mmsgBatch) recv(b []byte) (int, error) {
+// recv reads up to vlen (at most udpBatchSize) datagrams, into slot 0's
+// buffer first (b, which it forgets once it returns) and then into those of
+// setIn, and returns how many it read; received tells each one's length and
+// sender.
+func (m *mmsgBatch) recv(b []byte, vlen int) (int, error) {
 	m.setIn(0, b)
 	for i := range m.n { // the slots whose address length the last recv set
 		m.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 	}
-	m.trap, m.off, m.vlen = unix.SYS_RECVMMSG, 0, udpBatchSize
+	m.trap, m.off, m.vlen = unix.SYS_RECVMMSG, 0, min(vlen, udpBatchSize)
 	err := m.rc.Read(m.fn)
 	m.iovs[0].Base = nil
 	if err != nil {
