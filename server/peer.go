@@ -60,6 +60,7 @@ func (c *peerConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return n, addr, err
 		}
 		if c.ic.allocs.peerExpired(c.alloc, peer) {
+			c.counts.add(faults.In, faults.Drop, n)
 			continue // its permission expired (permexpire.go)
 		}
 		pkt := faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Leg: faults.PeerLeg, Client: peer, Relay: c.relay}

@@ -12,7 +12,8 @@ import (
 
 // peerCounts counts one relay socket's peer-leg datagrams and their bytes,
 // by direction and decision (the action kind taken, Pass when no peer-leg
-// rule fired): fixed atomic arrays, so counting a datagram is two atomic
+// rule fired; Drop too for a peer whose permission permissions.expire
+// ended): fixed atomic arrays, so counting a datagram is two atomic
 // adds and allocates nothing. About 1 KiB per allocation.
 type peerCounts struct {
 	n, bytes [2][nKinds]atomic.Uint64

@@ -123,10 +123,36 @@ func TestPeerLegCounted(t *testing.T) {
 		t.Error("GET /trace: no time")
 	}
 
-	// The allocation ends: its relay leaves peer_legs, and /metrics keeps
-	// what it counted.
+	// A permission permissions.expire ended drops the peer's datagrams
+	// before pion reads them: dropped too. Nothing arrives to wait on, so
+	// wait for the count (bounded).
 	ctx, cancel := context.WithTimeout(context.Background(), arrive)
 	defer cancel()
+	if _, err := srv.ExpirePermissions(ctx, control.PermissionSelector{AllocationSelector: control.AllocationSelector{All: true}, Peer: "127.0.0.1"}); err != nil {
+		t.Fatalf("ExpirePermissions: %v", err)
+	}
+	if _, err := peer.WriteTo([]byte("late"), relay.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if got, _ := value(scrape(t, srv.HTTPURL()), "stunfault_peer_datagrams_total", "direction=in", "decision=drop"); got == 2 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("the datagram to an expired permission was never counted as dropped")
+		}
+	}
+	metrics[1].count, metrics[1].bytes = 2, 8
+	if l := getPeerLegs(t, srv.HTTPURL()).PeerLegs; len(l) != 1 || fmt.Sprint(l[0].In) != fmt.Sprint(peerCounts{3, 12, map[string]uint64{"drop": 2, "pass": 1}}) {
+		t.Errorf("peer_legs after the expired permission: %+v, want in 3 datagrams, 12 bytes, 2 dropped", l)
+	}
+
+	// The allocation ends: its relay leaves peer_legs, and /metrics keeps
+	// what it counted.
 	if _, err := srv.ExpireAllocations(ctx, control.AllocationSelector{All: true}); err != nil {
 		t.Fatalf("ExpireAllocations: %v", err)
 	}
