@@ -172,10 +172,10 @@ func BenchmarkCompilePattern(b *testing.B) {
 // each with a Pattern of its own.
 func TestPatternsShareAutomata(t *testing.T) {
 	p1, p2 := mustPattern(t, worstPattern), mustPattern(t, worstPattern)
-	if p1 == p2 || p1.compiledPattern != p2.compiledPattern {
-		t.Errorf("two compiles of %q: Patterns %p %p, automata %p %p; want two Patterns, one automaton", worstPattern, p1, p2, p1.compiledPattern, p2.compiledPattern)
+	if p1 == p2 || p1.shared != p2.shared {
+		t.Errorf("two compiles of %q: Patterns %p %p, automata %p %p; want two Patterns, one automaton", worstPattern, p1, p2, p1.shared, p2.shared)
 	}
-	if p3 := mustPattern(t, worstPattern+"b"); p3.compiledPattern == p1.compiledPattern {
+	if p3 := mustPattern(t, worstPattern+"b"); p3.shared == p1.shared {
 		t.Error("another expression shares the automaton")
 	}
 }

@@ -20,7 +20,7 @@ var maxRuleSetAutomata = MaxRuleSetAutomata
 // (the same expression) count it each: the budget is conservative.
 func (p *Pattern) size() int {
 	a := p.dfa
-	return int(unsafe.Sizeof(*p)+unsafe.Sizeof(*p.compiledPattern)+unsafe.Sizeof(*a)) + len(p.expr) + len(p.lit) +
+	return int(unsafe.Sizeof(*p)+unsafe.Sizeof(*p.shared)+unsafe.Sizeof(*a)) + len(p.expr) + len(p.lit) +
 		2*(len(a.trans)+len(a.pages)+len(a.blocks)+len(a.cls)) + 4*len(a.lo) + len(a.final)
 }
 

@@ -223,8 +223,9 @@ func clipPattern(expr string) string {
 // a few nanoseconds per byte at most, so no accepted rule can slow the
 // packet path. It is safe for concurrent use.
 type Pattern struct {
-	expr string
-	*compiledPattern
+	expr            string
+	compiledPattern                  // a copy of shared: Decide reads it without an indirection
+	shared          *compiledPattern // what patternCache holds weakly, kept alive by its Patterns
 }
 
 // compiledPattern is what a Pattern is compiled to. Patterns compiled from
@@ -251,7 +252,7 @@ func CompilePattern(expr string) (*Pattern, error) {
 		}
 		patterns.put(expr, c)
 	}
-	return &Pattern{expr: expr, compiledPattern: c}, nil
+	return &Pattern{expr: expr, compiledPattern: *c, shared: c}, nil
 }
 
 // compilePattern is CompilePattern without the length check and the cache.
