@@ -37,9 +37,9 @@ type tcpConn struct {
 	owner  *delayOwner
 
 	// For the trace: the connection's address as it names it, and the
-	// time of the Read pion handles (see readStamp).
+	// time of the Read pion handles (see readTrace).
 	traceAddr trace.Local
-	stamp     readStamp
+	tr        readTrace
 
 	// Read side: only pion's per-connection read loop reads.
 	in      tcpIn
@@ -94,7 +94,7 @@ const maxQueuedAnswers = 64 << 10
 // it, so replies, closes and delays keep their place in the stream.
 func (c *tcpConn) Read(p []byte) (int, error) {
 	c.flush() // pion handled the last batch: its answers go out before a read can block
-	c.stamp.wait()
+	c.tr.wait()
 	if c.pending {
 		c.pending = false
 		c.applyIn(c.pend.Data, &c.pend, c.pendV)
@@ -132,7 +132,7 @@ func (c *tcpConn) batch(p []byte, n int) int {
 			c.pending, c.pendV = true, v // recorded when applied
 			return n
 		}
-		c.ic.record(c.stamp.get(), c.traceAddr, pkt, &v, nil)
+		c.ic.record(c.tr.get(), c.traceAddr, pkt, &v, nil)
 		n += copy(p[n:], frame)
 		if isConnectionBindRequest(frame) {
 			return n // peer data may follow its answer: frame nothing after it
@@ -190,7 +190,7 @@ func (c *tcpConn) read(p []byte) (int, error) {
 			}
 			return 0, err
 		}
-		c.stamp.read(c.ic.trace) // shared by the frames this Read batches
+		c.tr.read(c.ic.trace) // shared by the frames this Read batches
 		c.decideIn(frame)
 	}
 }
@@ -208,7 +208,7 @@ func (c *tcpConn) decideIn(frame []byte) {
 // applyIn applies the verdict v on the inbound frame pkt and records it.
 func (c *tcpConn) applyIn(frame []byte, pkt *faults.Packet, v faults.Verdict) {
 	if v.Action == nil { // no rule fired, no refusal
-		c.ic.record(c.stamp.get(), c.traceAddr, pkt, &v, nil)
+		c.ic.record(c.tr.get(), c.traceAddr, pkt, &v, nil)
 		c.out = frame
 		return
 	}
@@ -218,7 +218,7 @@ func (c *tcpConn) applyIn(frame []byte, pkt *faults.Packet, v faults.Verdict) {
 	if !c.ic.apply(&c.in, m) && !c.in.delivered {
 		c.out = frame
 	}
-	c.ic.record(c.stamp.get(), c.traceAddr, pkt, &v, m.sent)
+	c.ic.record(c.tr.get(), c.traceAddr, pkt, &v, m.sent)
 	if c.in.answer != nil {
 		_, _ = c.writeNow(c.in.answer)
 		c.in.answer = nil
@@ -241,7 +241,7 @@ func (c *tcpConn) Write(p []byte) (int, error) {
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.TCP, Client: c.client}
 	v := c.ic.decide(&pkt)
 	if v.Action == nil {
-		c.ic.record(c.stamp.answerStamp(p), c.traceAddr, &pkt, &v, nil)
+		c.ic.record(c.tr.answerStamp(p), c.traceAddr, &pkt, &v, nil)
 		return c.writeAnswer(p)
 	}
 	return c.writeFired(pkt, v, p)
@@ -253,7 +253,7 @@ func (c *tcpConn) writeFired(pkt faults.Packet, v faults.Verdict, p []byte) (int
 	out := &tcpOut{c: c}
 	m := message{ic: c.ic, pkt: &pkt, v: v}
 	applied := c.ic.apply(out, &m)
-	c.ic.record(c.stamp.answerStamp(p), c.traceAddr, &pkt, &v, m.sent)
+	c.ic.record(c.tr.answerStamp(p), c.traceAddr, &pkt, &v, m.sent)
 	if !applied && !out.sent {
 		return c.writeNow(p)
 	}

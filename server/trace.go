@@ -24,41 +24,88 @@ func (ic *interceptor) record(at trace.Stamp, local trace.Local, p *faults.Packe
 	ic.trace.Record(at, local, p, v, sent)
 }
 
-// readStamp is the trace time of the read a socket's reader is handling:
-// the messages of one read from the socket (a recvmmsg batch, a TCP read)
-// and the answers pion writes to them share one clock read. It is 0 (read
-// the clock) while the reader waits for the next read, so a write then is
-// stamped when it happens.
+// readTrace is what a socket's read loop keeps for the trace: the time of
+// the read it handles, and a passed message it read whose record waits for
+// pion's answer.
+//
+// The messages of one read from the socket (a recvmmsg batch, a TCP read)
+// and the answers pion writes to them share one clock read, the read's
+// stamp. It is 0 (read the clock) while the reader waits for the next read,
+// so a write then is stamped when it happens. A passed request the reader
+// read is recorded with pion's answer to it, under one hold of the trace's
+// lock, or when pion asks for the next message (flush), whichever comes
+// first: the trace holds it before its answer leaves.
 //
 // Only pion's read loop of the socket touches it, without a lock or an
-// atomic: the reader sets it, and answerStamp reads it only for a STUN
-// response, which pion writes from that loop (relay goroutines write only
-// indications and ChannelData; udpBatch.answer relies on the same). The
-// race detector would report a response written from anywhere else.
-type readStamp struct{ at trace.Stamp }
+// atomic: the reader, and writes of STUN responses, which pion makes from
+// that loop (relay goroutines write only indications and ChannelData;
+// udpBatch.answer relies on the same). The race detector would report a
+// response written from anywhere else.
+type readTrace struct {
+	at      trace.Stamp
+	pending *faults.Packet // nil: none
+	pendAt  trace.Stamp
+	pendV   faults.Verdict
+}
 
 // read stamps a read that just returned, when there is a trace.
-func (s *readStamp) read(r *trace.Ring) {
+func (t *readTrace) read(r *trace.Ring) {
 	if r != nil {
-		s.at = r.Now()
+		t.at = r.Now()
 	}
 }
 
 // wait clears the stamp before the reader may block.
-func (s *readStamp) wait() { s.at = 0 }
+func (t *readTrace) wait() { t.at = 0 }
 
 // get returns the stamp (0: none), for a message the reader read.
-func (s *readStamp) get() trace.Stamp { return s.at }
+func (t *readTrace) get() trace.Stamp { return t.at }
 
-// answerStamp returns the stamp for p, a message written to the client: a
-// STUN response is pion's answer from its read loop to a message of the
-// read being handled, and takes the read's stamp; anything else (written
-// by a relay goroutine) is stamped now.
-func (s *readStamp) answerStamp(p []byte) trace.Stamp {
-	if len(p) > 0 && p[0]&0xC1 == 0x01 {
-		return s.at
+// isAnswer reports whether p, a message written to the client, is a STUN
+// response: pion's answer from its read loop to a message of the read
+// being handled. Anything else is written by a relay goroutine.
+func isAnswer(p []byte) bool { return len(p) > 0 && p[0]&0xC1 == 0x01 }
+
+// answerStamp returns the stamp for p, a message written to the client:
+// the read's for an answer, 0 (now) for anything else.
+func (t *readTrace) answerStamp(p []byte) trace.Stamp {
+	if isAnswer(p) {
+		return t.at
 	}
 	return 0
+}
+
+// in counts and records p, a message the reader read and passed on (v).
+// A STUN request's record is left to answer or flush (p stays valid until
+// then); anything else is recorded now, since nothing answers it.
+func (t *readTrace) in(ic *interceptor, local trace.Local, p *faults.Packet, v *faults.Verdict) {
+	t.flush(ic, local)
+	if ic.trace == nil || !p.IsSTUN() || p.Class() != faults.ClassRequest {
+		ic.record(t.at, local, p, v, nil)
+		return
+	}
+	ic.counts.count(p, v)
+	t.pending, t.pendAt, t.pendV = p, t.at, *v
+}
+
+// flush records the message left pending, if any.
+func (t *readTrace) flush(ic *interceptor, local trace.Local) {
+	if t.pending != nil {
+		ic.trace.Record(t.pendAt, local, t.pending, &t.pendV, nil)
+		t.pending = nil
+	}
+}
+
+// answer counts and records p, a STUN response pion wrote from its read
+// loop, with the message left pending, at the read's stamp.
+func (t *readTrace) answer(ic *interceptor, local trace.Local, p *faults.Packet, v *faults.Verdict, sent []byte) {
+	ic.counts.count(p, v)
+	if t.pending == nil {
+		ic.trace.Record(t.at, local, p, v, sent)
+		return
+	}
+	ic.trace.RecordPair(t.pendAt, local, t.pending, &t.pendV, nil, p, v, sent)
+	t.pending = nil
 }
 
 // Trace returns the record of every message the server saw (nil when

@@ -197,6 +197,25 @@ func TestTraceAnswerHasItsReadsTime(t *testing.T) {
 	}
 }
 
+// A message pion does not answer (a Binding indication) is in the trace
+// as well, recorded as it is read; a request is recorded with its answer.
+func TestTraceUnansweredMessage(t *testing.T) {
+	srv := startServer(t, nil)
+	conn, err := net.Dial("udp", srv.TURNAddr("udp").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ind := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodBinding, stun.ClassIndication), stun.Fingerprint)
+	if _, err := conn.Write(ind.Raw); err != nil {
+		t.Fatal(err)
+	}
+	p := waitTrace(t, srv, 0, func(p tracePage) bool { return len(p.Messages) >= 1 })
+	if m := p.Messages[0]; len(p.Messages) != 1 || m.Class != "indication" || m.Direction != "in" || m.Method != "binding" {
+		t.Fatalf("trace after a Binding indication: got %+v, want it alone", p.Messages)
+	}
+}
+
 // trace_size = 0 turns the trace off: nothing is recorded, /trace is empty.
 func TestTraceOff(t *testing.T) {
 	cfg := testConfig()

@@ -31,10 +31,10 @@ type packetConn struct {
 	ready *wakeQueue
 	owner *delayOwner
 
-	// For the trace: the socket's address as it names it, and the time of
-	// the batch pion's read loop handles (see readStamp).
+	// For the trace: the socket's address as it names it, and what the
+	// read loop keeps (see readTrace).
 	traceAddr trace.Local
-	stamp     readStamp
+	tr        readTrace
 
 	// The read side's state, reused so that a message costs no allocation:
 	// only pion's read loop reads.
@@ -74,9 +74,10 @@ func newPacketConn(pc net.PacketConn, ic *interceptor, loops *sync.WaitGroup) *p
 
 // ReadFrom returns the next datagram pion should handle.
 func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	c.tr.flush(c.ic, c.traceAddr) // before p and c.pkt are reused
 	for {
 		if d, ok := c.ready.pop(); ok {
-			c.stamp.read(c.ic.trace) // pion answers it now
+			c.tr.read(c.ic.trace) // pion answers it now
 			return copy(p, d.data), d.addr, nil
 		}
 		n, addr, client, err := c.read(p)
@@ -96,7 +97,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		*pkt = faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: client}
 		v := c.ic.decide(pkt)
 		if v.Action == nil { // no rule fired, no refusal
-			c.ic.record(c.stamp.get(), c.traceAddr, pkt, &v, nil)
+			c.tr.in(c.ic, c.traceAddr, pkt, &v)
 			return n, addr, nil
 		}
 		in, m := &c.in, &c.msg
@@ -105,7 +106,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if !c.ic.apply(in, m) && !in.ok {
 			in.out, in.ok = pkt.Data, true // the effect panicked before handing anything on
 		}
-		c.ic.record(c.stamp.get(), c.traceAddr, pkt, &v, m.sent) // before p is overwritten
+		c.ic.record(c.tr.get(), c.traceAddr, pkt, &v, m.sent) // before p is overwritten
 		if in.answer != nil {
 			_, _ = c.write(in.answer, addr, pkt.Client)
 			in.answer = nil
@@ -125,7 +126,7 @@ func (c *packetConn) read(p []byte) (n int, addr net.Addr, client netip.AddrPort
 	if c.batch != nil && c.batch.due() {
 		return c.batch.readFrom(p)
 	}
-	c.stamp.wait()
+	c.tr.wait()
 	if c.batch != nil {
 		n, addr, client, err = c.batch.readFrom(p)
 	} else {
@@ -135,7 +136,7 @@ func (c *packetConn) read(p []byte) (n int, addr net.Addr, client netip.AddrPort
 		}
 	}
 	if err == nil {
-		c.stamp.read(c.ic.trace)
+		c.tr.read(c.ic.trace)
 	}
 	return n, addr, client, err
 }
@@ -158,11 +159,16 @@ func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.UDP, Client: clientAddr(ua)}
 	v := c.ic.decide(&pkt)
 	if v.Action == nil {
-		c.ic.record(c.stamp.answerStamp(p), c.traceAddr, &pkt, &v, nil)
 		// A STUN response is an answer from pion's read loop (relay
-		// goroutines write indications and ChannelData): it may wait
-		// for the batch's other answers.
-		if c.batch != nil && len(p) > 0 && p[0]&0xC1 == 0x01 && c.batch.answer(p, pkt.Client) {
+		// goroutines write indications and ChannelData): it is traced
+		// with the read's stamp and may wait for the batch's other
+		// answers.
+		if !isAnswer(p) {
+			c.ic.record(0, c.traceAddr, &pkt, &v, nil)
+			return c.write(p, addr, pkt.Client)
+		}
+		c.tr.answer(c.ic, c.traceAddr, &pkt, &v, nil)
+		if c.batch != nil && c.batch.answer(p, pkt.Client) {
 			return len(p), nil
 		}
 		return c.write(p, addr, pkt.Client)
@@ -175,8 +181,13 @@ func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 func (c *packetConn) writeFired(pkt faults.Packet, v faults.Verdict, p []byte, addr net.Addr) (int, error) {
 	out := &udpOut{c: c, addr: addr, to: pkt.Client}
 	m := message{ic: c.ic, pkt: &pkt, v: v}
+	at := trace.Stamp(0)
+	if isAnswer(p) {
+		c.tr.flush(c.ic, c.traceAddr) // the message it answers first
+		at = c.tr.get()
+	}
 	applied := c.ic.apply(out, &m)
-	c.ic.record(c.stamp.answerStamp(p), c.traceAddr, &pkt, &v, m.sent)
+	c.ic.record(at, c.traceAddr, &pkt, &v, m.sent)
 	if !applied && !out.sent {
 		return c.write(p, addr, pkt.Client)
 	}

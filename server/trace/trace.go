@@ -291,42 +291,77 @@ func (r *Ring) Record(at Stamp, local Local, p *faults.Packet, v *faults.Verdict
 	if at == 0 {
 		at = r.Now()
 	}
-	// The header the engine's view classified, read once here.
-	var kind Kind
-	var typ uint16
+	h := headerOf(p, v)
+	r.mu.Lock()
+	seq := r.write(at, local, p, v, sent, &h)
+	r.mu.Unlock()
+	return seq
+}
+
+// RecordPair records two messages of one socket as Record does, under one
+// hold of the lock: a message its reader read (p1, v1, sent1) and the
+// answer written to it (p2, v2, sent2), both at the time at. It returns
+// the answer's Seq.
+func (r *Ring) RecordPair(at Stamp, local Local, p1 *faults.Packet, v1 *faults.Verdict, sent1 []byte,
+	p2 *faults.Packet, v2 *faults.Verdict, sent2 []byte) uint64 {
+	if r == nil {
+		return 0
+	}
+	if at == 0 {
+		at = r.Now()
+	}
+	h1, h2 := headerOf(p1, v1), headerOf(p2, v2)
+	r.mu.Lock()
+	r.write(at, local, p1, v1, sent1, &h1)
+	seq := r.write(at, local, p2, v2, sent2, &h2)
+	r.mu.Unlock()
+	return seq
+}
+
+// header is what recording reads from a message before it takes the lock.
+type header struct {
+	kind  Kind
+	typ   uint16
+	relay bool   // relayed data no rule fired on: counted, not kept
+	user  []byte // a request's USERNAME
+}
+
+// headerOf reads the header the engine's view classified, once.
+func headerOf(p *faults.Packet, v *faults.Verdict) (h header) {
 	switch {
 	case p.IsSTUN():
-		kind, typ = STUN, binary.BigEndian.Uint16(p.Data)
+		h.kind, h.typ = STUN, binary.BigEndian.Uint16(p.Data)
 	case p.IsChannelData():
-		kind, typ = ChannelData, binary.BigEndian.Uint16(p.Data)
+		h.kind, h.typ = ChannelData, binary.BigEndian.Uint16(p.Data)
 	}
-	relay := v.Action == nil && (kind == ChannelData || kind == STUN && isRelayIndication(typ))
+	h.relay = v.Action == nil && (h.kind == ChannelData || h.kind == STUN && isRelayIndication(h.typ))
 	// Only requests carry USERNAME: answers and indications are not
 	// scanned for it (the scan is most of what a message costs here).
-	var user []byte
-	if kind == STUN && classOf(typ) == faults.ClassRequest {
-		user, _ = p.Username()
+	if h.kind == STUN && classOf(h.typ) == faults.ClassRequest {
+		h.user, _ = p.Username()
 	}
+	return h
+}
 
-	r.mu.Lock()
+// write records one message whose header is h. The caller holds r.mu.
+func (r *Ring) write(at Stamp, local Local, p *faults.Packet, v *faults.Verdict, sent []byte, h *header) uint64 {
 	nanos := max(int64(at), r.last)
 	r.last = nanos
 	if int(local) >= len(r.locals) {
 		local = 0
 	}
-	if relay {
-		r.summarize(local, p, kind, typ, nanos)
-		r.mu.Unlock()
+	if h.relay {
+		r.summarize(local, p, h.kind, h.typ, nanos)
 		return 0
 	}
 	i := r.next
 	m := r.slot()
-	*m = slot{nanos: nanos, transport: p.Transport, dir: p.Dir, kind: kind, typ: typ, size: uint32(len(p.Data)), local: local}
-	if len(user) > 0 {
-		m.ulen = uint8(copy(r.users[i*MaxUsername:(i+1)*MaxUsername], user))
+	*m = slot{nanos: nanos, transport: p.Transport, dir: p.Dir, kind: h.kind, typ: h.typ, size: uint32(len(p.Data)), local: local}
+	if len(h.user) > 0 {
+		m.ulen = uint8(copy(r.users[i*MaxUsername:(i+1)*MaxUsername], h.user))
 	}
 	m.client, m.cport, m.flags = clientOf(p.Client)
-	if kind == STUN {
+	if h.kind == STUN {
 		m.txid = [12]byte(p.Data[8:20])
 	}
 	if n := r.put(p.Data); n > 0 {
@@ -343,9 +378,7 @@ func (r *Ring) Record(at Stamp, local Local, p *faults.Packet, v *faults.Verdict
 			f.sentOff, f.sentLen = r.wpos-uint64(n), uint32(n)
 		}
 	}
-	seq := r.seq
-	r.mu.Unlock()
-	return seq
+	return r.seq
 }
 
 // now returns the time since r.base, in nanoseconds.

@@ -311,3 +311,22 @@ func TestLocals(t *testing.T) {
 		t.Fatalf("locals read back: got %+v, want %v, then the zero address twice", recs, b)
 	}
 }
+
+// RecordPair records a message and its answer as two Records would, at
+// one time, with consecutive Seqs.
+func TestRecordPair(t *testing.T) {
+	r := New(Options{Size: 8, CaptureBytes: 1 << 10})
+	local := r.Local(netip.MustParseAddrPort("127.0.0.1:3478"))
+	client := netip.MustParseAddrPort("127.0.0.1:50000")
+	req := faults.Packet{Data: binding(t, "alice"), Dir: faults.In, Client: client}
+	res := faults.Packet{Data: binding(t, ""), Dir: faults.Out, Client: client}
+	at := r.Now()
+	if seq := r.RecordPair(at, local, &req, &faults.Verdict{}, nil, &res, &faults.Verdict{}, nil); seq != 2 {
+		t.Fatalf("RecordPair: got seq %d, want 2", seq)
+	}
+	recs := r.Since(0, 0, true)
+	if len(recs) != 2 || recs[0].Dir != faults.In || recs[0].Username != "alice" || recs[1].Dir != faults.Out ||
+		!recs[0].Time.Equal(recs[1].Time) || string(recs[1].Data) != string(res.Data) {
+		t.Fatalf("got %+v, want the request then the answer, at one time, with their bytes", recs)
+	}
+}
