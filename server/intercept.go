@@ -47,6 +47,15 @@ func (ic *interceptor) decide(pkt *faults.Packet) (v faults.Verdict) {
 			v = faults.Verdict{}
 		}
 	}()
+	if pkt.Method() == faults.MethodBinding { // STUN: Method is 0 for anything else
+		// The relay guard, the allocation table's and the expiries' checks
+		// below are about TURN methods and ChannelData only: a Binding,
+		// the most common message, meets the nonce rotation and the rules.
+		if ic.rotation.stale(pkt) {
+			return faults.Verdict{Kind: faults.Error, Action: staleNonceAction}
+		}
+		return ic.engine.Decide(pkt)
+	}
 	if a := ic.guard.refuse(pkt); a != nil {
 		return faults.Verdict{Kind: faults.Error, Action: a}
 	}
