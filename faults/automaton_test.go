@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"math/rand/v2"
 	"regexp"
 	"regexp/syntax"
 	"strings"
@@ -177,5 +178,49 @@ func TestPatternsShareAutomata(t *testing.T) {
 	}
 	if p3 := mustPattern(t, worstPattern+"b"); p3.shared == p1.shared {
 		t.Error("another expression shares the automaton")
+	}
+}
+
+// TestPatternRandomDifferential compares patterns built from the pieces an
+// automaton gets wrong most easily (assertions, case folding, classes,
+// runes of every width, repetitions) with regexp.Match, on inputs from
+// the same pieces and invalid UTF-8: a deterministic sample of what
+// FuzzPatternMatch explores, run by every go test.
+func TestPatternRandomDifferential(t *testing.T) {
+	atoms := []string{"a", "b", "k", ".", "[ab]", "[^a]", `\b`, `\B`, "^", "$", `\A`, `\z`, "(?i:k)", `\x{212A}`,
+		"é", `\pL`, `\d`, `[\x{10000}-\x{10FFFF}]`, `\x{FFFD}`, `(?s:.)`, `\n`, "(?m:^)", "(?m:$)", "(?i:é)", `\w`, `\s`}
+	inputs := []string{"a", "b", "k", "K", "\u212a", "é", "É", "\n", " ", "\xff", "\U00010400", "1", "_", "\xe2\x82"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var gen func(depth int) string
+	gen = func(depth int) string {
+		if depth == 0 || rng.IntN(3) == 0 {
+			return atoms[rng.IntN(len(atoms))]
+		}
+		switch rng.IntN(4) {
+		case 0:
+			return gen(depth-1) + gen(depth-1)
+		case 1:
+			return "(?:" + gen(depth-1) + "|" + gen(depth-1) + ")"
+		case 2:
+			return "(?:" + gen(depth-1) + ")" + []string{"*", "+", "?", "{0,3}", "{2}"}[rng.IntN(5)]
+		}
+		return gen(depth-1) + gen(depth-1) + gen(depth-1)
+	}
+	for range 1000 {
+		expr := gen(4)
+		p, err := CompilePattern(expr)
+		if err != nil {
+			t.Fatalf("CompilePattern(%q) = %v", expr, err)
+		}
+		re := regexp.MustCompile(expr)
+		for range 8 {
+			var in []byte
+			for range rng.IntN(8) {
+				in = append(in, inputs[rng.IntN(len(inputs))]...)
+			}
+			if got, want := p.Match(in), re.Match(in); got != want {
+				t.Fatalf("Pattern %q on %q = %v, regexp says %v", expr, in, got, want)
+			}
+		}
 	}
 }
