@@ -65,8 +65,8 @@ func (ic *interceptor) decide(pkt *faults.Packet) (v faults.Verdict) {
 	if ic.allocs.mismatch(pkt) {
 		return faults.Verdict{Kind: faults.Error, Action: mismatchAction}
 	}
-	if v := ic.allocs.expired(pkt); v.Action != nil {
-		return v
+	if e := ic.allocs.expired(pkt); e != notExpired {
+		return e.verdict()
 	}
 	if ic.rotation.stale(pkt) {
 		return faults.Verdict{Kind: faults.Error, Action: staleNonceAction}

@@ -45,12 +45,31 @@ type expiredIndex struct {
 	byRelay map[netip.AddrPort]*allocRecord // by relayed address
 }
 
-// expiredAction drops a message an expired permission or binding stops.
-var expiredAction = &faults.Action{Type: "drop"}
+// expiry is what an expired permission or binding does to a message.
+type expiry uint8
 
-// unboundAction sends a Data indication in place of pion's ChannelData on
-// an expired binding.
-var unboundAction = &faults.Action{Type: "pass"}
+const (
+	notExpired     expiry = iota // nothing: the message goes on to the engine
+	expiredDrop                  // dropped, as by a server without it
+	expiredUnbound               // rewritten into a Data indication, then sent
+)
+
+var (
+	// expiredDropVerdict drops a message an expired permission or binding
+	// stops.
+	expiredDropVerdict = faults.Verdict{Kind: faults.Drop, Action: &faults.Action{Type: "drop"}}
+	// expiredUnboundVerdict sends the Data indication that replaced pion's
+	// ChannelData on an expired binding.
+	expiredUnboundVerdict = faults.Verdict{Kind: faults.Pass, Action: &faults.Action{Type: "pass"}}
+)
+
+// verdict is what the interception acts on for e.
+func (e expiry) verdict() faults.Verdict {
+	if e == expiredDrop {
+		return expiredDropVerdict
+	}
+	return expiredUnboundVerdict
+}
 
 func (r *allocRecord) hasExpired() bool { return len(r.deadPerms) > 0 || len(r.deadChans) > 0 }
 
@@ -101,15 +120,20 @@ func (t *allocTable) peerExpired(relay, peer netip.AddrPort) bool {
 // acts on: the zero Verdict for every other message. It also hands the
 // answers and requests that refresh or restore something to
 // allocanswers.go.
-func (t *allocTable) expired(p *faults.Packet) faults.Verdict {
+// The interception never asks it about a Binding (see decide).
+func (t *allocTable) expired(p *faults.Packet) expiry {
 	if t == nil || p.Leg != faults.ClientLeg {
-		return faults.Verdict{}
+		return notExpired
 	}
+	return t.expiredClient(p)
+}
+
+func (t *allocTable) expiredClient(p *faults.Packet) expiry {
 	if p.IsChannelData() {
 		return t.expiredChannelData(p)
 	}
 	if !p.IsSTUN() {
-		return faults.Verdict{}
+		return notExpired
 	}
 	m, c := p.Method(), p.Class()
 	switch {
@@ -128,22 +152,22 @@ func (t *allocTable) expired(p *faults.Packet) faults.Verdict {
 		defer t.mu.Unlock()
 		for _, r := range t.clients[packetKey(p)] {
 			if _, dead := r.deadPerms[peer.Addr()]; dead {
-				return faults.Verdict{Kind: faults.Drop, Action: expiredAction}
+				return expiredDrop
 			}
 		}
 	case c == faults.ClassRequest && (m == faults.MethodCreatePermission || m == faults.MethodChannelBind):
 		t.request(p, m == faults.MethodChannelBind)
 	}
-	return faults.Verdict{}
+	return notExpired
 }
 
 // expiredChannelData drops the client's ChannelData on an expired binding
 // (or to a peer whose permission expired), and turns pion's ChannelData on
 // an expired binding into a Data indication: p then holds the indication,
 // which the pass verdict sends (and the trace records) in its place.
-func (t *allocTable) expiredChannelData(p *faults.Packet) faults.Verdict {
+func (t *allocTable) expiredChannelData(p *faults.Packet) expiry {
 	if t.exp.n.Load() == 0 || len(p.Data) < 4 {
-		return faults.Verdict{}
+		return notExpired
 	}
 	n := binary.BigEndian.Uint16(p.Data)
 	var from netip.AddrPort
@@ -166,19 +190,19 @@ func (t *allocTable) expiredChannelData(p *faults.Packet) faults.Verdict {
 	t.mu.Unlock()
 	switch {
 	case !from.IsValid():
-		return faults.Verdict{}
+		return notExpired
 	case drop:
-		return faults.Verdict{Kind: faults.Drop, Action: expiredAction}
+		return expiredDrop
 	}
 	size := int(binary.BigEndian.Uint16(p.Data[2:4]))
 	m, err := stun.Build(stun.TransactionID, stun.NewType(stun.MethodData, stun.ClassIndication),
 		xorPeerAddress{from},
 		stun.RawAttribute{Type: stun.AttrData, Value: p.Data[4 : 4+size]})
 	if err != nil {
-		return faults.Verdict{Kind: faults.Drop, Action: expiredAction}
+		return expiredDrop
 	}
 	*p = faults.Packet{Data: m.Raw, Dir: p.Dir, Transport: p.Transport, Client: p.Client}
-	return faults.Verdict{Kind: faults.Pass, Action: unboundAction}
+	return expiredUnbound
 }
 
 // xorPeerAddress is an XOR-PEER-ADDRESS attribute (RFC 8656 §18.3: the
