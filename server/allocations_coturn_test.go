@@ -91,9 +91,10 @@ func TestCoturnUclientAllocationExpiresMidRun(t *testing.T) {
 			sent, _ := strconv.Atoi(tot[len(tot)-1][1])
 			recv, _ := strconv.Atoi(tot[len(tot)-1][2])
 			// What was in flight while the expiry ran (the peer's last echo on
-			// its way back, uclient's next datagram) may go either way.
-			if sent != messages || recv < before-1 || recv > before+1 || lost[1] != strconv.Itoa(sent-recv) {
-				t.Errorf("uclient sent %d, received %d, lost %s; want %d sent, %d (give or take one) received, the rest lost:\n%s",
+			// its way back, the datagrams uclient sent meanwhile, one per
+			// 50 ms) may go either way.
+			if sent != messages || recv < before-1 || recv > before+3 || lost[1] != strconv.Itoa(sent-recv) {
+				t.Errorf("uclient sent %d, received %d, lost %s; want %d sent, about %d received, the rest lost:\n%s",
 					sent, recv, lost[1], messages, before, out)
 			}
 			refused := false
