@@ -5,9 +5,11 @@
 //	go run ./bench/compare -rounds 9 -d 3s  # longer
 //	go run ./bench/compare -callgrind 2000  # also instructions per Binding (needs valgrind)
 //
-// Servers: bench/server -kind pion (bare pion), bench/server -kind stunfault
-// with no rules, with 100 rules that never match a Binding, and with every
-// Binding answered 403, and coturn's turnserver when it is installed. Each
+// Servers: bench/server -kind pion (bare pion, one UDP socket),
+// bench/server -kind stunfault with no rules (read_loops per CPU, the
+// default), with one read loop, with 100 rules that never match a Binding,
+// and with every Binding answered 403, and coturn's turnserver when it is
+// installed. Each
 // runs on free loopback ports. Each workload is run against each server in
 // turn, in the order A B C in odd rounds and C B A in even ones, so drift in
 // the machine's speed cancels out; the figures are the medians over rounds.
@@ -46,13 +48,14 @@ const (
 	stunfault    = "stunfault"
 	stunfault100 = "stunfault+100rules"
 	stunfault403 = "stunfault+403"
+	stunfault1   = "stunfault+1loop" // read_loops = 1: one UDP socket, as bare pion
 	coturn       = "coturn"
 )
 
 var workloads = []workload{
-	{"udp binding 16x4", "udp", loadgen.ModeBinding, 16, 4, []string{pion, stunfault, stunfault100, stunfault403, coturn}},
+	{"udp binding 16x4", "udp", loadgen.ModeBinding, 16, 4, []string{pion, stunfault, stunfault1, stunfault100, stunfault403, coturn}},
 	{"tcp binding 4x16", "tcp", loadgen.ModeBinding, 4, 16, []string{pion, stunfault, coturn}},
-	{"udp channeldata 4x8", "udp", loadgen.ModeChannelData, 4, 8, []string{pion, stunfault, coturn}},
+	{"udp channeldata 4x8", "udp", loadgen.ModeChannelData, 4, 8, []string{pion, stunfault, stunfault1, coturn}},
 	{"udp ping-pong 1x1", "udp", loadgen.ModeBinding, 1, 1, []string{pion, stunfault, coturn}},
 }
 
@@ -98,6 +101,7 @@ func run(rounds int, d time.Duration, callgrind int, jsonOut bool) error {
 		stunfault:    {"-kind", "stunfault"},
 		stunfault100: {"-kind", "stunfault", "-rules", "100"},
 		stunfault403: {"-kind", "stunfault", "-inject", "403"},
+		stunfault1:   {"-kind", "stunfault", "-read-loops", "1"},
 	} {
 		p, err := startBenchServer(bin, args...)
 		if err != nil {

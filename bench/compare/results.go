@@ -106,6 +106,8 @@ func (r *results) summary() summary {
 	add("ping-pong median latency / bare pion (lower is better)",
 		float64(sum.Figures[ping][stunfault].P50), float64(sum.Figures[ping][pion].P50), 1.00, true)
 	add("injected 403 / bare pion's Binding", rate(udp, stunfault403), rate(udp, pion), 1.30, false)
+	add("UDP Binding 16x4, read loops per CPU / 1 read loop", rate(udp, stunfault), rate(udp, stunfault1), 0, false)
+	add("ChannelData relay 4x8, read loops per CPU / 1 read loop", rate(relay, stunfault), rate(relay, stunfault1), 0, false)
 	if in := r.Instructions; in != nil && in.Pion > 0 {
 		add("callgrind instructions per Binding, 100 rules / bare pion (lower is better)", in.Stunfault100, in.Pion, 1.10, true)
 	}

@@ -45,6 +45,7 @@ func main() {
 	rules := flag.Int("rules", 0, "stunfault only: this many rules that never match a Binding (0 to 10000)")
 	inject := flag.Int("inject", 0, "stunfault only: answer every Binding request with this error code (300-699; 0 = none)")
 	traceSize := flag.Int("trace", config.Default().Server.TraceSize, "stunfault only: [server].trace_size, messages the trace keeps (0 = trace off)")
+	loops := flag.Int("read-loops", config.Default().Server.ReadLoops, "stunfault only: [server].read_loops, UDP sockets on the port (0 = one per CPU, 1 = one, as bare pion)")
 	addr := flag.String("listen", "127.0.0.1:0", "IP literal and port for UDP and TCP")
 	flag.Parse()
 
@@ -54,13 +55,13 @@ func main() {
 		_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
 		stop()
 	}()
-	if err := run(ctx, *kind, *addr, *rules, *inject, *traceSize); err != nil {
+	if err := run(ctx, *kind, *addr, *rules, *inject, *traceSize, *loops); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/server:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, kind, addr string, rules, inject, traceSize int) error {
+func run(ctx context.Context, kind, addr string, rules, inject, traceSize, loops int) error {
 	if rules < 0 || rules > 10000 {
 		return fmt.Errorf("-rules: want 0 to 10000, got %d", rules)
 	}
@@ -68,8 +69,8 @@ func run(ctx context.Context, kind, addr string, rules, inject, traceSize int) e
 	var closeFn func() error
 	switch kind {
 	case "pion":
-		if rules != 0 || inject != 0 || traceSize != config.Default().Server.TraceSize {
-			return errors.New("-rules, -inject and -trace apply to -kind stunfault only")
+		if rules != 0 || inject != 0 || traceSize != config.Default().Server.TraceSize || loops != config.Default().Server.ReadLoops {
+			return errors.New("-rules, -inject, -trace and -read-loops apply to -kind stunfault only")
 		}
 		s, u, t, err := startPion(addr)
 		if err != nil {
@@ -77,7 +78,7 @@ func run(ctx context.Context, kind, addr string, rules, inject, traceSize int) e
 		}
 		udp, tcp, closeFn = u, t, s.Close
 	case "stunfault":
-		s, err := startStunfault(ctx, addr, rules, inject, traceSize)
+		s, err := startStunfault(ctx, addr, rules, inject, traceSize, loops)
 		if err != nil {
 			return err
 		}
@@ -127,10 +128,12 @@ func startPion(addr string) (*turn.Server, string, string, error) {
 
 // startStunfault serves stunfault's default config on addr (UDP and TCP),
 // with rules that never match a Binding, or one that answers every Binding
-// request with inject, keeping traceSize messages in the trace.
-func startStunfault(ctx context.Context, addr string, rules, inject, traceSize int) (*server.Server, error) {
+// request with inject, keeping traceSize messages in the trace, on loops
+// UDP read loops ([server].read_loops; New validates it).
+func startStunfault(ctx context.Context, addr string, rules, inject, traceSize, loops int) (*server.Server, error) {
 	cfg := config.Default()
 	cfg.Server.TraceSize = traceSize
+	cfg.Server.ReadLoops = loops
 	cfg.Listen = []config.Listener{{Transport: "udp", Address: addr}, {Transport: "tcp", Address: addr}}
 	cfg.HTTP.Address = "127.0.0.1:0"
 	methods := []string{"allocate", "refresh", "createpermission", "channelbind"}
