@@ -26,6 +26,8 @@ func TestRuleBounds(t *testing.T) {
 			"match.attributes[0].regex", "at most 1024"},
 		{"webhook body", Rule{Match: Match{Webhook: &WebhookMatch{Body: "a{0,1000}b{0,1000}c{0,1000}"}}}, "match.webhook.body", "instructions, at most 2048"},
 		{"attributes", Rule{Match: Match{Attributes: make([]AttributeMatch, 9)}}, "match.attributes", "9 conditions, at most 8"},
+		{"attribute regexes", Rule{Match: Match{Attributes: []AttributeMatch{{Type: "SOFTWARE", Regex: "a"}, {Type: "REALM", Regex: "b"}, {Type: "NONCE", Regex: "c"}}}},
+			"match.attributes", "3 with a regex, at most 2"},
 		{"automaton", Rule{Match: Match{Username: "[ab]*a[ab]{16}"}}, "match.username", `regular expression "[ab]*a[ab]{16}" needs more than 8192 automaton states`},
 		{"attribute automaton", Rule{Match: Match{Attributes: []AttributeMatch{{Type: "USERNAME", Regex: "(?:.{0,100}a){10}"}}}},
 			"match.attributes[0].regex", "automaton states"},
@@ -105,8 +107,10 @@ var (
 // BenchmarkDecideWorstRule measures one message against the most costly
 // rules the bounds accept: a Binding request with a 509-byte USERNAME
 // (RFC 8489's limit) that makes the rule's username pattern scan all of
-// it, and a 64 KiB attribute over TCP that an attribute regex scans. The
-// typical variant is an anchored username prefix.
+// it, and a 64 KiB attribute over TCP that an attribute regex scans;
+// worst-rule has every pattern a rule may have (a username and
+// MaxAttributeRegexes attribute regexes) scan the USERNAME. The typical
+// variant is an anchored username prefix.
 func BenchmarkDecideWorstRule(b *testing.B) {
 	ab := strings.Repeat("ab", 255)[:509]
 	tests := []struct {
@@ -120,18 +124,31 @@ func BenchmarkDecideWorstRule(b *testing.B) {
 		{"worst-runes", worstRunesPattern, strings.Repeat("\u0100\u0101", 127) + "b", 0},
 		{"worst-table", worstTablePattern, ab, 0},
 		{"attribute-64KiB", worstPattern, "", 65000},
+		{"worst-rule", worstPattern, strings.Repeat("a", 508) + "b", -1},
 	}
 	for _, tt := range tests {
 		b.Run(tt.name, func(b *testing.B) {
 			p := mustPattern(b, tt.expr)
 			r := Rule{ID: "r", Match: Match{Username: tt.expr}, Action: Action{Type: "drop"}}
 			pk := &Packet{Client: clientA}
-			if tt.attr > 0 {
+			switch {
+			case tt.attr < 0:
+				// Every pattern a rule may have scans the whole USERNAME:
+				// all but the last match at its last byte.
+				for i := range MaxAttributeRegexes {
+					expr := tt.expr
+					if i == MaxAttributeRegexes-1 {
+						expr = ".{0,1000}c"
+					}
+					r.Match.Attributes = append(r.Match.Attributes, AttributeMatch{Type: "USERNAME", Regex: expr})
+				}
+				pk.Data = buildSTUN(b, stun.BindingRequest, stun.RawAttribute{Type: stun.AttrUsername, Value: []byte(tt.user)})
+			case tt.attr > 0:
 				r.Match = Match{Attributes: []AttributeMatch{{Type: "0x8050", Regex: tt.expr}}}
 				v := []byte(strings.Repeat("a", tt.attr))
 				pk.Data = buildSTUN(b, stun.BindingRequest, stun.RawAttribute{Type: 0x8050, Value: v})
 				pk.Transport = TCP
-			} else {
+			default:
 				pk.Data = buildSTUN(b, stun.BindingRequest, stun.RawAttribute{Type: stun.AttrUsername, Value: []byte(tt.user)})
 			}
 			e := NewEngine(EngineOptions{})

@@ -202,9 +202,12 @@ const (
 	// expand to one copy per count. It bounds the work of building the
 	// automaton.
 	MaxPatternInsts = 2048
-	// MaxAttributeMatches bounds a rule's match.attributes, so a rule
-	// runs at most 1 + MaxAttributeMatches + 1 patterns on a message.
+	// MaxAttributeMatches bounds a rule's match.attributes, and
+	// MaxAttributeRegexes those of them with a regex, so a rule runs at
+	// most 1 + MaxAttributeRegexes patterns on a message (its webhook body
+	// pattern scans each held request once).
 	MaxAttributeMatches = 8
+	MaxAttributeRegexes = 2
 )
 
 // clipPattern shortens expr for an error message.

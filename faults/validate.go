@@ -226,9 +226,18 @@ func (v *ruleValidator) match(m *Match) {
 	v.nonNegative("match.transmission", m.Transmission)
 	v.nonNegative("match.min_user_allocations", m.MinUserAllocations)
 	v.nonNegative("match.min_allocations", m.MinAllocations)
-	if len(m.Attributes) > MaxAttributeMatches {
+	regexes := 0
+	for i := range m.Attributes {
+		if m.Attributes[i].Regex != "" {
+			regexes++
+		}
+	}
+	switch {
+	case len(m.Attributes) > MaxAttributeMatches:
 		v.add("match.attributes", "%d conditions, at most %d (each may scan its attribute: split the rule)", len(m.Attributes), MaxAttributeMatches)
-	} else {
+	case regexes > MaxAttributeRegexes:
+		v.add("match.attributes", "%d with a regex, at most %d (each scans its attribute on every message: use contains, or split the rule)", regexes, MaxAttributeRegexes)
+	default:
 		for i := range m.Attributes {
 			v.attribute(fmt.Sprintf("match.attributes[%d]", i), &m.Attributes[i])
 		}
