@@ -145,7 +145,7 @@ func TestGuardCloseDuringBackoff(t *testing.T) {
 }
 
 // A listener that dies (its socket gone behind pion's back) makes /healthz
-// answer 503, naming it.
+// answer 503, naming it once: a udp listener's two read loops die both.
 func TestHealthzNamesADeadListener(t *testing.T) {
 	t.Parallel()
 	for _, transport := range []string{"udp", "tcp"} {
@@ -154,6 +154,7 @@ func TestHealthzNamesADeadListener(t *testing.T) {
 			cfg := config.Default()
 			cfg.Listen = []config.Listener{{Transport: "udp", Address: "127.0.0.1:0"}, {Transport: "tcp", Address: "127.0.0.1:0"}}
 			cfg.HTTP.Address = "127.0.0.1:0"
+			cfg.Server.ReadLoops = 2
 			s, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -180,25 +181,30 @@ func TestHealthzNamesADeadListener(t *testing.T) {
 			}
 
 			addr := s.TURNAddr(transport).String()
-			var failed <-chan struct{}
+			var failed []<-chan struct{}
 			for _, g := range s.guarded {
 				switch g := g.(type) {
 				case *guardListener:
 					if transport == "tcp" {
 						_ = g.Listener.Close() // the socket, not the guard: not a Close
-						failed = g.failed
+						failed = append(failed, g.failed)
 					}
 				case *udpGuard:
 					if transport == "udp" {
 						_ = g.PacketConn.Close()
-						failed = g.failed
+						failed = append(failed, g.failed)
 					}
 				}
 			}
-			select { // pion's loop sees the error at once
-			case <-failed:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the guard did not see its socket die")
+			if want := map[string]int{"udp": 2, "tcp": 1}[transport]; len(failed) != want {
+				t.Fatalf("%d guards of the %s listener, want %d", len(failed), transport, want)
+			}
+			for _, f := range failed {
+				select { // pion's loop sees the error at once
+				case <-f:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the guard did not see its socket die")
+				}
 			}
 			code, h := get()
 			if code != http.StatusServiceUnavailable || h.Status != "failing" || len(h.Failed) != 1 {
