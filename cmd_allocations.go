@@ -25,7 +25,7 @@ var allocationsCmd = &command{
                                      between the relay and that peer stops both ways
                                      until a CreatePermission for it succeeds
   stunfault allocations expire -client ADDR:PORT | -username NAME | -all -channel N
-                                     end their binding of channel N (0x4000-0x4FFF):
+                                     end their binding of channel N (0x4000-0x7FFF):
                                      the client's ChannelData on it is dropped, the
                                      peer's data comes as Data indications, until a
                                      ChannelBind of N to the same peer succeeds
@@ -47,7 +47,7 @@ func runAllocations(ctx context.Context, inv *invocation) error {
 	fs.StringVar(&sel.Username, "username", "", "expire: every allocation of the user `NAME`")
 	fs.BoolVar(&sel.All, "all", false, "expire: every allocation")
 	peer := fs.String("peer", "", "expire: only their permission for the peer `IP`")
-	channel := fs.String("channel", "", "expire: only their binding of channel `N` (16384-20479, or 0x4000-0x4FFF)")
+	channel := fs.String("channel", "", "expire: only their binding of channel `N` (16384-32767, or 0x4000-0x7FFF)")
 	pos, err := fs.parse(inv.args, 0, 1, "list, expire, rotate-nonces or close")
 	if err != nil {
 		return err
@@ -82,7 +82,7 @@ func runAllocations(ctx context.Context, inv *invocation) error {
 		case *channel != "":
 			n, err := strconv.ParseUint(*channel, 0, 16)
 			if err != nil || uint16(n) < control.MinChannel || uint16(n) > control.MaxChannel {
-				return inv.usageErrorf("-channel %q: want a channel number, 16384 to 20479 (0x4000 to 0x4FFF)", *channel)
+				return inv.usageErrorf("-channel %q: want a channel number, 16384 to 32767 (0x4000 to 0x7FFF)", *channel)
 			}
 			return expireChannels(ctx, inv, cf, *asJSON, control.ChannelSelector{AllocationSelector: sel, Channel: uint16(n)})
 		}

@@ -40,14 +40,13 @@ func countingEcho(t *testing.T) (port int, echoed <-chan int) {
 // coturn's turnutils_uclient, mid-run, has its allocations expired: the
 // echoes stop at what came back before (the rest are lost, as uclient
 // reports), and its closing Refresh gets 437 Allocation Mismatch, as from a
-// server whose allocation timed out. UDP only: over TCP uclient binds
-// channel numbers up to 0x7FFF (RFC 5766), and on one above 0x4FFF
-// stunfault's framer hands pion the rest of the stream raw, so that
-// Refresh reaches pion, which answers nothing.
+// server whose allocation timed out. Over TCP uclient binds channel
+// numbers up to 0x7FFF (RFC 5766's range, which pion accepts): stunfault
+// frames and faults those as pion reads them.
 func TestCoturnUclientAllocationExpiresMidRun(t *testing.T) {
 	t.Parallel()
 	needTool(t, "turnutils_uclient")
-	for _, transport := range []string{"udp"} {
+	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
 			srv := startServer(t, nil)
 			port, echoed := countingEcho(t)
@@ -55,6 +54,9 @@ func TestCoturnUclientAllocationExpiresMidRun(t *testing.T) {
 			a := srv.TURNAddr(transport)
 			args := []string{"-c", "-n", strconv.Itoa(messages), "-z", "50", "-p", strconv.Itoa(int(a.Port())),
 				"-e", "127.0.0.1", "-r", strconv.Itoa(port), "-u", "user", "-w", "pass"}
+			if transport == "tcp" {
+				args = append(args, "-t")
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, needTool(t, "turnutils_uclient"), append(args, a.Addr().String())...)

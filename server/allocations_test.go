@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/stun/v4"
 
+	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/control"
 )
 
@@ -127,26 +128,31 @@ func TestExpireAllocationTCP(t *testing.T) {
 	}
 }
 
-// A TCP stream stunfault cannot frame (ChannelData on a reserved channel
-// number, which pion accepts) is passed to pion raw; expiring its
-// allocation then must not end pion's reading of it: a Binding request
-// after the expiry is answered.
-func TestExpireAllocationRawTCP(t *testing.T) {
+// ChannelData on a channel number above 0x4FFF (RFC 5766's range, which
+// pion accepts and RFC 8656 narrowed) keeps a TCP stream framed: expiring
+// the allocation after it still works, and the Binding request after the
+// expiry is seen by the rules (traced) and answered on the same connection.
+func TestExpireAllocationAfterRFC5766Channel(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, nil)
 	raw := newRawTURN(t, srv, "tcp")
 	if m := raw.allocate("user", "pass", protoUDP); m.Type.Class != stun.ClassSuccessResponse {
 		t.Fatalf("Allocate: code %d", errorCodeOf(m))
 	}
-	// 0x5000-0x7FFF are reserved in RFC 8656 (RFC 5766 allowed them):
-	// stunfault's framer stops at it and hands pion the stream as it is.
 	if _, err := raw.conn.Write([]byte{0x50, 0x00, 0x00, 0x04, 1, 2, 3, 4}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := srv.ExpireAllocations(context.Background(), control.AllocationSelector{All: true}); err != nil {
 		t.Fatal(err)
 	}
-	if m := raw.do(stun.TransactionID, stun.BindingRequest, stun.Fingerprint); m.Type != stun.BindingSuccess {
-		t.Errorf("Binding after the expiry: %v, want a success on the same connection", m.Type)
+	m := raw.do(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	if m.Type != stun.BindingSuccess {
+		t.Fatalf("Binding after the expiry: %v, want a success on the same connection", m.Type)
 	}
+	for _, r := range srv.TraceSince(0, 0).Messages {
+		if r.Dir == faults.In && r.Method == faults.MethodBinding && r.TxID == m.TransactionID {
+			return
+		}
+	}
+	t.Errorf("the Binding after channel 0x5000 is not in the trace: the stream was not framed")
 }

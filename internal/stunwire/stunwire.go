@@ -30,7 +30,9 @@ const (
 	// multiple of 4, and the magic cookie (RFC 8489 §5).
 	STUN
 	// ChannelData is a TURN ChannelData message: a channel number from
-	// 0x4000 to 0x4FFF (RFC 8656 §12; 0x5000-0x7FFF are reserved).
+	// 0x4000 to 0x7FFF, the range pion/turn accepts in ChannelBind (RFC
+	// 5766 §11; RFC 8656 §12 narrowed it to 0x4FFF, but RFC 5766 clients
+	// such as coturn's turnutils_uclient still bind numbers above it).
 	ChannelData
 )
 
@@ -55,9 +57,6 @@ func Classify(b []byte) (Kind, int) {
 		}
 		return STUN, HeaderSize + length
 	case 1:
-		if b[0] > 0x4F {
-			return Invalid, 0
-		}
 		return ChannelData, ChannelDataHeaderSize + length
 	}
 	return Invalid, 0

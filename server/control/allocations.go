@@ -77,7 +77,7 @@ func (h *Handler) opChannelsExpire(r *request) (any, *Error) {
 		return nil, e
 	}
 	if sel.Channel < MinChannel || sel.Channel > MaxChannel {
-		return nil, &Error{Code: CodeBadRequest, Field: "channel", Message: fmt.Sprintf("channel: %d is not a channel number (want %d to %d, 0x4000 to 0x4FFF)", sel.Channel, MinChannel, MaxChannel)}
+		return nil, &Error{Code: CodeBadRequest, Field: "channel", Message: fmt.Sprintf("channel: %d is not a channel number (want %d to %d, 0x4000 to 0x7FFF)", sel.Channel, MinChannel, MaxChannel)}
 	}
 	out, err := h.b.ExpireChannels(r.ctx, sel)
 	switch {

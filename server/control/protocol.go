@@ -671,17 +671,19 @@ type PermissionSelector struct {
 }
 
 // ChannelSelector selects the channel bindings channels.expire ends: the
-// binding of Channel (0x4000 to 0x4FFF) of the allocations the
+// binding of Channel (0x4000 to 0x7FFF) of the allocations the
 // AllocationSelector selects.
 type ChannelSelector struct {
 	AllocationSelector
 	Channel uint16 `json:"channel"`
 }
 
-// The channel numbers a client can bind (RFC 8656 §12).
+// The channel numbers a client can bind: pion/turn accepts RFC 5766's
+// range, 0x4000 to 0x7FFF (RFC 8656 §12 narrowed it to 0x4FFF; RFC 5766
+// clients such as coturn's turnutils_uclient bind numbers above that).
 const (
 	MinChannel uint16 = 0x4000
-	MaxChannel uint16 = 0x4FFF
+	MaxChannel uint16 = 0x7FFF
 )
 
 // ExpiredPermission is one permission permissions.expire ended: the

@@ -815,7 +815,7 @@ export class AllocationsAPI {
 
   /**
    * channels.expire: ends, now, the binding of `channel` (0x4000 to
-   * 0x4FFF) of the allocations the selector selects, as if it had timed
+   * 0x7FFF) of the allocations the selector selects, as if it had timed
    * out: the client's ChannelData on it is dropped, the peer's data comes as
    * Data indications while the permission lives, and a ChannelBind of the
    * number to the same peer that succeeds restores it (to another peer:

@@ -205,7 +205,7 @@ export class TurnClient {
     return this.request(CREATE_PERMISSION, [xorPeer(peer)], true);
   }
 
-  /** Sends a signed ChannelBind of number (0x4000-0x4FFF) to peer (ip:port) and resolves with its answer. */
+  /** Sends a signed ChannelBind of number (0x4000-0x7FFF) to peer (ip:port) and resolves with its answer. */
   async channelBind(number: number, peer: string): Promise<Answer> {
     const v = Buffer.alloc(4);
     v.writeUInt16BE(number, 0);
