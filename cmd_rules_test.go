@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -172,7 +173,8 @@ func TestCLIScenarioJournalEventsStats(t *testing.T) {
 	}
 
 	out, err = runCmd(t, "stats", "-control", url)
-	if err != nil || !strings.Contains(out, "scenario screenpop") || !strings.Contains(out, "journal: 3 entries, last seq 3") || !strings.Contains(out, "s403") {
+	if err != nil || !strings.Contains(out, "scenario screenpop") || !strings.Contains(out, "journal: 3 entries, last seq 3") || !strings.Contains(out, "s403") ||
+		!regexp.MustCompile(`listening: udp \S+, \d+ read loops? \(datagrams read: \d+`).MatchString(out) {
 		t.Errorf("stats: %v\n%s", err, out)
 	}
 }

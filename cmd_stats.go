@@ -6,6 +6,8 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/stunfault/stunfault/server/control"
@@ -43,7 +45,15 @@ func printStats(w io.Writer, st control.Stats) {
 	}
 	fmt.Fprintf(w, "\njournal: %s, last seq %d\n", plural(st.Journal.Len, "entry"), st.Journal.LastSeq)
 	for _, l := range st.Listeners {
-		fmt.Fprintf(w, "listening: %s %s\n", l.Transport, l.Address)
+		fmt.Fprintf(w, "listening: %s %s", l.Transport, l.Address)
+		if len(l.Loops) > 0 {
+			n := make([]string, len(l.Loops))
+			for i, lp := range l.Loops {
+				n[i] = strconv.FormatUint(lp.Datagrams, 10)
+			}
+			fmt.Fprintf(w, ", %s (datagrams read: %s)", plural(len(l.Loops), "read loop"), strings.Join(n, ", "))
+		}
+		fmt.Fprintln(w)
 	}
 	if st.Allocations != nil {
 		fmt.Fprintf(w, "allocations: %d\n", *st.Allocations)
