@@ -224,7 +224,8 @@ func clipPattern(expr string) string {
 // [regexp.Regexp.Match] would answer (Go's RE2 syntax, Perl flags). It
 // answers in time linear in the input and independent of the expression,
 // a few nanoseconds per byte at most, so no accepted rule can slow the
-// packet path. It is safe for concurrent use.
+// packet path. It is safe for concurrent use. Make one with
+// [CompilePattern]: the zero Pattern is not ready for use.
 type Pattern struct {
 	expr            string
 	compiledPattern                  // a copy of shared: Decide reads it without an indirection
