@@ -43,10 +43,12 @@ func (ic *interceptor) record(at trace.Stamp, local trace.Local, p *faults.Packe
 // response written from anywhere else.
 type readTrace struct {
 	at      trace.Stamp
-	pending *faults.Packet // nil: none
+	pending *faults.Packet // a passed request; nil: none
 	pendAt  trace.Stamp
-	pendV   faults.Verdict
 }
+
+// passed is the verdict of a message nothing acted on.
+var passed faults.Verdict
 
 // read stamps a read that just returned, when there is a trace.
 func (t *readTrace) read(r *trace.Ring) {
@@ -85,13 +87,13 @@ func (t *readTrace) in(ic *interceptor, local trace.Local, p *faults.Packet, v *
 		return
 	}
 	ic.counts.count(p, v)
-	t.pending, t.pendAt, t.pendV = p, t.at, *v
+	t.pending, t.pendAt = p, t.at
 }
 
 // flush records the message left pending, if any.
 func (t *readTrace) flush(ic *interceptor, local trace.Local) {
 	if t.pending != nil {
-		ic.trace.Record(t.pendAt, local, t.pending, &t.pendV, nil)
+		ic.trace.Record(t.pendAt, local, t.pending, &passed, nil)
 		t.pending = nil
 	}
 }
@@ -104,7 +106,7 @@ func (t *readTrace) answer(ic *interceptor, local trace.Local, p *faults.Packet,
 		ic.trace.Record(t.at, local, p, v, sent)
 		return
 	}
-	ic.trace.RecordPair(t.pendAt, local, t.pending, &t.pendV, nil, p, v, sent)
+	ic.trace.RecordPair(t.pendAt, local, t.pending, &passed, nil, p, v, sent)
 	t.pending = nil
 }
 

@@ -33,16 +33,6 @@ type bucket struct {
 	bytes uint64
 }
 
-// isRelayIndication reports whether the STUN message type t is relayed
-// media: a Send or Data indication. ChannelData is relayed media too.
-func isRelayIndication(t uint16) bool {
-	if classOf(t) != faults.ClassIndication {
-		return false
-	}
-	m := methodOf(t)
-	return m == faults.MethodSend || m == faults.MethodData
-}
-
 // summarize counts one relayed message no rule fired on: p, whose header
 // is of kind and typ. The caller holds r.mu.
 func (r *Ring) summarize(local Local, p *faults.Packet, kind Kind, typ uint16, nanos int64) {

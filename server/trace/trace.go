@@ -207,29 +207,31 @@ type Options struct {
 // most readBatch entries and readBytes bytes per hold, so a writer never
 // waits longer than that copy.
 type Ring struct {
+	// What recording a message touches comes first, in two cache lines
+	// (and base, to read the clock).
+	mu      sync.Mutex
+	seq     uint64        // the latest Seq
+	next    int           // where the next message goes in entries
+	last    int64         // the latest slot's nanos: times never go back
+	wpos    uint64        // logical write position in bytes (grows forever)
+	wat     int           // wpos within bytes
+	wake    chan struct{} // closed at the next record; nil: nobody waits
+	entries []slot
+	bytes   []byte
+	system  bool    // clock is the system clock
+	fired   []fired // beside entries, for slots with flagFired
+	users   []byte  // MaxUsername bytes per slot
+
 	clock faults.Clock
 	// base is 1 ns before New. On the system clock a message's time is
 	// taken as time.Since(base): one read of the monotonic clock, where
 	// time.Now reads two clocks. Other clocks (a test's fake one) are read
 	// as they are. Stamps are at least 1 (0 means "now").
-	base   time.Time
-	system bool
-
-	mu      sync.Mutex
-	entries []slot
-	fired   []fired                  // beside entries, for slots with flagFired
-	users   []byte                   // MaxUsername bytes per slot
-	seq     uint64                   // the latest Seq
-	next    int                      // where the next message goes in entries
-	last    int64                    // the latest slot's nanos: times never go back
+	base    time.Time
 	locals  []netip.AddrPort         // by Local; locals[0] is the zero address
 	localIx map[netip.AddrPort]Local // the inverse of locals
-	bytes   []byte
-	wpos    uint64               // logical write position in bytes (grows forever)
-	wat     int                  // wpos within bytes
-	relay   [relayBuckets]bucket // relay summaries being counted, see relay.go
-	wake    chan struct{}        // closed at the next record; nil: nobody waits
-	done    chan struct{}        // closed by Close
+	relay   [relayBuckets]bucket     // relay summaries being counted, see relay.go
+	done    chan struct{}            // closed by Close
 	once    sync.Once
 }
 
@@ -331,14 +333,18 @@ func headerOf(p *faults.Packet, v *faults.Verdict) (h header) {
 	switch {
 	case p.IsSTUN():
 		h.kind, h.typ = STUN, binary.BigEndian.Uint16(p.Data)
+		switch p.Class() {
+		case faults.ClassRequest:
+			// Only requests carry USERNAME: answers and indications are
+			// not scanned for it (the scan is most of what a message
+			// costs here).
+			h.user, _ = p.Username()
+		case faults.ClassIndication:
+			m := p.Method()
+			h.relay = v.Action == nil && (m == faults.MethodSend || m == faults.MethodData)
+		}
 	case p.IsChannelData():
-		h.kind, h.typ = ChannelData, binary.BigEndian.Uint16(p.Data)
-	}
-	h.relay = v.Action == nil && (h.kind == ChannelData || h.kind == STUN && isRelayIndication(h.typ))
-	// Only requests carry USERNAME: answers and indications are not
-	// scanned for it (the scan is most of what a message costs here).
-	if h.kind == STUN && classOf(h.typ) == faults.ClassRequest {
-		h.user, _ = p.Username()
+		h.kind, h.typ, h.relay = ChannelData, binary.BigEndian.Uint16(p.Data), v.Action == nil
 	}
 	return h
 }
@@ -347,9 +353,6 @@ func headerOf(p *faults.Packet, v *faults.Verdict) (h header) {
 func (r *Ring) write(at Stamp, local Local, p *faults.Packet, v *faults.Verdict, sent []byte, h *header) uint64 {
 	nanos := max(int64(at), r.last)
 	r.last = nanos
-	if int(local) >= len(r.locals) {
-		local = 0
-	}
 	if h.relay {
 		r.summarize(local, p, h.kind, h.typ, nanos)
 		return 0
@@ -406,10 +409,11 @@ func (r *Ring) slot() *slot {
 
 // clientOf returns how a slot keeps a client's address.
 func clientOf(client netip.AddrPort) (addr [16]byte, port uint16, flags uint8) {
-	if a := client.Addr(); a.Is4() || a.Is4In6() {
+	a := client.Addr()
+	if a.Is4() || a.Is4In6() {
 		flags = flagClient4
 	}
-	return client.Addr().As16(), client.Port(), flags
+	return a.As16(), client.Port(), flags
 }
 
 // Local returns the name of addr in r, adding it when it is new (at most
@@ -438,7 +442,9 @@ func (r *Ring) message(i int, seq uint64) Message {
 		Seq: seq, Time: r.base.Add(time.Duration(m.nanos)), Transport: m.transport, Dir: m.dir,
 		Kind: m.kind, Size: int(m.size), Count: 1,
 		Client: netip.AddrPortFrom(addr(m.client, m.flags&flagClient4 != 0), m.cport),
-		Local:  r.locals[m.local],
+	}
+	if int(m.local) < len(r.locals) { // else another ring's Local
+		out.Local = r.locals[m.local]
 	}
 	switch m.kind {
 	case STUN:
