@@ -22,9 +22,11 @@ import (
 // every boundary of a range some instruction of the program matches (and
 // at '\n' and the word characters [0-9A-Za-z_], which the empty-width
 // assertions look at), and runs of runes that every instruction treats
-// alike are one class. ASCII bytes find their class in a table; other runes
-// by binary search. Input is decoded as Go's regexp decodes it: an invalid
-// UTF-8 byte is U+FFFD of width 1.
+// alike are one class. Bytes find their class in a table (ASCII runes,
+// and the bytes that can only be U+FFFD); other runes in a page table of
+// the BMP when the class runs are many (buildPages), else by binary
+// search. Input is decoded as Go's regexp decodes it: an invalid UTF-8
+// byte is U+FFFD of width 1.
 //
 // A state is the set of program threads waiting to read the next rune (the
 // start thread is in every set: the search may start at every position),
