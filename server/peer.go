@@ -26,11 +26,12 @@ type peerConn struct {
 	// and GET /trace (peerstats.go).
 	counts peerCounts
 	batch  *relayBatch // nil: one datagram per system call (see peerbatch.go)
+	out    *relayOut   // nil: writes go to PacketConn one by one
 }
 
 func newPeerConn(pc net.PacketConn, ic *interceptor, relay, reported netip.AddrPort) *peerConn {
 	c := &peerConn{PacketConn: pc, ic: ic, relay: relay, alloc: reported, ready: newWakeQueue(pc.SetReadDeadline), owner: new(delayOwner),
-		batch: newRelayBatch(pc)}
+		batch: newRelayBatch(pc), out: newRelayOut(pc, nil)}
 	ic.peers.open(c)
 	return c
 }
@@ -105,9 +106,29 @@ func (c *peerConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	v := c.decide(&pkt)
 	c.counts.add(faults.Out, v.Kind, len(p))
 	if v.Action == nil {
+		if c.out != nil {
+			return c.out.writeTo(p, addr, pkt.Client)
+		}
 		return c.PacketConn.WriteTo(p, addr)
 	}
 	return c.writeFired(pkt, v, p, addr)
+}
+
+// servedBy tells c the UDP listener loop that serves its allocation: pion
+// relays the client's datagrams to peers from that loop, so writes may wait
+// for the rest of its batch (relayOut). Call it before pion uses c.
+func (c *peerConn) servedBy(loop *packetConn) {
+	if c.out != nil && loop != nil {
+		c.out.loop = loop.batch
+	}
+}
+
+// writeNow sends p to the peer addr at once, after the queued writes.
+func (c *peerConn) writeNow(p []byte, addr net.Addr) (int, error) {
+	if c.out != nil {
+		c.out.flush()
+	}
+	return c.PacketConn.WriteTo(p, addr)
 }
 
 // writeFired applies v to the datagram p pion writes to a peer. pkt is a
@@ -117,7 +138,7 @@ func (c *peerConn) writeFired(pkt faults.Packet, v faults.Verdict, p []byte, add
 	out := &peerOut{c: c, addr: addr}
 	m := message{ic: c.ic, pkt: &pkt, v: v}
 	if !c.ic.apply(out, &m) && !out.sent {
-		return c.PacketConn.WriteTo(p, addr)
+		return c.writeNow(p, addr)
 	}
 	if out.err != nil {
 		return 0, out.err
@@ -168,7 +189,7 @@ type peerOut struct {
 
 func (u *peerOut) write(b []byte) {
 	u.sent = true
-	if _, err := u.c.PacketConn.WriteTo(b, u.addr); err != nil && u.err == nil {
+	if _, err := u.c.writeNow(b, u.addr); err != nil && u.err == nil {
 		u.err = err
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"net"
 	"net/netip"
+	"sync"
 )
 
 // relayBatchSize is how many datagrams from peers one recvmmsg reads from a
@@ -71,4 +72,102 @@ func (b *relayBatch) readFrom(p []byte) (int, net.Addr, netip.AddrPort, error) {
 	b.next, b.have = 1, have
 	n, ap := b.rd.received(0)
 	return n, b.addrs.get(ap), ap, nil
+}
+
+// relayOut is the write side of a relay socket beneath a peerConn (Linux,
+// a *net.UDPConn): datagrams pion's listener read loop relays to peers
+// while datagrams of its batch are still due to it wait here (at most
+// relayBatchSize), and go out in one sendmmsg when the loop has handled
+// its batch, before it reads again (udpBatch.flush), or when this queue is
+// full; a write when nothing more is due sends the queue and then itself.
+// So the datagrams of one relay keep their order, and none waits longer
+// than pion takes to handle one batch. Every write here honours the relay
+// guard: nothing goes to one of stunfault's own addresses.
+type relayOut struct {
+	guard *guardedRelayConn
+	loop  *udpBatch // the listener loop whose allocation this is; nil: never queue
+
+	mu     sync.Mutex
+	wr     *mmsgBatch
+	n      int
+	bufs   [relayBatchSize][]byte // the queued datagrams' bytes, reused
+	parked bool                   // in loop's list of queues to send
+}
+
+// newRelayOut returns the write side of relay, or nil when it has none.
+// loop may be nil.
+func newRelayOut(relay net.PacketConn, loop *udpBatch) *relayOut {
+	g, ok := relay.(*guardedRelayConn)
+	if !ok {
+		return nil
+	}
+	uc, ok := g.PacketConn.(*net.UDPConn)
+	if !ok {
+		return nil
+	}
+	wr, err := newMmsgBatch(uc)
+	if err != nil {
+		return nil
+	}
+	return &relayOut{guard: g, loop: loop, wr: wr}
+}
+
+// writeTo sends p to the peer addr (to as an AddrPort), or queues it while
+// the loop's batch has datagrams due.
+func (o *relayOut) writeTo(p []byte, addr net.Addr, to netip.AddrPort) (int, error) {
+	if own := o.guard.own(); own != nil && own.contains(to) {
+		return len(p), nil // as guardedRelayConn.WriteTo: never to ourselves
+	}
+	o.mu.Lock()
+	if o.loop != nil && o.loop.left.Load() > 0 {
+		if o.n == relayBatchSize {
+			o.flushLocked()
+		}
+		o.bufs[o.n] = append(o.bufs[o.n][:0], p...)
+		if o.wr.setOut(o.n, o.bufs[o.n], to) {
+			o.n++
+			park := !o.parked
+			o.parked = true
+			o.mu.Unlock()
+			if park {
+				o.loop.park(o)
+			}
+			return len(p), nil
+		}
+	}
+	if o.n > 0 {
+		o.flushLocked()
+	}
+	if !o.wr.setOut(0, p, to) {
+		o.mu.Unlock()
+		return o.guard.PacketConn.WriteTo(p, addr) // it says why it cannot
+	}
+	n, err := o.wr.send(0, 1)
+	o.wr.forget(0)
+	o.mu.Unlock()
+	if n == 1 {
+		return len(p), nil
+	}
+	return 0, err
+}
+
+// flush sends the queued datagrams.
+func (o *relayOut) flush() {
+	o.mu.Lock()
+	o.parked = false
+	if o.n > 0 {
+		o.flushLocked()
+	}
+	o.mu.Unlock()
+}
+
+func (o *relayOut) flushLocked() {
+	for i := 0; i < o.n; {
+		n, err := o.wr.send(i, o.n)
+		if err != nil {
+			n = max(n, 1) // lost, as a failed WriteTo's datagram; skip it
+		}
+		i += n
+	}
+	o.n = 0
 }

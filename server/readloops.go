@@ -99,6 +99,9 @@ func (g loopGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net.Pa
 	pc, addr, err := g.RelayAddressGenerator.AllocatePacketConn(c)
 	if err == nil {
 		g.allocs.claim(addr, g.loop)
+		if p, ok := pc.(*peerConn); ok {
+			p.servedBy(g.loop)
+		}
 	}
 	return pc, addr, err
 }

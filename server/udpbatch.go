@@ -41,6 +41,13 @@ type udpBatch struct {
 	left       atomic.Int32         // have - next, for the writers
 	addrs      addrCache
 
+	// Relays' queued writes to peers (peerbatch.go), sent with the
+	// answers: at most one entry per relay that wrote during the batch.
+	pmu    sync.Mutex
+	parked []*relayOut
+	spare  []*relayOut  // the reader's: parked's other array
+	nparks atomic.Int32 // len(parked): the reader skips the lock when 0
+
 	wmu    sync.Mutex
 	queued atomic.Int32 // nout: a writer skips the lock when 0
 	wr     *mmsgBatch
@@ -88,6 +95,7 @@ func (b *udpBatch) readFrom(p []byte) (int, net.Addr, netip.AddrPort, error) {
 		b.left.Store(int32(b.have - b.next))
 		return n, b.addrs.get(ap), ap, nil
 	}
+	b.flushPeers()
 	b.flush() // every answer to the batch is out before the read blocks
 	var have int
 	err := b.guard.retry(func() (err error) {
@@ -138,6 +146,32 @@ func (b *udpBatch) flush() {
 	b.wmu.Lock()
 	b.flushLocked()
 	b.wmu.Unlock()
+}
+
+// flushPeers sends the relays' queued writes to peers. Only the reader
+// calls it.
+func (b *udpBatch) flushPeers() {
+	if b.nparks.Load() == 0 {
+		return
+	}
+	b.pmu.Lock()
+	list := b.parked
+	b.parked = b.spare[:0] // writers park on the other array meanwhile
+	b.nparks.Store(0)
+	b.pmu.Unlock()
+	for i, o := range list {
+		o.flush()
+		list[i] = nil
+	}
+	b.spare = list[:0]
+}
+
+// park has flushPeers send o's queued writes.
+func (b *udpBatch) park(o *relayOut) {
+	b.pmu.Lock()
+	b.parked = append(b.parked, o)
+	b.nparks.Store(int32(len(b.parked)))
+	b.pmu.Unlock()
 }
 
 // writeTo sends p to addr at once, after the queued answers. to is addr as
