@@ -117,11 +117,22 @@ func errorCode(t *testing.T, m *stun.Message) int {
 // newSTUNClient returns a pion/stun client connected to srv over transport
 // with a 10 ms RTO, so a dropped request times out, after its
 // retransmissions, within about 300 ms. It is closed when the test ends.
+//
+// The client retransmits over TCP too (RFC 8489 says a client should not;
+// pion's does, and the drop tests count on it), so a slow run may get two
+// answers back to back. pion's stun.Client decodes whatever one Read
+// returns as one message, so over TCP it reads through pion's STUN framer
+// (stunStream): each Read is one whole answer, as on UDP.
 func newSTUNClient(t *testing.T, srv *server.Server, transport string) *stun.Client {
 	t.Helper()
-	conn, err := net.Dial(transport, turnAddr(t, srv, transport))
+	var conn stun.Connection
+	nc, err := net.Dial(transport, turnAddr(t, srv, transport))
 	if err != nil {
 		t.Fatal(err)
+	}
+	conn = nc
+	if transport == "tcp" {
+		conn = stunStream{turn.NewSTUNConn(nc)}
 	}
 	c, err := stun.NewClient(conn, stun.WithRTO(10*time.Millisecond))
 	if err != nil {
@@ -131,6 +142,18 @@ func newSTUNClient(t *testing.T, srv *server.Server, transport string) *stun.Cli
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// stunStream is a TCP connection framed by STUN and ChannelData lengths
+// (pion's turn.STUNConn) as the stun.Connection of a stun.Client: one Read
+// returns one whole message.
+type stunStream struct{ *turn.STUNConn }
+
+func (s stunStream) Read(p []byte) (int, error) {
+	n, _, err := s.ReadFrom(p)
+	return n, err
+}
+
+func (s stunStream) Write(p []byte) (int, error) { return s.WriteTo(p, nil) }
 
 // stunBinding performs one Binding transaction with c and returns a copy of
 // the response, or the transaction's error.
