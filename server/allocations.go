@@ -28,10 +28,12 @@ import (
 // and pion's answer to it is swallowed on the way out. pion then deletes
 // the allocation (its relay socket closes, data stops) and reports it.
 //
-// pion answers a Refresh for a 5-tuple with no allocation with nothing at
-// all (it logs "no allocation found"); RFC 8656 §7.3 says 437, and a client
-// whose allocation timed out gets 437 from coturn. So the interceptor
-// answers such a Refresh 437 itself, from the same table.
+// pion answers a Refresh, CreatePermission or ChannelBind for a 5-tuple
+// with no allocation with nothing at all (it logs "no allocation found");
+// RFC 8656 §7.3, §9.2 and §11.2 say 437, and a client whose allocation
+// timed out gets 437 from coturn. So the interceptor answers such a
+// request 437 itself, from the same table: a client learns at once, not
+// after its retransmissions run out.
 
 // maxAllocUsers bounds the usernames remembered for 5-tuples that
 // authenticated an Allocate but have no allocation (yet).
@@ -473,16 +475,22 @@ func (s *Server) ExpireAllocations(ctx context.Context, sel control.AllocationSe
 var (
 	// swallowAction drops pion's answer to an injected Refresh.
 	swallowAction = &faults.Action{Type: "drop"}
-	// mismatchAction answers a Refresh for a client with no allocation.
+	// mismatchAction answers a Refresh, CreatePermission or ChannelBind
+	// from a client with no allocation.
 	mismatchAction = &faults.Action{Type: "error", Code: 437, Reason: "Allocation Mismatch", Integrity: "auto"}
 )
 
-// mismatch reports whether p is a signed Refresh request from a client with
-// no allocation: pion would not answer it at all.
+// mismatch reports whether p is a signed Refresh, CreatePermission or
+// ChannelBind request from a client with no allocation: pion would not
+// answer it at all.
 func (t *allocTable) mismatch(p *faults.Packet) bool {
-	if t == nil || p.Dir != faults.In || p.Leg != faults.ClientLeg || !p.IsSTUN() || p.Method() != faults.MethodRefresh ||
+	if t == nil || p.Dir != faults.In || p.Leg != faults.ClientLeg || !p.IsSTUN() ||
 		p.Class() != faults.ClassRequest || !p.HasIntegrity() {
 		return false // an unsigned one gets pion's 401 first, as RFC 8656 orders it
 	}
-	return !t.has(p)
+	switch p.Method() {
+	case faults.MethodRefresh, faults.MethodCreatePermission, faults.MethodChannelBind:
+		return !t.has(p)
+	}
+	return false
 }

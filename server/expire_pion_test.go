@@ -1,0 +1,180 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/logging"
+	"github.com/pion/stun/v4"
+	"github.com/pion/turn/v5"
+
+	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server"
+	"github.com/stunfault/stunfault/server/control"
+	"github.com/stunfault/stunfault/server/trace"
+)
+
+// logLines is an io.Writer keeping what a pion logger wrote, line by line.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for line := range strings.SplitSeq(string(bytes.TrimRight(p, "\n")), "\n") {
+		l.lines = append(l.lines, line)
+	}
+	return len(p), nil
+}
+
+// containing returns the lines written so far that contain s.
+func (l *logLines) containing(s string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// waitRecords waits, on the trace, until at least n messages satisfy ok,
+// for at most waitTimeout, and returns them.
+func waitRecords(t *testing.T, srv *server.Server, what string, n int, ok func(trace.Record) bool) []trace.Record {
+	t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		changed := srv.Trace().Changed()
+		var got []trace.Record
+		for _, r := range srv.TraceSince(0, 0).Messages {
+			if ok(r) {
+				got = append(got, r)
+			}
+		}
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("waiting for %d %s in the trace: %d so far", n, what, len(got))
+		}
+	}
+}
+
+// "The allocation expires mid-call, the client refreshes and gets 437, and
+// reallocates", played by a pion TURN client over UDP and TCP. With
+// [relay].allocation_lifetime = 2s pion's own refresh timer (lifetime / 2)
+// sends a Refresh every second, so the test drives no Refresh itself: it
+// waits, on the trace, for the ones pion sends.
+//
+// What pion v5.1.3 reports: nothing for the Refresh (its refreshAllocation
+// returns nil for any error response but 438, so it neither logs a warning
+// nor stops its timer), a *stun.TurnError 437 from CreatePermission. Its
+// relayed conn stays open; closing it and calling Allocate again on the
+// same client (the same 5-tuple) gets a new relay that carries data.
+func TestPionClientReallocatesAfterExpiry(t *testing.T) {
+	t.Parallel()
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig()
+			cfg.Relay.AllocationLifetime = faults.Duration(2 * time.Second)
+			srv := startServer(t, &cfg)
+			c := dialControl(t, srv.ControlURL())
+			ctx := context.Background()
+
+			logs := &logLines{}
+			lf := logging.NewDefaultLoggerFactory()
+			lf.Writer, lf.DefaultLogLevel = logs, logging.LogLevelDebug
+			addr := turnAddr(t, srv, transport)
+			pc, err := turn.NewClient(&turn.ClientConfig{
+				STUNServerAddr: addr, TURNServerAddr: addr, Username: "user", Password: "pass",
+				Realm: srv.Config().Server.Realm, Conn: dialClientConn(t, srv, transport),
+				RTO: 100 * time.Millisecond, LoggerFactory: lf,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pc.Listen(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(pc.Close)
+
+			peer := listenPeer(t, "127.0.0.1")
+			relay, err := pc.Allocate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			relayed := func(relay net.PacketConn, what string) {
+				t.Helper()
+				if err := pc.CreatePermission(peer.LocalAddr()); err != nil {
+					t.Fatalf("%s: CreatePermission: %v", what, err)
+				}
+				if _, err := relay.WriteTo([]byte("to "+what), peer.LocalAddr()); err != nil {
+					t.Fatal(err)
+				}
+				recvFrom(t, peer, "to "+what, relay.LocalAddr())
+				if _, err := peer.WriteTo([]byte("from "+what), relay.LocalAddr()); err != nil {
+					t.Fatal(err)
+				}
+				recvFrom(t, relay, "from "+what, peer.LocalAddr())
+			}
+			relayed(relay, "first relay")
+			list := srv.Allocations()
+			if len(list) != 1 {
+				t.Fatalf("allocations: %+v, want 1", list)
+			}
+			client := list[0].Client
+
+			// pion's timer keeps the allocation: its Refreshes succeed.
+			refreshes := func(code int) func(trace.Record) bool {
+				return func(r trace.Record) bool {
+					return r.Dir == faults.In && r.Method == faults.MethodRefresh && r.Client == client &&
+						r.Transport.String() == transport && int(r.Decision.Code) == code
+				}
+			}
+			waitRecords(t, srv, "Refresh successes from pion's timer", 1, refreshes(0))
+
+			gone, err := c.ExpireAllocations(ctx, control.AllocationSelector{Client: client.String()})
+			if err != nil || len(gone) != 1 {
+				t.Fatalf("allocations.expire = %+v, %v; want the pion client's", gone, err)
+			}
+			// Two Refreshes answered 437: the timer ran its handler for the
+			// first to the end (it runs them one after another) and sent
+			// another, the allocation's refresh still scheduled.
+			waitRecords(t, srv, "Refreshes from pion's timer answered 437", 2, refreshes(437))
+			if w := logs.containing("Failed to refresh allocation"); len(w) != 0 {
+				t.Errorf("pion logged %q: the README says it reports nothing for a 437 on Refresh", w)
+			}
+			var te *stun.TurnError
+			if err := pc.CreatePermission(peer.LocalAddr()); !errors.As(err, &te) || te.ErrorCodeAttr.Code != stun.CodeAllocMismatch {
+				t.Fatalf("CreatePermission after the expiry: %v, want a *stun.TurnError 437", err)
+			}
+
+			// The client reallocates on the same socket.
+			if err := relay.Close(); err != nil {
+				t.Fatalf("closing the expired relay: %v", err)
+			}
+			again, err := pc.Allocate()
+			if err != nil {
+				t.Fatalf("Allocate after the expiry: %v, want a new relay", err)
+			}
+			defer again.Close()
+			relayed(again, "second relay")
+			if l := srv.Allocations(); len(l) != 1 || l[0].Client != client || l[0].Relay.String() != again.LocalAddr().String() {
+				t.Errorf("after reallocating: %+v, want one allocation of %s on relay %s", l, client, again.LocalAddr())
+			}
+		})
+	}
+}
