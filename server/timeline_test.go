@@ -6,17 +6,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/stun/v4"
+	"github.com/pion/turn/v5"
+
 	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server"
 	"github.com/stunfault/stunfault/server/control"
 )
 
-// "10 s outage then recovery", played by a real client's Binding requests
-// on a manual clock: the scenario is activated over the control socket and
-// each step change arrives as a step event, with no sleeping.
+// "10 s outage then recovery", played by a real client, pion's stun.Client
+// over UDP and TCP, on a manual clock: the scenario is activated over the
+// control socket and each step change arrives as a step event, with no
+// sleeping. What pion's client reports: a Binding error response with
+// ERROR-CODE 403 during the outage (not a transaction error), a success
+// before and after.
 func TestTimedScenarioOutageThenRecovery(t *testing.T) {
 	t.Parallel()
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			testOutageThenRecovery(t, transport)
+		})
+	}
+}
+
+func testOutageThenRecovery(t *testing.T, transport string) {
 	clk := faults.NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	cfg := testConfig()
 	cfg.Scenarios = map[string]config.Scenario{
@@ -38,11 +53,21 @@ func TestTimedScenarioOutageThenRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	conn, err := net.Dial("udp", srv.STUNAddr().String())
+	// A 1 s RTO: no retransmission reaches the rule twice (the journal
+	// counts each firing), and the manual clock does not drive pion's.
+	nc, err := net.Dial(transport, turnAddr(t, srv, transport))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	var conn stun.Connection = nc
+	if transport == "tcp" {
+		conn = stunStream{turn.NewSTUNConn(nc)} // one Read, one message (helpers_test.go)
+	}
+	client, err := stun.NewClient(conn, stun.WithRTO(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
 	step := func(want int) {
 		t.Helper()
 		for ev := range sub.C {
@@ -58,7 +83,11 @@ func TestTimedScenarioOutageThenRecovery(t *testing.T) {
 	}
 	binding := func(when string, want int) {
 		t.Helper()
-		if got := bindingOutcome(t, conn); got != want {
+		m, err := stunBinding(t, client)
+		if err != nil {
+			t.Fatalf("%s: Binding: %v, want an answer", when, err)
+		}
+		if got := errorCode(t, m); got != want {
 			t.Fatalf("%s: Binding got code %d, want %d", when, got, want)
 		}
 	}
