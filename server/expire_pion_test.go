@@ -178,3 +178,55 @@ func TestPionClientReallocatesAfterExpiry(t *testing.T) {
 		})
 	}
 }
+
+// nonces.rotate against a pion TURN client: its next signed request, a
+// CreatePermission, gets 438 with a fresh NONCE. pion v5.1.3 takes the
+// nonce and returns "try again" from Client.CreatePermission without
+// retrying; the caller's retry, signed with the new nonce, succeeds, and
+// so do the client's requests after it (pion's refresh timer's Refresh).
+func TestPionClientAfterNonceRotation(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Relay.AllocationLifetime = faults.Duration(2 * time.Second) // pion refreshes every second
+	srv := startServer(t, &cfg)
+	c := dialControl(t, srv.ControlURL())
+	pc := newTURNClient(t, srv, "udp", "user", "pass")
+	relay, err := pc.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	peer := listenPeer(t, "127.0.0.1")
+	if n, err := c.RotateNonces(context.Background()); err != nil || n != 1 {
+		t.Fatalf("nonces.rotate = %d, %v; want rotation 1", n, err)
+	}
+	// pion's timer may sign a Refresh first: then that one gets the 438
+	// (pion retries a Refresh's 438 itself) and CreatePermission passes.
+	first := pc.CreatePermission(peer.LocalAddr())
+	if first != nil && first.Error() != "try again" {
+		t.Fatalf("first CreatePermission after the rotation: %v, want pion's \"try again\" for a 438", first)
+	}
+	if first != nil {
+		if err := pc.CreatePermission(peer.LocalAddr()); err != nil {
+			t.Fatalf("CreatePermission retried with the fresh nonce: %v, want success", err)
+		}
+	}
+	client := srv.Allocations()[0].Client
+	stale := waitRecords(t, srv, "signed requests answered 438", 1, func(r trace.Record) bool {
+		return r.Dir == faults.In && r.Client == client && r.Decision.Code == 438
+	})
+	if first == nil && stale[0].Method != faults.MethodRefresh {
+		t.Errorf("CreatePermission passed, but the 438 went to a %v, want pion's Refresh", stale[0].Method)
+	}
+	// pion's next Refreshes, on its timer, are signed with the new nonce.
+	waitRecords(t, srv, "Refresh successes after the 438", 1, func(r trace.Record) bool {
+		return r.Dir == faults.In && r.Client == client && r.Method == faults.MethodRefresh && r.Seq > stale[0].Seq && r.Decision.Code == 0
+	})
+	if _, err := relay.WriteTo([]byte("after rotation"), peer.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	recvFrom(t, peer, "after rotation", relay.LocalAddr())
+	if n := len(waitRecords(t, srv, "438s", 1, func(r trace.Record) bool { return r.Decision.Code == 438 })); n != 1 {
+		t.Errorf("%d requests answered 438, want 1: only the first signed request after the rotation", n)
+	}
+}
