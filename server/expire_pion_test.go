@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -228,5 +229,38 @@ func TestPionClientAfterNonceRotation(t *testing.T) {
 	recvFrom(t, peer, "after rotation", relay.LocalAddr())
 	if n := len(waitRecords(t, srv, "438s", 1, func(r trace.Record) bool { return r.Decision.Code == 438 })); n != 1 {
 		t.Errorf("%d requests answered 438, want 1: only the first signed request after the rotation", n)
+	}
+}
+
+// connections.close against a pion TURN client over TCP: the allocation
+// leaves the list; the client's next transaction fails at its first
+// retransmission ("failed to retransmit transaction": the write into the
+// closed connection fails), and its relayed conn's writes fail with the
+// connection's error (broken pipe, or reset).
+func TestPionClientConnectionClosed(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	c := dialControl(t, srv.ControlURL())
+	pc := newTURNClient(t, srv, "tcp", "user", "pass")
+	relay, err := pc.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	list := srv.Allocations()
+	if len(list) != 1 {
+		t.Fatalf("allocations: %+v, want 1", list)
+	}
+	if err := c.CloseConnection(context.Background(), list[0].Client.String()); err != nil {
+		t.Fatal(err)
+	}
+	waitAllocations(t, srv, "no allocations", func(l []control.Allocation) bool { return len(l) == 0 })
+	peer := listenPeer(t, "127.0.0.1")
+	var te *stun.TurnError
+	if err := pc.CreatePermission(peer.LocalAddr()); err == nil || errors.As(err, &te) {
+		t.Fatalf("CreatePermission after connections.close: %v, want a transaction failure", err)
+	}
+	if _, err := relay.WriteTo([]byte("after close"), peer.LocalAddr()); !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("relayed write after connections.close: %v, want broken pipe or connection reset", err)
 	}
 }
