@@ -264,3 +264,76 @@ func TestPionClientConnectionClosed(t *testing.T) {
 		t.Errorf("relayed write after connections.close: %v, want broken pipe or connection reset", err)
 	}
 }
+
+// channels.expire against a pion TURN client: pion reports nothing. Its
+// data to the peer, still sent as ChannelData on the number it bound, is
+// dropped (pion binds again only on a write 5 minutes after binding, an
+// interval its ClientConfig cannot shorten), while the peer's data reaches
+// it as Data indications, which its relayed conn reads as before.
+func TestPionClientAfterChannelExpiry(t *testing.T) {
+	t.Parallel()
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, nil)
+			c := dialControl(t, srv.ControlURL())
+			pc := newTURNClient(t, srv, transport, "user", "pass")
+			relay, err := pc.Allocate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer relay.Close()
+			lost, marker := listenPeer(t, "127.0.0.1"), listenPeer(t, "127.0.0.2")
+			if err := pc.CreatePermission(lost.LocalAddr(), marker.LocalAddr()); err != nil {
+				t.Fatal(err)
+			}
+			send := func(to net.PacketConn, what string) {
+				t.Helper()
+				if _, err := relay.WriteTo([]byte(what), to.LocalAddr()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			send(lost, "bind lost")
+			recvFrom(t, lost, "bind lost", relay.LocalAddr())
+			send(marker, "bind marker")
+			recvFrom(t, marker, "bind marker", relay.LocalAddr())
+			waitAllocations(t, srv, "two channels", func(l []control.Allocation) bool { return len(l) == 1 && len(l[0].Channels) == 2 })
+			// The peers' data comes after the ChannelBind successes on the
+			// same socket: once it is read, pion has had them.
+			for _, p := range []net.PacketConn{lost, marker} {
+				if _, err := p.WriteTo([]byte("bound"), relay.LocalAddr()); err != nil {
+					t.Fatal(err)
+				}
+				recvFrom(t, relay, "bound", p.LocalAddr())
+			}
+			channels, ok := relay.(interface {
+				FindChannelNumberByAddr(net.Addr) (uint16, bool)
+				IsChannelActive(uint16) bool
+			})
+			if !ok {
+				t.Fatalf("pion's relayed conn is a %T, without its channel methods", relay)
+			}
+			number, ok := channels.FindChannelNumberByAddr(lost.LocalAddr())
+			if !ok || !channels.IsChannelActive(number) {
+				t.Fatalf("pion's channel to %s: %#x, active %v; want it bound", lost.LocalAddr(), number, ok && channels.IsChannelActive(number))
+			}
+			got, err := c.ExpireChannels(context.Background(), control.ChannelSelector{
+				AllocationSelector: control.AllocationSelector{Username: "user"}, Channel: number})
+			if err != nil || len(got) != 1 {
+				t.Fatalf("channels.expire %#x = %+v, %v; want the lost peer's channel", number, got, err)
+			}
+
+			send(lost, "after expiry")
+			send(marker, "marker")
+			recvFrom(t, marker, "marker", relay.LocalAddr())
+			nothingMore(t, lost)
+			if _, err := lost.WriteTo([]byte("from lost"), relay.LocalAddr()); err != nil {
+				t.Fatal(err)
+			}
+			recvFrom(t, relay, "from lost", lost.LocalAddr())
+			if !channels.IsChannelActive(number) {
+				t.Errorf("pion marked channel %#x inactive; the README says it notices nothing", number)
+			}
+		})
+	}
+}
