@@ -232,36 +232,60 @@ func TestPionClientAfterNonceRotation(t *testing.T) {
 	}
 }
 
-// connections.close against a pion TURN client over TCP: the allocation
-// leaves the list; the client's next transaction fails at its first
-// retransmission ("failed to retransmit transaction": the write into the
-// closed connection fails), and its relayed conn's writes fail with the
-// connection's error (broken pipe, or reset).
+// connections.close against a pion TURN client over TCP and TLS: the
+// allocation leaves the list; the client's next transaction fails at its
+// first retransmission ("failed to retransmit transaction": the write into
+// the closed connection fails), and its relayed conn's writes fail with
+// the connection's error (broken pipe, or reset).
 func TestPionClientConnectionClosed(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, nil)
-	c := dialControl(t, srv.ControlURL())
-	pc := newTURNClient(t, srv, "tcp", "user", "pass")
-	relay, err := pc.Allocate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
-	list := srv.Allocations()
-	if len(list) != 1 {
-		t.Fatalf("allocations: %+v, want 1", list)
-	}
-	if err := c.CloseConnection(context.Background(), list[0].Client.String()); err != nil {
-		t.Fatal(err)
-	}
-	waitAllocations(t, srv, "no allocations", func(l []control.Allocation) bool { return len(l) == 0 })
-	peer := listenPeer(t, "127.0.0.1")
-	var te *stun.TurnError
-	if err := pc.CreatePermission(peer.LocalAddr()); err == nil || errors.As(err, &te) {
-		t.Fatalf("CreatePermission after connections.close: %v, want a transaction failure", err)
-	}
-	if _, err := relay.WriteTo([]byte("after close"), peer.LocalAddr()); !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("relayed write after connections.close: %v, want broken pipe or connection reset", err)
+	for _, transport := range []string{"tcp", "tls"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			cfg := tlsConfig()
+			srv := startServer(t, &cfg)
+			c := dialControl(t, srv.ControlURL())
+			var pc *turn.Client
+			if transport == "tcp" {
+				pc = newTURNClient(t, srv, "tcp", "user", "pass")
+			} else {
+				addr := tlsListener(t, srv).Addr.String()
+				var err error
+				pc, err = turn.NewClient(&turn.ClientConfig{
+					STUNServerAddr: addr, TURNServerAddr: addr, Username: "user", Password: "pass",
+					Realm: srv.Config().Server.Realm, Conn: turn.NewSTUNConn(dialTLS(t, srv)), RTO: 100 * time.Millisecond,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := pc.Listen(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(pc.Close)
+			}
+			relay, err := pc.Allocate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer relay.Close()
+			list := srv.Allocations()
+			if len(list) != 1 {
+				t.Fatalf("allocations: %+v, want 1", list)
+			}
+			if err := c.CloseConnection(context.Background(), list[0].Client.String()); err != nil {
+				t.Fatal(err)
+			}
+			waitAllocations(t, srv, "no allocations", func(l []control.Allocation) bool { return len(l) == 0 })
+			peer := listenPeer(t, "127.0.0.1")
+			var te *stun.TurnError
+			err = pc.CreatePermission(peer.LocalAddr())
+			if err == nil || errors.As(err, &te) {
+				t.Fatalf("CreatePermission after connections.close: %v, want a transaction failure", err)
+			}
+			if _, err := relay.WriteTo([]byte("after close"), peer.LocalAddr()); !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("relayed write after connections.close: %v, want broken pipe or connection reset", err)
+			}
+		})
 	}
 }
 
