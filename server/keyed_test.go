@@ -7,6 +7,7 @@ import (
 
 	"github.com/pion/stun/v4"
 
+	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/faults"
 )
 
@@ -58,5 +59,41 @@ func TestKeyedMachineTwoClientsRacing(t *testing.T) {
 	j := srv.Faults().Journal()
 	if n401, n486 := j.Count(faults.Query{Rule: "first-401"}), j.Count(faults.Query{Rule: "second-486"}); n401 != 3 || n486 != 3 {
 		t.Errorf("journal: first-401 fired %d times, second-486 %d; want 3 each (one per client)", n401, n486)
+	}
+}
+
+// With machine_key = "username" the state is each user's, whichever of its
+// clients sends: pion clients of one user share it (the first user's
+// first Allocate gets 486, its second client's succeeds), another user's
+// starts over (bob's first Allocate gets 486 too).
+func TestKeyedMachineByUsername(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Users = append(cfg.Users, config.User{Name: "bob", Password: "bpw"})
+	cfg.Rules = []faults.Rule{{ID: "first-486", Machine: "alloc", MachineKey: "username", RequiresState: "started", SetsState: "done",
+		Match: faults.Match{Methods: []string{"allocate"}, Classes: []string{"request"}}, Action: faults.Action{Type: "error", Code: 486}}}
+	srv := startServer(t, &cfg)
+	for _, tt := range []struct {
+		name, user, pass, transport string
+		want                        int
+	}{
+		{"user's first client", "user", "pass", "udp", 486},
+		{"user's second client", "user", "pass", "tcp", 0},
+		{"bob's client", "bob", "bpw", "udp", 486},
+	} {
+		relay, err := newTURNClient(t, srv, tt.transport, tt.user, tt.pass).Allocate()
+		var te *stun.TurnError
+		switch {
+		case err == nil && tt.want == 0:
+			relay.Close()
+		case err == nil:
+			relay.Close()
+			t.Errorf("%s: Allocate succeeded, want %d", tt.name, tt.want)
+		case !errors.As(err, &te) || int(te.ErrorCodeAttr.Code) != tt.want:
+			t.Errorf("%s: Allocate: %v, want code %d", tt.name, err, tt.want)
+		}
+	}
+	if n := srv.Faults().Journal().Count(faults.Query{Rule: "first-486"}); n != 2 {
+		t.Errorf("journal: first-486 fired %d times, want 2 (once per user)", n)
 	}
 }
