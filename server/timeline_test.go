@@ -16,23 +16,31 @@ import (
 )
 
 // "10 s outage then recovery", played by a real client, pion's stun.Client
-// over UDP and TCP, on a manual clock: the scenario is activated over the
+// over UDP and TCP, on a manual clock moved by Go (ManualClock.Advance) or
+// over the control socket (clock.advance on [server] clock = "manual", as
+// a test in another language would): the scenario is activated over the
 // control socket and each step change arrives as a step event, with no
 // sleeping. What pion's client reports: a Binding error response with
 // ERROR-CODE 403 during the outage (not a transaction error), a success
 // before and after.
 func TestTimedScenarioOutageThenRecovery(t *testing.T) {
 	t.Parallel()
-	for _, transport := range []string{"udp", "tcp"} {
-		t.Run(transport, func(t *testing.T) {
+	for _, tt := range []struct {
+		transport string
+		control   bool // clock.advance, not ManualClock.Advance
+	}{{"udp", false}, {"tcp", false}, {"udp", true}} {
+		name := tt.transport
+		if tt.control {
+			name += "/clock.advance"
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			testOutageThenRecovery(t, transport)
+			testOutageThenRecovery(t, tt.transport, tt.control)
 		})
 	}
 }
 
-func testOutageThenRecovery(t *testing.T, transport string) {
-	clk := faults.NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+func testOutageThenRecovery(t *testing.T, transport string, viaControl bool) {
 	cfg := testConfig()
 	cfg.Scenarios = map[string]config.Scenario{
 		"outage": {
@@ -45,9 +53,25 @@ func testOutageThenRecovery(t *testing.T, transport string) {
 			},
 		},
 	}
-	srv := startServer(t, &cfg, server.WithClock(clk))
+	var opts []server.Option
+	if viaControl {
+		cfg.Server.Clock = "manual"
+	} else {
+		opts = append(opts, server.WithClock(faults.NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))))
+	}
+	srv := startServer(t, &cfg, opts...)
 	c := dialControl(t, srv.ControlURL())
 	ctx := context.Background()
+	advance := func(d time.Duration) {
+		t.Helper()
+		if !viaControl {
+			srv.Clock().(*faults.ManualClock).Advance(d)
+			return
+		}
+		if _, err := c.AdvanceClock(ctx, d); err != nil {
+			t.Fatalf("clock.advance %v: %v", d, err)
+		}
+	}
 	sub, err := c.Subscribe(ctx, control.SubscribeRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -101,12 +125,12 @@ func testOutageThenRecovery(t *testing.T, transport string) {
 	if err != nil || sc.Step == nil || sc.Step.Index != 0 || sc.Step.NextIn.D() != 5*time.Second {
 		t.Fatalf("scenarios.list = %+v (step %+v), %v; want step 0, next in 5s", sc, sc.Step, err)
 	}
-	clk.Advance(5 * time.Second)
+	advance(5 * time.Second)
 	step(1)
 	binding("at 5s", 403)
-	clk.Advance(9 * time.Second)
+	advance(9 * time.Second)
 	binding("at 14s", 403)
-	clk.Advance(time.Second)
+	advance(time.Second)
 	step(2)
 	binding("at 15s, recovered", 0)
 	if n := srv.Faults().Journal().Count(faults.Query{Rule: "outage-403"}); n != 2 {
