@@ -1,6 +1,8 @@
 package config
 
 import (
+	"runtime"
+
 	"github.com/stunfault/stunfault/faults"
 )
 
@@ -62,10 +64,7 @@ type Server struct {
 	// ReadLoops is how many sockets each udp listener opens on its address
 	// (SO_REUSEPORT, Linux only; one elsewhere), each with its own pion
 	// read loop: the kernel hands each client's datagrams to one of them.
-	// 0 means one ([Server.UDPReadLoops]); at most [MaxReadLoops]. More
-	// than one breaks RFC 8656 EVEN-PORT / RESERVATION-TOKEN pairs whose
-	// two Allocates the kernel hands to different loops (each loop's pion
-	// keeps its own reservations): the second gets 508.
+	// 0 means one per CPU ([Server.UDPReadLoops]); at most [MaxReadLoops].
 	ReadLoops int `toml:"read_loops"`
 }
 
@@ -74,13 +73,13 @@ type Server struct {
 const MaxReadLoops = 64
 
 // UDPReadLoops is the number of read loops (sockets) per udp listener that
-// ReadLoops asks for: itself, or, when 0, one. Several are opt-in: see
-// [Server.ReadLoops] for what they break.
+// ReadLoops asks for: itself, or, when 0, runtime.NumCPU() (at most
+// MaxReadLoops).
 func (s Server) UDPReadLoops() int {
 	if s.ReadLoops > 0 {
 		return s.ReadLoops
 	}
-	return 1
+	return min(max(runtime.NumCPU(), 1), MaxReadLoops)
 }
 
 // The values of [Server.Clock].

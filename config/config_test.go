@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -250,11 +251,11 @@ func TestParseErrors(t *testing.T) {
 		{"read loops out of range", doc(
 			`[server]`,
 			`read_loops = 65`,
-		), []at{{2, "server.read_loops"}}, "must be from 0 (one) to 64, got 65"},
+		), []at{{2, "server.read_loops"}}, "must be from 0 (one per CPU) to 64, got 65"},
 		{"negative read loops", doc(
 			`[server]`,
 			`read_loops = -1`,
-		), []at{{2, "server.read_loops"}}, "must be from 0 (one) to 64, got -1"},
+		), []at{{2, "server.read_loops"}}, "must be from 0 (one per CPU) to 64, got -1"},
 		{"duplicate user", doc(
 			`[[users]]`,
 			`name = "alice"`,
@@ -1049,17 +1050,17 @@ func TestListenOnFreePorts(t *testing.T) {
 	}
 }
 
-// read_loops = 0, the default, is one read loop (several break EVEN-PORT /
-// RESERVATION-TOKEN pairs); any other value is itself.
+// read_loops = 0, the default, is one read loop per CPU (at most 64); any
+// other value is itself.
 func TestUDPReadLoops(t *testing.T) {
 	tests := []struct{ set, want int }{
-		{0, 1},
+		{0, min(runtime.NumCPU(), MaxReadLoops)},
 		{1, 1},
 		{3, 3},
 		{MaxReadLoops, MaxReadLoops},
 	}
 	if d := Default().Server.ReadLoops; d != 0 {
-		t.Errorf("default read_loops = %d, want 0 (one)", d)
+		t.Errorf("default read_loops = %d, want 0 (one per CPU)", d)
 	}
 	for _, tt := range tests {
 		if got := (Server{ReadLoops: tt.set}).UDPReadLoops(); got != tt.want {

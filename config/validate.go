@@ -71,7 +71,7 @@ func (c *Config) validate() (Errors, map[*Error]string) {
 	}
 
 	if n := c.Server.ReadLoops; n < 0 || n > MaxReadLoops {
-		v.add("server.read_loops", "must be from 0 (one) to %d, got %d", MaxReadLoops, n)
+		v.add("server.read_loops", "must be from 0 (one per CPU) to %d, got %d", MaxReadLoops, n)
 	}
 
 	v.limits(c)

@@ -244,6 +244,9 @@ func (t *allocTable) deleted(src, dst net.Addr) {
 		if t.byUser[r.username]--; t.byUser[r.username] <= 0 {
 			delete(t.byUser, r.username)
 		}
+		if r.loop != nil && r.loop.steer != nil {
+			r.loop.steer.drop(r.client) // see steer.go
+		}
 	}
 }
 
@@ -264,6 +267,13 @@ func (t *allocTable) has(p *faults.Packet) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.clients[packetKey(p)]) > 0
+}
+
+// hasUDP reports whether the UDP client has an allocation on any listener.
+func (t *allocTable) hasUDP(client netip.AddrPort) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.clients[rotKey{faults.UDP, client}]) > 0
 }
 
 // UserAllocations returns username's live allocations (faults.AllocationCounter).

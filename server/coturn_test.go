@@ -183,7 +183,11 @@ func TestCoturnUclientRelaysWithoutLoss(t *testing.T) {
 // TestCoturnUclientRelaysWithoutLossOnReadLoops relays thousands of
 // messages of several allocations through a udp listener served by two
 // read loops: every client's datagrams reach one socket, its allocation
-// lives in that socket's pion manager, and nothing is lost.
+// lives in that socket's pion manager, and nothing is lost. Without -c,
+// uclient also allocates an RTCP relay from a second socket with the
+// RESERVATION-TOKEN of its RTP one (EVEN-PORT), which the kernel may hand
+// to the other loop: it is steered to the loop that holds the reservation
+// (steer.go) instead of getting 508.
 //
 // Every message uclient reported lost was a datagram the kernel dropped
 // from a full receive buffer (/proc/net/udp's drops), never one sent to
@@ -202,14 +206,25 @@ func TestCoturnUclientRelaysWithoutLossOnReadLoops(t *testing.T) {
 	peerPort := startEchoPeer(t)
 	const clients, messages = 4, 2000
 	a := srv.TURNAddr("udp")
-	out := runTool(t, "turnutils_uclient",
-		"-c", // no RTCP companion allocation
-		"-m", strconv.Itoa(clients), "-n", strconv.Itoa(messages),
-		"-z", "5", // a message every 5 ms per client: 8000 in about 10 s
-		"-p", strconv.Itoa(int(a.Port())),
-		"-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
-		"-u", "user", "-w", "pass",
-		a.Addr().String())
-	checkUclient(t, out, clients*messages)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"rtp", []string{"-c"}}, // no RTCP companion allocation
+		{"rtp+rtcp", nil},       // EVEN-PORT, then RESERVATION-TOKEN
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append(tt.args,
+				"-m", strconv.Itoa(clients), "-n", strconv.Itoa(messages),
+				"-z", "5", // a message every 5 ms per client: 8000 in about 10 s
+				"-p", strconv.Itoa(int(a.Port())),
+				"-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
+				"-u", "user", "-w", "pass",
+				a.Addr().String())
+			out := runTool(t, "turnutils_uclient", args...)
+			checkUclient(t, out, clients*messages)
+		})
+	}
 	t.Logf("read loops: %+v", udpLoops(t, srv))
 }

@@ -15,7 +15,7 @@ import (
 
 // testConfig is the embedded default moved onto free loopback ports, with
 // two read loops per udp listener whatever the machine's CPUs (the default
-// is one), so every test runs on several.
+// is one per CPU), so every test runs on several.
 func testConfig() config.Config {
 	cfg := config.Default()
 	cfg.Server.ReadLoops = 2

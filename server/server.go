@@ -247,6 +247,10 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 	for _, group := range socks.packetConns {
 		lis := Listener{Transport: "udp", Addr: addrPort(group[0].LocalAddr()), ReadLoops: len(group)}
 		ul := udpListener{lis: lis}
+		var st *steering
+		if len(group) > 1 {
+			st = newSteering()
+		}
 		for i, pc := range group {
 			g := newUDPGuard(pc, lis, s.log.With("component", "udp", "loop", i))
 			s.guarded = append(s.guarded, g)
@@ -255,6 +259,7 @@ func (s *Server) startTURN(socks *boundSockets) (*turn.Server, error) {
 				return nil, err
 			}
 			wrapped := newPacketConn(g, s.ic, &s.loops)
+			wrapped.steer = st
 			ul.loops = append(ul.loops, wrapped)
 			pcs = append(pcs, turn.PacketConnConfig{
 				PacketConn:            wrapped,

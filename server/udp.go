@@ -43,6 +43,7 @@ type packetConn struct {
 	msg     message
 	scratch []byte    // for injected errors
 	batch   *udpBatch // nil: one datagram per system call (see udpbatch.go)
+	steer   *steering // the listener's, with several read loops; else nil (steer.go)
 	local   net.Addr  // the socket's, asked for by pion with every message
 
 	datagrams atomic.Uint64 // read from the socket (stats: listeners[].loops)
@@ -53,6 +54,11 @@ type packetConn struct {
 type datagram struct {
 	data []byte
 	addr net.Addr
+	// steered: read by another loop of the listener for this one to
+	// serve (steer.go), as if this loop had read it; client is addr as
+	// clientAddr makes it.
+	steered bool
+	client  netip.AddrPort
 }
 
 func newPacketConn(pc net.PacketConn, ic *interceptor, loops *sync.WaitGroup) *packetConn {
@@ -76,22 +82,38 @@ func newPacketConn(pc net.PacketConn, ic *interceptor, loops *sync.WaitGroup) *p
 func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	c.tr.flush(c.ic, c.traceAddr) // before p and c.pkt are reused
 	for {
+		var (
+			n      int
+			addr   net.Addr
+			client netip.AddrPort
+		)
 		if d, ok := c.ready.pop(); ok {
 			c.tr.read(c.ic.trace) // pion answers it now
-			return copy(p, d.data), d.addr, nil
-		}
-		n, addr, client, err := c.read(p)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue // our own wake-up (see wakeQueue); never pion's business
+			if !d.steered {
+				return copy(p, d.data), d.addr, nil
 			}
-			c.loop.ended()
-			return n, addr, err
-		}
-		c.datagrams.Add(1)
-		if !client.IsValid() {
-			return n, addr, nil // not a UDP sender: nothing to decide on
+			n, addr, client = copy(p, d.data), d.addr, d.client
+		} else {
+			var err error
+			n, addr, client, err = c.read(p)
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					continue // our own wake-up (see wakeQueue); never pion's business
+				}
+				c.loop.ended()
+				return n, addr, err
+			}
+			c.datagrams.Add(1)
+			if !client.IsValid() {
+				return n, addr, nil // not a UDP sender: nothing to decide on
+			}
+			if c.steer != nil {
+				if l := c.steer.target(c, p[:n], client); l != nil {
+					forward(l, p[:n], addr, client)
+					continue
+				}
+			}
 		}
 		pkt := &c.pkt
 		*pkt = faults.Packet{Data: p[:n], Dir: faults.In, Transport: faults.UDP, Client: client}
@@ -157,6 +179,9 @@ func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return c.write(p, addr, netip.AddrPort{})
 	}
 	pkt := faults.Packet{Data: p, Dir: faults.Out, Transport: faults.UDP, Client: clientAddr(ua)}
+	if c.steer != nil {
+		c.steer.sent(c, p, pkt.Client)
+	}
 	v := c.ic.decide(&pkt)
 	if v.Action == nil {
 		// A STUN response is an answer from pion's read loop (relay

@@ -51,6 +51,7 @@ func BenchmarkPacketConnPassThrough(b *testing.B) {
 		mem := &memPacketConn{data: req, from: from}
 		var loops sync.WaitGroup
 		pc := newPacketConn(mem, ic, &loops)
+		pc.steer = newSteering() // as with several read loops (steer.go)
 		buf := make([]byte, 1600)
 		b.Run(fmt.Sprintf("bare/rules=%d", n), func(b *testing.B) {
 			b.ReportAllocs()

@@ -43,6 +43,17 @@ func (w *wakeQueue) push(d datagram) {
 	}
 }
 
+// pushBounded queues d, as push, unless the queue holds max messages
+// already: then d is dropped.
+func (w *wakeQueue) pushBounded(d datagram, max int) {
+	w.mu.Lock()
+	full := len(w.q) >= max
+	w.mu.Unlock()
+	if !full {
+		w.push(d)
+	}
+}
+
 // pop returns the oldest queued message. Taking the lock also clears a
 // wake-up deadline, so the next read blocks again.
 func (w *wakeQueue) pop() (datagram, bool) {

@@ -6,9 +6,9 @@
 //	go run ./bench/compare -callgrind 2000  # also instructions per Binding (needs valgrind)
 //
 // Servers: bench/server -kind pion (bare pion, one UDP socket),
-// bench/server -kind stunfault with no rules (read_loops per CPU), with
-// one read loop, with 100 rules that never match a Binding, and with every
-// Binding answered 403, and coturn's turnserver when it is
+// bench/server -kind stunfault with no rules (read_loops per CPU, the
+// default), with one read loop, with 100 rules that never match a Binding,
+// and with every Binding answered 403, and coturn's turnserver when it is
 // installed. Each
 // runs on free loopback ports. Each workload is run against each server in
 // turn, in the order A B C in odd rounds and C B A in even ones, so drift in
@@ -27,12 +27,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"strconv"
 	"time"
 
-	"github.com/stunfault/stunfault/config"
 	"github.com/stunfault/stunfault/internal/loadgen"
 )
 
@@ -101,7 +98,7 @@ func run(rounds int, d time.Duration, callgrind int, jsonOut bool) error {
 	}()
 	for name, args := range map[string][]string{
 		pion:         {"-kind", "pion"},
-		stunfault:    {"-kind", "stunfault", "-read-loops", strconv.Itoa(min(runtime.NumCPU(), config.MaxReadLoops))},
+		stunfault:    {"-kind", "stunfault"},
 		stunfault100: {"-kind", "stunfault", "-rules", "100"},
 		stunfault403: {"-kind", "stunfault", "-inject", "403"},
 		stunfault1:   {"-kind", "stunfault", "-read-loops", "1"},

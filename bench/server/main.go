@@ -45,7 +45,7 @@ func main() {
 	rules := flag.Int("rules", 0, "stunfault only: this many rules that never match a Binding (0 to 10000)")
 	inject := flag.Int("inject", 0, "stunfault only: answer every Binding request with this error code (300-699; 0 = none)")
 	traceSize := flag.Int("trace", config.Default().Server.TraceSize, "stunfault only: [server].trace_size, messages the trace keeps (0 = trace off)")
-	loops := flag.Int("read-loops", config.Default().Server.ReadLoops, "stunfault only: [server].read_loops, UDP sockets on the port (0 = 1 = one, as bare pion)")
+	loops := flag.Int("read-loops", config.Default().Server.ReadLoops, "stunfault only: [server].read_loops, UDP sockets on the port (0 = one per CPU, 1 = one, as bare pion)")
 	addr := flag.String("listen", "127.0.0.1:0", "IP literal and port for UDP and TCP")
 	flag.Parse()
 

@@ -1,0 +1,129 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v4"
+
+	"github.com/stunfault/stunfault/server/control"
+)
+
+// allocateWith runs the 401 dance and the signed Allocate of a UDP relay
+// with the extra attributes on both, and returns the signed one's response.
+func (r *rawTURN) allocateWith(user, pass string, extra ...stun.Setter) *stun.Message {
+	r.t.Helper()
+	allocate := stun.NewType(stun.MethodAllocate, stun.ClassRequest)
+	transport := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{protoUDP, 0, 0, 0}}
+	setters := append([]stun.Setter{stun.TransactionID, allocate, transport}, extra...)
+	res := r.do(append(setters, stun.Fingerprint)...)
+	if got := errorCodeOf(res); got != 401 {
+		r.t.Fatalf("unsigned Allocate: got %s code %d, want 401", res.Type, got)
+	}
+	if err := r.realm.GetFrom(res); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.nonce.GetFrom(res); err != nil {
+		r.t.Fatal(err)
+	}
+	r.user = stun.NewUsername(user)
+	r.mi = stun.NewLongTermIntegrity(user, r.realm.String(), pass)
+	return r.signed(allocate, append([]stun.Setter{transport}, extra...)...)
+}
+
+// RFC 8656 EVEN-PORT / RESERVATION-TOKEN pairs across read loops: the
+// EVEN-PORT Allocate is answered by one loop's pion, which keeps the
+// reservation; an Allocate with its token from a client the kernel hands to
+// the other loop is steered to the first, gets the reserved port + 1, and
+// that client's Refresh, CreatePermission, ChannelBind, ChannelData and
+// expiry all work.
+func TestReadLoopsSteerReservationToken(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil) // two read loops
+	clients := clientsOnLoops(t, srv)
+	rtp, rtcp := clients[0], clients[1]
+
+	m := rtp.allocateWith("user", "pass", stun.RawAttribute{Type: stun.AttrEvenPort, Value: []byte{0x80}})
+	if m.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("EVEN-PORT Allocate on loop 0: code %d, want success", errorCodeOf(m))
+	}
+	var relay0 stun.XORMappedAddress
+	if err := relay0.GetFromAs(m, stun.AttrXORRelayedAddress); err != nil {
+		t.Fatal(err)
+	}
+	token, err := m.Get(stun.AttrReservationToken)
+	if err != nil || len(token) != 8 {
+		t.Fatalf("EVEN-PORT Allocate success: RESERVATION-TOKEN %x, %v; want 8 bytes", token, err)
+	}
+
+	m = rtcp.allocateWith("user", "pass", stun.RawAttribute{Type: stun.AttrReservationToken, Value: token})
+	if m.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("RESERVATION-TOKEN Allocate on loop 1: code %d, want success (pion of loop 0 holds the reservation)", errorCodeOf(m))
+	}
+	var relay1 stun.XORMappedAddress
+	if err := relay1.GetFromAs(m, stun.AttrXORRelayedAddress); err != nil {
+		t.Fatal(err)
+	}
+	if relay1.Port != relay0.Port+1 {
+		t.Fatalf("RESERVATION-TOKEN Allocate: relay port %d, want the reserved %d", relay1.Port, relay0.Port+1)
+	}
+
+	refresh := stun.NewType(stun.MethodRefresh, stun.ClassRequest)
+	if m := rtcp.signed(refresh); m.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("steered Refresh: code %d, want success", errorCodeOf(m))
+	}
+	peerConn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peerConn.Close()
+	peerAddr := peerConn.LocalAddr().(*net.UDPAddr).AddrPort()
+	if m := rtcp.signed(createPermissionReq, peer(peerAddr)); m.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("steered CreatePermission: code %d, want success", errorCodeOf(m))
+	}
+	if m := rtcp.signed(channelBindReq, channelNumberAttr, peer(peerAddr)); m.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("steered ChannelBind: code %d, want success", errorCodeOf(m))
+	}
+
+	// ChannelData both ways, from the relay the reservation made.
+	payload := []byte("rtcp")
+	cd := binary.BigEndian.AppendUint16([]byte{0x40, 0x01}, uint16(len(payload)))
+	if _, err := rtcp.conn.Write(append(cd, payload...)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	_ = peerConn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, from, err := peerConn.ReadFrom(buf)
+	if err != nil || !bytes.Equal(buf[:n], payload) {
+		t.Fatalf("peer read %q, %v; want %q", buf[:n], err, payload)
+	}
+	if got := from.(*net.UDPAddr).Port; got != relay1.Port {
+		t.Errorf("peer got the ChannelData from port %d, want the relay's %d", got, relay1.Port)
+	}
+	if _, err := peerConn.WriteTo([]byte("back"), from); err != nil {
+		t.Fatal(err)
+	}
+	_ = rtcp.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err = rtcp.conn.Read(buf)
+	if err != nil || n < 4 || !bytes.Equal(buf[:2], []byte{0x40, 0x01}) || !bytes.Equal(buf[4:n], []byte("back")) {
+		t.Fatalf("client read %x, %v; want ChannelData 0x4001 with \"back\"", buf[:n], err)
+	}
+
+	// Expiry reaches the loop that holds it, and the client's Refresh then
+	// gets 437.
+	sel := control.AllocationSelector{Client: rtcp.conn.LocalAddr().String()}
+	if gone, err := srv.ExpireAllocations(context.Background(), sel); err != nil || len(gone) != 1 {
+		t.Fatalf("ExpireAllocations = %+v, %v; want the steered allocation", gone, err)
+	}
+	if m := rtcp.signed(refresh); errorCodeOf(m) != 437 {
+		t.Fatalf("Refresh after expiry: code %d, want 437", errorCodeOf(m))
+	}
+	// The RTP allocation is untouched.
+	if m := rtp.signed(refresh); m.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("RTP Refresh: code %d, want success", errorCodeOf(m))
+	}
+}
