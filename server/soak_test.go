@@ -126,11 +126,18 @@ func TestSoak(t *testing.T) {
 	)
 
 	// The well-behaved client: every Binding answered with its own
-	// address, every datagram echoed.
+	// address, every datagram echoed. Its Bindings go on until the rest
+	// of the load has ended (the held hostile connections wait for the
+	// server to close them, up to tcp_idle_timeout after the soak), so
+	// its TCP connection is never idle: the server rightly closes an idle
+	// one, and the final Binding would then meet a closed connection.
+	goodCtx, stopGood := context.WithTimeout(t.Context(), d+soakWait)
+	defer stopGood()
+	var goodWG sync.WaitGroup
 	for transport, c := range good {
-		wg.Go(func() {
+		goodWG.Go(func() {
 			every := 2 * time.Millisecond
-			pace(ctx, every, d, func() bool {
+			pace(goodCtx, every, d+soakWait, func() bool {
 				if err := soakBinding(c); err != nil {
 					t.Errorf("well-behaved %s Binding %d: %v", transport, bindings.Load(), err)
 					return false
@@ -306,6 +313,8 @@ func TestSoak(t *testing.T) {
 	})
 
 	wg.Wait()
+	stopGood()
+	goodWG.Wait()
 	t.Logf("%v: %d Bindings and %d relayed datagrams answered; %d malformed datagrams, %d hostile TCP connections (%d closed by the server), %d rule changes, %d events read slowly; webhooks %+v; heap in use at most %d MiB",
 		d, bindings.Load(), relayed.Load(), hostileUDP.Load(), hostileTCP.Load(), closedByServer.Load(), churned.Load(), events.Load(), hooks.Statuses, heapMax.Load()>>20)
 	if t.Failed() {
