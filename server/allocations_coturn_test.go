@@ -3,13 +3,13 @@ package server_test
 import (
 	"context"
 	"net"
-	"os/exec"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server"
 	"github.com/stunfault/stunfault/server/control"
 )
 
@@ -49,56 +49,19 @@ func TestCoturnUclientAllocationExpiresMidRun(t *testing.T) {
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
 			srv := startServer(t, nil)
-			port, echoed := countingEcho(t)
 			const messages, before = 40, 10
-			a := srv.TURNAddr(transport)
-			args := []string{"-c", "-n", strconv.Itoa(messages), "-z", "50", "-p", strconv.Itoa(int(a.Port())),
-				"-e", "127.0.0.1", "-r", strconv.Itoa(port), "-u", "user", "-w", "pass"}
+			var extra []string
 			if transport == "tcp" {
-				args = append(args, "-t")
+				extra = append(extra, "-t")
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, needTool(t, "turnutils_uclient"), append(args, a.Addr().String())...)
-			type result struct {
-				out []byte
-				err error
-			}
-			done := make(chan result, 1)
-			go func() {
-				out, err := cmd.CombinedOutput()
-				done <- result{out, err}
-			}()
-			for n := 0; n < before; {
-				select {
-				case n = <-echoed:
-				case r := <-done:
-					t.Fatalf("turnutils_uclient ended before %d echoes: %v\n%s", before, r.err, r.out)
-				}
-			}
-			gone, err := srv.ExpireAllocations(ctx, control.AllocationSelector{All: true})
+			run := startUclient(t, srv, transport, messages, extra...)
+			run.waitEchoes(t, before)
+			gone, err := srv.ExpireAllocations(context.Background(), control.AllocationSelector{All: true})
 			if err != nil || len(gone) == 0 {
 				t.Fatalf("expire all: %+v, %v", gone, err)
 			}
-			r := <-done
-			if r.err != nil {
-				t.Fatalf("turnutils_uclient: %v\n%s", r.err, r.out)
-			}
-			out := string(r.out)
-			tot := regexp.MustCompile(`tot_send_msgs=(\d+), tot_recv_msgs=(\d+)`).FindAllStringSubmatch(out, -1)
-			lost := regexp.MustCompile(`Total lost packets (\d+)`).FindStringSubmatch(out)
-			if len(tot) == 0 || lost == nil {
-				t.Fatalf("no totals in turnutils_uclient's output:\n%s", out)
-			}
-			sent, _ := strconv.Atoi(tot[len(tot)-1][1])
-			recv, _ := strconv.Atoi(tot[len(tot)-1][2])
-			// What was in flight while the expiry ran (the peer's last echo on
-			// its way back, the datagrams uclient sent meanwhile, one per
-			// 50 ms) may go either way.
-			if sent != messages || recv < before-1 || recv > before+3 || lost[1] != strconv.Itoa(sent-recv) {
-				t.Errorf("uclient sent %d, received %d, lost %s; want %d sent, about %d received, the rest lost:\n%s",
-					sent, recv, lost[1], messages, before, out)
-			}
+			out := run.wait(t)
+			checkLostAfter(t, out, messages, before)
 			refused := false
 			for _, m := range srv.TraceSince(0, 0).Messages {
 				if m.Dir == faults.In && m.Method == faults.MethodRefresh && m.Decision.Code == 437 {
@@ -109,5 +72,75 @@ func TestCoturnUclientAllocationExpiresMidRun(t *testing.T) {
 				t.Errorf("no Refresh answered 437 after the expiry; uclient printed:\n%s", out)
 			}
 		})
+	}
+}
+
+// coturn's turnutils_uclient, mid-run, has its permission for the peer, or
+// its channel binding, expired: what it sends after that (ChannelData, or
+// Send indications with -s) no longer reaches the peer, so the echoes stop
+// at what came back before and uclient counts the rest as lost, as from a
+// server whose permission or binding timed out while the client did not
+// refresh it.
+func TestCoturnUclientPermissionOrChannelExpiresMidRun(t *testing.T) {
+	t.Parallel()
+	needTool(t, "turnutils_uclient")
+	peer := netip.MustParseAddr("127.0.0.1")
+	for _, tt := range []struct {
+		name   string
+		extra  []string
+		expire func(*server.Server) (int, error)
+	}{
+		{"permission, channeldata", nil, func(srv *server.Server) (int, error) {
+			gone, err := srv.ExpirePermissions(context.Background(), control.PermissionSelector{AllocationSelector: control.AllocationSelector{All: true}, Peer: peer.String()})
+			return len(gone), err
+		}},
+		{"permission, send", []string{"-s"}, func(srv *server.Server) (int, error) {
+			gone, err := srv.ExpirePermissions(context.Background(), control.PermissionSelector{AllocationSelector: control.AllocationSelector{All: true}, Peer: peer.String()})
+			return len(gone), err
+		}},
+		{"channel", nil, func(srv *server.Server) (int, error) {
+			n := 0
+			for _, a := range srv.Allocations() {
+				for _, ch := range a.Channels {
+					gone, err := srv.ExpireChannels(context.Background(), control.ChannelSelector{AllocationSelector: control.AllocationSelector{Client: a.Client.String()}, Channel: ch.Number})
+					if err != nil {
+						return n, err
+					}
+					n += len(gone)
+				}
+			}
+			return n, nil
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, nil)
+			const messages, before = 40, 10
+			run := startUclient(t, srv, "udp", messages, tt.extra...)
+			run.waitEchoes(t, before)
+			if n, err := tt.expire(srv); err != nil || n == 0 {
+				t.Fatalf("expire: %d ended, %v; want at least one", n, err)
+			}
+			checkLostAfter(t, run.wait(t), messages, before)
+		})
+	}
+}
+
+// checkLostAfter checks uclient's totals: every message sent, about before
+// of them echoed (what was in flight when the fault began, the peer's last
+// echo on its way back and the datagrams uclient sent meanwhile, one per
+// 50 ms, may go either way), and the rest counted lost.
+func checkLostAfter(t *testing.T, out string, messages, before int) {
+	t.Helper()
+	tot := regexp.MustCompile(`tot_send_msgs=(\d+), tot_recv_msgs=(\d+)`).FindAllStringSubmatch(out, -1)
+	lost := regexp.MustCompile(`Total lost packets (\d+)`).FindStringSubmatch(out)
+	if len(tot) == 0 || lost == nil {
+		t.Fatalf("no totals in turnutils_uclient's output:\n%s", out)
+	}
+	sent, _ := strconv.Atoi(tot[len(tot)-1][1])
+	recv, _ := strconv.Atoi(tot[len(tot)-1][2])
+	if sent != messages || recv < before-1 || recv > before+3 || lost[1] != strconv.Itoa(sent-recv) {
+		t.Errorf("uclient sent %d, received %d, lost %s; want %d sent, about %d received, the rest lost:\n%s",
+			sent, recv, lost[1], messages, before, out)
 	}
 }
