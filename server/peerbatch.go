@@ -32,19 +32,30 @@ type relayBatch struct {
 // pion's generator made, or nil when it has none (not Linux, not a
 // *net.UDPConn).
 func newRelayBatch(relay net.PacketConn) *relayBatch {
-	g, ok := relay.(*guardedRelayConn)
-	if !ok {
-		return nil
-	}
-	uc, ok := g.PacketConn.(*net.UDPConn)
-	if !ok {
-		return nil
-	}
-	rd, err := newMmsgBatch(uc)
-	if err != nil {
+	_, rd := relayMmsg(relay)
+	if rd == nil {
 		return nil
 	}
 	return &relayBatch{rd: rd, addrs: newAddrCache(relayAddrBits)}
+}
+
+// relayMmsg returns relay as the guarded socket pion's generator made, and
+// a batch of system calls on the UDP socket beneath it; nil, nil when it
+// has none (not Linux, not a *net.UDPConn).
+func relayMmsg(relay net.PacketConn) (*guardedRelayConn, *mmsgBatch) {
+	g, ok := relay.(*guardedRelayConn)
+	if !ok {
+		return nil, nil
+	}
+	uc, ok := g.PacketConn.(*net.UDPConn)
+	if !ok {
+		return nil, nil
+	}
+	b, err := newMmsgBatch(uc)
+	if err != nil {
+		return nil, nil
+	}
+	return g, b
 }
 
 // readFrom puts the next datagram of the batch into p and returns its
@@ -97,16 +108,8 @@ type relayOut struct {
 // newRelayOut returns the write side of relay, or nil when it has none.
 // loop may be nil.
 func newRelayOut(relay net.PacketConn, loop *udpBatch) *relayOut {
-	g, ok := relay.(*guardedRelayConn)
-	if !ok {
-		return nil
-	}
-	uc, ok := g.PacketConn.(*net.UDPConn)
-	if !ok {
-		return nil
-	}
-	wr, err := newMmsgBatch(uc)
-	if err != nil {
+	g, wr := relayMmsg(relay)
+	if wr == nil {
 		return nil
 	}
 	return &relayOut{guard: g, loop: loop, wr: wr}
