@@ -301,16 +301,7 @@ func TestPionClientAfterChannelExpiry(t *testing.T) {
 			t.Parallel()
 			srv := startServer(t, nil)
 			c := dialControl(t, srv.ControlURL())
-			pc := newTURNClient(t, srv, transport, "user", "pass")
-			relay, err := pc.Allocate()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer relay.Close()
-			lost, marker := listenPeer(t, "127.0.0.1"), listenPeer(t, "127.0.0.2")
-			if err := pc.CreatePermission(lost.LocalAddr(), marker.LocalAddr()); err != nil {
-				t.Fatal(err)
-			}
+			_, relay, lost, marker := relayToTwoPeers(t, srv, transport)
 			send := func(to net.PacketConn, what string) {
 				t.Helper()
 				if _, err := relay.WriteTo([]byte(what), to.LocalAddr()); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
+	"github.com/pion/turn/v5"
 
 	"github.com/stunfault/stunfault/server"
 	"github.com/stunfault/stunfault/server/control"
@@ -77,6 +78,24 @@ func permissionPeers(a control.Allocation) []string {
 // for two peers: once the permission for one expires, that peer's
 // datagrams stop reaching the client and the client's stop reaching it,
 // while the other peer's flow; a CreatePermission restores it.
+// relayToTwoPeers allocates with a pion TURN client over transport and
+// gives it permissions for two peers on 127.0.0.1 and 127.0.0.2: the one a
+// test will lose, and a marker whose datagrams show what still flows.
+func relayToTwoPeers(t *testing.T, srv *server.Server, transport string) (pc *turn.Client, relay net.PacketConn, lost, marker net.PacketConn) {
+	t.Helper()
+	pc = newTURNClient(t, srv, transport, "user", "pass")
+	relay, err := pc.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = relay.Close() })
+	lost, marker = listenPeer(t, "127.0.0.1"), listenPeer(t, "127.0.0.2")
+	if err := pc.CreatePermission(lost.LocalAddr(), marker.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	return pc, relay, lost, marker
+}
+
 func TestExpirePermission(t *testing.T) {
 	t.Parallel()
 	for _, transport := range []string{"udp", "tcp"} {
@@ -85,16 +104,7 @@ func TestExpirePermission(t *testing.T) {
 			srv := startServer(t, nil)
 			c := dialControl(t, srv.ControlURL())
 			ctx := context.Background()
-			pc := newTURNClient(t, srv, transport, "user", "pass")
-			relay, err := pc.Allocate()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer relay.Close()
-			lost, marker := listenPeer(t, "127.0.0.1"), listenPeer(t, "127.0.0.2")
-			if err := pc.CreatePermission(lost.LocalAddr(), marker.LocalAddr()); err != nil {
-				t.Fatal(err)
-			}
+			pc, relay, lost, marker := relayToTwoPeers(t, srv, transport)
 			exchange := func(peer net.PacketConn, what string) {
 				t.Helper()
 				if _, err := relay.WriteTo([]byte("to "+what), peer.LocalAddr()); err != nil {
