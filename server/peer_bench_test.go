@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
@@ -18,17 +17,10 @@ func BenchmarkPeerConnPassThrough(b *testing.B) {
 	media := make([]byte, 160) // a 20 ms G.711 frame
 	peer := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 	for _, n := range []int{0, 10} {
-		eng := faults.NewEngine(faults.EngineOptions{Seed: 1})
-		for i := range n { // peer-leg rules for other peers: asked, none fires
-			if _, err := eng.Add(faults.Rule{
-				ID:     fmt.Sprintf("r%d", i),
-				Match:  faults.Match{Leg: "peer", Peers: []string{fmt.Sprintf("10.0.%d.1/32", i)}},
-				Action: faults.Action{Type: "drop"},
-			}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		ic := &interceptor{engine: eng, clock: faults.SystemClock{}, log: slog.New(slog.DiscardHandler)}
+		// Peer-leg rules for other peers: asked, none fires.
+		ic := benchInterceptor(b, n, func(i int) faults.Match {
+			return faults.Match{Leg: "peer", Peers: []string{fmt.Sprintf("10.0.%d.1/32", i)}}
+		})
 		mem := &memPacketConn{data: media, from: peer}
 		relay := netip.MustParseAddrPort("127.0.0.1:50000")
 		pc := newPeerConn(mem, ic, relay, relay)

@@ -2,14 +2,12 @@ package server
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v4"
 
-	"github.com/stunfault/stunfault/faults"
 	"github.com/stunfault/stunfault/server/internal/stunframe"
 )
 
@@ -44,17 +42,7 @@ func BenchmarkTCPConnPassThrough(b *testing.B) {
 	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint).Raw
 	resp := stun.MustBuild(stun.TransactionID, stun.BindingSuccess, stun.Fingerprint).Raw
 	for _, n := range []int{0, 100} {
-		eng := faults.NewEngine(faults.EngineOptions{Seed: 1})
-		for i := range n {
-			if _, err := eng.Add(faults.Rule{
-				ID:     fmt.Sprintf("r%d", i),
-				Match:  faults.Match{Methods: []string{"binding"}, Sources: []string{fmt.Sprintf("10.0.%d.1/32", i)}},
-				Action: faults.Action{Type: "drop"},
-			}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		ic := &interceptor{engine: eng, clock: faults.SystemClock{}, log: slog.New(slog.DiscardHandler)}
+		ic := benchInterceptor(b, n, otherSources)
 		mem := &memConn{frame: req}
 		tc := newTCPConn(mem, ic)
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {

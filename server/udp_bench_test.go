@@ -31,23 +31,32 @@ func (m *memPacketConn) SetDeadline(time.Time) error               { return nil 
 func (m *memPacketConn) SetReadDeadline(time.Time) error           { return nil }
 func (m *memPacketConn) SetWriteDeadline(time.Time) error          { return nil }
 
+// benchInterceptor is an interceptor on a fresh engine with n drop rules,
+// rule i matching match(i): rules the benchmarked traffic never fires.
+func benchInterceptor(b *testing.B, n int, match func(i int) faults.Match) *interceptor {
+	b.Helper()
+	eng := faults.NewEngine(faults.EngineOptions{Seed: 1})
+	for i := range n {
+		if _, err := eng.Add(faults.Rule{ID: fmt.Sprintf("r%d", i), Match: match(i), Action: faults.Action{Type: "drop"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return &interceptor{engine: eng, clock: faults.SystemClock{}, log: slog.New(slog.DiscardHandler)}
+}
+
+// otherSources is a Binding rule for a source the benchmarks never use.
+func otherSources(i int) faults.Match {
+	return faults.Match{Methods: []string{"binding"}, Sources: []string{fmt.Sprintf("10.0.%d.1/32", i)}}
+}
+
 // BenchmarkPacketConnPassThrough measures what the interception adds to a
 // datagram that no rule matches, in and out: the target is 0 allocations.
 func BenchmarkPacketConnPassThrough(b *testing.B) {
 	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint).Raw
 	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
 	for _, n := range []int{0, 100} {
-		eng := faults.NewEngine(faults.EngineOptions{Seed: 1})
-		for i := range n {
-			if _, err := eng.Add(faults.Rule{
-				ID:     fmt.Sprintf("r%d", i),
-				Match:  faults.Match{Methods: []string{"binding"}, Sources: []string{fmt.Sprintf("10.0.%d.1/32", i)}},
-				Action: faults.Action{Type: "drop"},
-			}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		ic := &interceptor{engine: eng, clock: faults.SystemClock{}, log: slog.New(slog.DiscardHandler)}
+		ic := benchInterceptor(b, n, otherSources)
+		eng := ic.engine
 		mem := &memPacketConn{data: req, from: from}
 		var loops sync.WaitGroup
 		pc := newPacketConn(mem, ic, &loops)
