@@ -74,9 +74,22 @@ func newMmsgBatch(uc *net.UDPConn) (*mmsgBatch, error) {
 
 // call makes the system call of m's trap on fd; false asks the runtime to
 // wait until the socket is ready (the socket is non-blocking).
+//
+// sendmmsg goes through the scheduler (Syscall6: entersyscall and
+// exitsyscall, as pion's own WriteTo), recvmmsg does not (RawSyscall6,
+// about 200 instructions cheaper). On loopback a send runs the receiver's
+// side in the sender's thread and wakes it; with the raw call there, the
+// one-socket ping-pong's median round trip measured 2 to 4 µs longer (10
+// interleaved rounds, 2026-12-01: 23.8 µs against 20.1 µs with the
+// scheduler-aware send and 21.0 µs for bare pion). Both calls are short:
+// the socket is non-blocking.
 func (m *mmsgBatch) call(fd uintptr) bool {
+	sys := unix.RawSyscall6
+	if m.trap == unix.SYS_SENDMMSG {
+		sys = unix.Syscall6
+	}
 	for {
-		r, _, e := unix.RawSyscall6(m.trap, fd, uintptr(unsafe.Pointer(&m.hdrs[m.off])), uintptr(m.vlen), 0, 0, 0)
+		r, _, e := sys(m.trap, fd, uintptr(unsafe.Pointer(&m.hdrs[m.off])), uintptr(m.vlen), 0, 0, 0)
 		switch e {
 		case unix.EINTR:
 			continue

@@ -4,6 +4,7 @@
 //	go run ./bench/compare                  # 5 rounds of 2 s per workload and server
 //	go run ./bench/compare -rounds 9 -d 3s  # longer
 //	go run ./bench/compare -callgrind 2000  # also instructions per Binding (needs valgrind)
+//	go run ./bench/compare -only ping-pong  # one workload
 //
 // Servers: bench/server -kind pion (bare pion, one UDP socket),
 // bench/server -kind stunfault with no rules (read_loops per CPU, the
@@ -28,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stunfault/stunfault/internal/loadgen"
@@ -56,7 +58,7 @@ var workloads = []workload{
 	{"udp binding 16x4", "udp", loadgen.ModeBinding, 16, 4, []string{pion, stunfault, stunfault1, stunfault100, stunfault403, coturn}},
 	{"tcp binding 4x16", "tcp", loadgen.ModeBinding, 4, 16, []string{pion, stunfault, coturn}},
 	{"udp channeldata 4x8", "udp", loadgen.ModeChannelData, 4, 8, []string{pion, stunfault, stunfault1, coturn}},
-	{"udp ping-pong 1x1", "udp", loadgen.ModeBinding, 1, 1, []string{pion, stunfault, coturn}},
+	{"udp ping-pong 1x1", "udp", loadgen.ModeBinding, 1, 1, []string{pion, stunfault, stunfault1, coturn}},
 }
 
 func main() {
@@ -64,19 +66,29 @@ func main() {
 	d := flag.Duration("d", 2*time.Second, "duration of one load (100ms to 1m)")
 	callgrind := flag.Int("callgrind", 0, "also count instructions per Binding under valgrind's callgrind, with this many Bindings (0 = skip)")
 	jsonOut := flag.Bool("json", false, "print only the machine-readable result line")
+	only := flag.String("only", "", "run only the workloads whose name contains this (udp binding, tcp binding, channeldata, ping-pong)")
 	flag.Parse()
-	if err := run(*rounds, *d, *callgrind, *jsonOut); err != nil {
+	if err := run(*rounds, *d, *callgrind, *jsonOut, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds int, d time.Duration, callgrind int, jsonOut bool) error {
+func run(rounds int, d time.Duration, callgrind int, jsonOut bool, only string) error {
 	if rounds < 1 || rounds > 50 {
 		return fmt.Errorf("-rounds: want 1 to 50, got %d", rounds)
 	}
 	if d < 100*time.Millisecond || d > time.Minute {
 		return fmt.Errorf("-d: want 100ms to 1m, got %v", d)
+	}
+	var chosen []workload
+	for _, w := range workloads {
+		if strings.Contains(w.Name, only) {
+			chosen = append(chosen, w)
+		}
+	}
+	if len(chosen) == 0 {
+		return fmt.Errorf("-only %q: no workload's name has it (the names: udp binding 16x4, tcp binding 4x16, udp channeldata 4x8, udp ping-pong 1x1)", only)
 	}
 	dir, err := os.MkdirTemp("", "stunfault-bench-")
 	if err != nil {
@@ -119,7 +131,7 @@ func run(rounds int, d time.Duration, callgrind int, jsonOut bool) error {
 
 	res := newResults()
 	for r := range rounds {
-		for _, w := range workloads {
+		for _, w := range chosen {
 			order := slices.Clone(w.Servers)
 			if r%2 == 1 {
 				slices.Reverse(order)
