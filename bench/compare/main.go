@@ -141,6 +141,7 @@ func run(rounds int, d time.Duration, callgrind int, jsonOut bool, only string) 
 				if !ok {
 					continue
 				}
+				cpu0, cpuErr := cpuTime(p.cmd.Process.Pid)
 				got, err := loadgen.RunSTUN(context.Background(), loadgen.STUN{
 					Target: p.addr(w.Transport), Transport: w.Transport, Mode: w.Mode,
 					Sockets: w.Sockets, Window: w.Window, Duration: d,
@@ -149,7 +150,11 @@ func run(rounds int, d time.Duration, callgrind int, jsonOut bool, only string) 
 				if err != nil {
 					return fmt.Errorf("%s against %s: %w", w.Name, name, err)
 				}
-				res.add(w.Name, name, got)
+				var cpu time.Duration
+				if cpu1, err := cpuTime(p.cmd.Process.Pid); err == nil && cpuErr == nil {
+					cpu = cpu1 - cpu0
+				}
+				res.add(w.Name, name, got, cpu)
 			}
 		}
 		if !jsonOut {

@@ -11,17 +11,24 @@ import (
 
 // results holds every run of the comparison, by workload and server.
 type results struct {
-	runs         map[string]map[string][]loadgen.STUNResult
+	runs         map[string]map[string][]sample
 	Instructions *instructions
 }
 
-func newResults() *results { return &results{runs: map[string]map[string][]loadgen.STUNResult{}} }
+// sample is one load against one server, and the CPU time the server used
+// meanwhile (0 where it cannot be read).
+type sample struct {
+	loadgen.STUNResult
+	cpu time.Duration
+}
 
-func (r *results) add(w, server string, res loadgen.STUNResult) {
+func newResults() *results { return &results{runs: map[string]map[string][]sample{}} }
+
+func (r *results) add(w, server string, res loadgen.STUNResult, cpu time.Duration) {
 	if r.runs[w] == nil {
-		r.runs[w] = map[string][]loadgen.STUNResult{}
+		r.runs[w] = map[string][]sample{}
 	}
-	r.runs[w][server] = append(r.runs[w][server], res)
+	r.runs[w][server] = append(r.runs[w][server], sample{res, cpu})
 }
 
 // figure is the median of one workload against one server.
@@ -31,6 +38,10 @@ type figure struct {
 	Lost   int           `json:"lost"`
 	Errors int           `json:"errors"`
 	Rounds int           `json:"rounds"`
+	// CPU is the server's CPU time (user and system, all its threads) per
+	// answer: 0 where /proc is missing. The load generator shares the
+	// cores, so a server that needs less leaves the generator more.
+	CPU time.Duration `json:"server_cpu_per_answer_ns,omitempty"`
 }
 
 // ratio is one target of the comparison: stunfault's figure over another's.
@@ -65,11 +76,14 @@ func (r *results) summary() summary {
 		sum.Figures[w] = map[string]figure{}
 		for server, runs := range byServer {
 			var rates []float64
-			var p50s []time.Duration
+			var p50s, cpus []time.Duration
 			f := figure{Rounds: len(runs)}
 			for _, run := range runs {
 				rates = append(rates, run.Rate())
 				p50s = append(p50s, run.Latency.P50)
+				if run.cpu > 0 && run.Answered > 0 {
+					cpus = append(cpus, run.cpu/time.Duration(run.Answered))
+				}
 				f.Lost += run.Lost
 				for code, n := range run.Errors {
 					if !(server == stunfault403 && code == "403") {
@@ -78,7 +92,7 @@ func (r *results) summary() summary {
 				}
 				f.Errors += run.Invalid
 			}
-			f.Rate, f.P50 = median(rates), median(p50s)
+			f.Rate, f.P50, f.CPU = median(rates), median(p50s), median(cpus)
 			sum.Figures[w][server] = f
 			sum.LostTotal += f.Lost
 		}
@@ -116,15 +130,19 @@ func (r *results) summary() summary {
 
 func (r *results) print(w io.Writer, sum summary, rounds int, d time.Duration) {
 	fmt.Fprintf(w, "stunfault comparison: %d interleaved rounds of %v per workload and server, medians\n\n", rounds, d)
-	fmt.Fprintln(w, "| workload | server | answers/s | p50 latency | lost | errors |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| workload | server | answers/s | p50 latency | server CPU per answer | lost | errors |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: |")
 	for _, wl := range workloads {
 		for _, server := range wl.Servers {
 			f, ok := sum.Figures[wl.Name][server]
 			if !ok {
 				continue
 			}
-			fmt.Fprintf(w, "| %s | %s | %.0f | %v | %d | %d |\n", wl.Name, server, f.Rate, f.P50.Round(time.Microsecond), f.Lost, f.Errors)
+			cpu := "" // no /proc
+			if f.CPU > 0 {
+				cpu = fmt.Sprintf("%.1f µs", float64(f.CPU)/1e3)
+			}
+			fmt.Fprintf(w, "| %s | %s | %.0f | %v | %s | %d | %d |\n", wl.Name, server, f.Rate, f.P50.Round(time.Microsecond), cpu, f.Lost, f.Errors)
 		}
 	}
 	fmt.Fprintln(w, "\n| ratio | value | target | met |")

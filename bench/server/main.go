@@ -7,6 +7,7 @@
 //	go run ./bench/server -kind stunfault -rules 100
 //	go run ./bench/server -kind stunfault -inject 403
 //	go run ./bench/server -kind stunfault -rules 100 -trace 0   # the trace off
+//	go run ./bench/server -kind pion -cpuprofile pion.pprof     # go tool pprof pion.pprof
 //
 // It prints one JSON line, {"udp":"127.0.0.1:PORT","tcp":"127.0.0.1:PORT"},
 // once both sockets are bound, and serves until its standard input closes
@@ -25,6 +26,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/pion/turn/v5"
@@ -47,7 +49,16 @@ func main() {
 	traceSize := flag.Int("trace", config.Default().Server.TraceSize, "stunfault only: [server].trace_size, messages the trace keeps (0 = trace off)")
 	loops := flag.Int("read-loops", config.Default().Server.ReadLoops, "stunfault only: [server].read_loops, UDP sockets on the port (0 = one per CPU, 1 = one, as bare pion)")
 	addr := flag.String("listen", "127.0.0.1:0", "IP literal and port for UDP and TCP")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		stopProfile, err := startProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/server:", err)
+			os.Exit(1)
+		}
+		defer stopProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -57,8 +68,25 @@ func main() {
 	}()
 	if err := run(ctx, *kind, *addr, *rules, *inject, *traceSize, *loops); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/server:", err)
-		os.Exit(1)
+		os.Exit(1) //nolint:gocritic // the profile of a failed run is of no use
 	}
+}
+
+// startProfile starts a CPU profile into the file path and returns what
+// ends it.
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 func run(ctx context.Context, kind, addr string, rules, inject, traceSize, loops int) error {
