@@ -7,34 +7,68 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/stunfault/stunfault/internal/loadgen"
 )
 
-// instructions are callgrind's user-space instruction counts per Binding.
+// instructions are callgrind's user-space instruction counts per Binding,
+// the median of several runs, for two shapes of load.
 type instructions struct {
-	Bindings     int     `json:"bindings"`
+	Bindings int `json:"bindings"`
+	Runs     int `json:"runs"`
+	// OneAtATime: one socket, one Binding outstanding. Between Bindings
+	// the server idles, and the Go scheduler's polling while it waits
+	// (netpoll, findRunnable) counts too: it varies with how long the
+	// client takes, so these vary most between runs.
+	OneAtATime counts `json:"one_at_a_time"`
+	// Loaded: 16 sockets with 4 Bindings outstanding each, as the
+	// throughput workload; under valgrind the server never waits.
+	Loaded counts `json:"loaded_16x4"`
+}
+
+// counts are instructions per Binding for each server of the comparison.
+type counts struct {
 	Pion         float64 `json:"pion"`
 	Stunfault    float64 `json:"stunfault"`
 	Stunfault100 float64 `json:"stunfault_100_rules"`
 	// Stunfault100NoTrace is Stunfault100 with the trace off
 	// ([server].trace_size 0): the difference is what the trace costs.
 	Stunfault100NoTrace float64 `json:"stunfault_100_rules_trace_off"`
+	// Spread is the widest (max - min) / median over the runs of any one
+	// server's count: how far one run may be from another.
+	Spread float64 `json:"spread"`
 }
 
 var collected = regexp.MustCompile(`Collected : (\d+)`)
 
-// countInstructions runs bench/server under callgrind twice per server, once
-// answering no Binding and once answering n, one at a time, and returns the
-// difference per Binding: start-up and shut-down cancel out. Go under
-// valgrind needs GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1, and the process
-// must exit without a signal (bench/server exits when its stdin closes).
-func countInstructions(bin string, n int) (*instructions, error) {
+// callgrindServers are the servers counted, as bench/server flags, in the
+// order the runs interleave them.
+var callgrindServers = []struct {
+	args []string
+	pick func(*counts) *float64
+}{
+	{[]string{"-kind", "pion"}, func(c *counts) *float64 { return &c.Pion }},
+	{[]string{"-kind", "stunfault", "-read-loops", "1"}, func(c *counts) *float64 { return &c.Stunfault }},
+	{[]string{"-kind", "stunfault", "-read-loops", "1", "-rules", "100"}, func(c *counts) *float64 { return &c.Stunfault100 }},
+	{[]string{"-kind", "stunfault", "-read-loops", "1", "-rules", "100", "-trace", "0"}, func(c *counts) *float64 { return &c.Stunfault100NoTrace }},
+}
+
+// countInstructions runs bench/server under callgrind, once answering n
+// Bindings and once 2n, and takes the difference per Binding, so start-up,
+// warming up (the first Bindings' caches and maps) and shut-down cancel
+// out; it does that runs times for each
+// server and each shape of load, interleaved, and keeps the medians. Go
+// under valgrind needs GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1, and the
+// process must exit without a signal (bench/server exits when its stdin
+// closes). stunfault runs one read loop, as bare pion has one socket.
+func countInstructions(bin string, n, runs int) (*instructions, error) {
 	if _, err := exec.LookPath("valgrind"); err != nil {
 		return nil, fmt.Errorf("valgrind is not installed (apt-get install valgrind)")
 	}
-	count := func(bindings int, args ...string) (float64, error) {
+	count := func(load loadgen.STUN, args []string) (float64, error) {
 		var stderr bytes.Buffer
 		cmd := exec.Command("valgrind", append([]string{"--tool=callgrind", "--callgrind-out-file=/dev/null", bin}, args...)...)
 		cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1")
@@ -43,12 +77,11 @@ func countInstructions(bin string, n int) (*instructions, error) {
 		if err != nil {
 			return 0, err
 		}
-		if bindings > 0 {
-			res, err := loadgen.RunSTUN(context.Background(), loadgen.STUN{Target: p.udp, Count: bindings, Timeout: 5e9})
-			if err != nil || res.Answered != bindings {
-				p.stop()
-				return 0, fmt.Errorf("%d Bindings under valgrind: %+v, %v", bindings, res, err)
-			}
+		load.Target, load.Timeout = p.udp, 10*time.Second
+		res, err := loadgen.RunSTUN(context.Background(), load)
+		if err != nil || res.Answered != load.Count {
+			p.stop()
+			return 0, fmt.Errorf("%d Bindings under valgrind: %+v, %v", load.Count, res, err)
 		}
 		p.stop()
 		m := collected.FindSubmatch(stderr.Bytes())
@@ -57,30 +90,52 @@ func countInstructions(bin string, n int) (*instructions, error) {
 		}
 		return strconv.ParseFloat(string(m[1]), 64)
 	}
-	per := func(args ...string) (float64, error) {
-		idle, err := count(0, args...)
+	per := func(load loadgen.STUN, args []string) (float64, error) {
+		first, err := count(load, args)
 		if err != nil {
 			return 0, err
 		}
-		busy, err := count(n, args...)
+		n := load.Count
+		load.Count *= 2
+		twice, err := count(load, args)
 		if err != nil {
 			return 0, err
 		}
-		return (busy - idle) / float64(n), nil
+		return (twice - first) / float64(n), nil
 	}
-	in := &instructions{Bindings: n}
-	var err error
-	if in.Pion, err = per("-kind", "pion"); err != nil {
-		return nil, err
+	shapes := []struct {
+		load loadgen.STUN
+		into *counts
+	}{
+		{loadgen.STUN{Count: n, Sockets: 1, Window: 1}, nil},
+		{loadgen.STUN{Count: n, Sockets: 16, Window: 4}, nil},
 	}
-	if in.Stunfault, err = per("-kind", "stunfault"); err != nil {
-		return nil, err
+	in := &instructions{Bindings: n, Runs: runs}
+	shapes[0].into, shapes[1].into = &in.OneAtATime, &in.Loaded
+	type key struct {
+		shape *counts
+		count *float64
 	}
-	if in.Stunfault100, err = per("-kind", "stunfault", "-rules", "100"); err != nil {
-		return nil, err
+	samples := map[key][]float64{}
+	for r := range runs {
+		for _, sh := range shapes {
+			order := slices.Clone(callgrindServers)
+			if r%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, s := range order {
+				v, err := per(sh.load, s.args)
+				if err != nil {
+					return nil, fmt.Errorf("%v: %w", s.args, err)
+				}
+				k := key{sh.into, s.pick(sh.into)}
+				samples[k] = append(samples[k], v)
+			}
+		}
 	}
-	if in.Stunfault100NoTrace, err = per("-kind", "stunfault", "-rules", "100", "-trace", "0"); err != nil {
-		return nil, err
+	for k, xs := range samples {
+		*k.count = median(xs)
+		k.shape.Spread = max(k.shape.Spread, (slices.Max(xs)-slices.Min(xs))/median(xs))
 	}
 	return in, nil
 }

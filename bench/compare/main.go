@@ -64,22 +64,29 @@ var workloads = []workload{
 func main() {
 	rounds := flag.Int("rounds", 5, "interleaved rounds (1 to 50)")
 	d := flag.Duration("d", 2*time.Second, "duration of one load (100ms to 1m)")
-	callgrind := flag.Int("callgrind", 0, "also count instructions per Binding under valgrind's callgrind, with this many Bindings (0 = skip)")
+	callgrind := flag.Int("callgrind", 0, "also count instructions per Binding under valgrind's callgrind, with this many Bindings (0 = skip; at most 100000)")
+	callgrindRuns := flag.Int("callgrind-runs", 3, "callgrind runs per server and load, of which the median counts (1 to 9)")
 	jsonOut := flag.Bool("json", false, "print only the machine-readable result line")
 	only := flag.String("only", "", "run only the workloads whose name contains this (udp binding, tcp binding, channeldata, ping-pong)")
 	flag.Parse()
-	if err := run(*rounds, *d, *callgrind, *jsonOut, *only); err != nil {
+	if err := run(*rounds, *d, *callgrind, *callgrindRuns, *jsonOut, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds int, d time.Duration, callgrind int, jsonOut bool, only string) error {
+func run(rounds int, d time.Duration, callgrind, callgrindRuns int, jsonOut bool, only string) error {
 	if rounds < 1 || rounds > 50 {
 		return fmt.Errorf("-rounds: want 1 to 50, got %d", rounds)
 	}
 	if d < 100*time.Millisecond || d > time.Minute {
 		return fmt.Errorf("-d: want 100ms to 1m, got %v", d)
+	}
+	if callgrind < 0 || callgrind > 100000 {
+		return fmt.Errorf("-callgrind: want 0 to 100000 Bindings, got %d", callgrind)
+	}
+	if callgrindRuns < 1 || callgrindRuns > 9 {
+		return fmt.Errorf("-callgrind-runs: want 1 to 9, got %d", callgrindRuns)
 	}
 	var chosen []workload
 	for _, w := range workloads {
@@ -162,7 +169,7 @@ func run(rounds int, d time.Duration, callgrind int, jsonOut bool, only string) 
 		}
 	}
 	if callgrind > 0 {
-		ins, err := countInstructions(bin, callgrind)
+		ins, err := countInstructions(bin, callgrind, callgrindRuns)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "compare: callgrind left out: %v\n", err)
 		} else {

@@ -122,8 +122,9 @@ func (r *results) summary() summary {
 	add("injected 403 / bare pion's Binding", rate(udp, stunfault403), rate(udp, pion), 1.30, false)
 	add("UDP Binding 16x4, read loops per CPU / 1 read loop", rate(udp, stunfault), rate(udp, stunfault1), 0, false)
 	add("ChannelData relay 4x8, read loops per CPU / 1 read loop", rate(relay, stunfault), rate(relay, stunfault1), 0, false)
-	if in := r.Instructions; in != nil && in.Pion > 0 {
-		add("callgrind instructions per Binding, 100 rules / bare pion (lower is better)", in.Stunfault100, in.Pion, 1.10, true)
+	if in := r.Instructions; in != nil {
+		add("callgrind instructions per Binding, 100 rules / bare pion, one at a time (lower is better)", in.OneAtATime.Stunfault100, in.OneAtATime.Pion, 1.10, true)
+		add("callgrind instructions per Binding, 100 rules / bare pion, 16x4 outstanding (lower is better)", in.Loaded.Stunfault100, in.Loaded.Pion, 1.10, true)
 	}
 	return sum
 }
@@ -160,8 +161,15 @@ func (r *results) print(w io.Writer, sum summary, rounds int, d time.Duration) {
 		fmt.Fprintf(w, "| %s | %.2f | %s | %s |\n", q.Name, q.Value, target, met)
 	}
 	if in := sum.Instructions; in != nil {
-		fmt.Fprintf(w, "\ncallgrind, user-space instructions per Binding (GOMAXPROCS=1): bare pion %.0f, stunfault %.0f, stunfault with 100 rules %.0f (trace off: %.0f)\n",
-			in.Pion, in.Stunfault, in.Stunfault100, in.Stunfault100NoTrace)
+		fmt.Fprintf(w, "\ncallgrind, user-space instructions per Binding (GOMAXPROCS=1, one read loop; medians of %d runs of %d and %d Bindings):\n",
+			in.Runs, in.Bindings, 2*in.Bindings)
+		for _, c := range []struct {
+			name string
+			c    counts
+		}{{"one at a time", in.OneAtATime}, {"16x4 outstanding", in.Loaded}} {
+			fmt.Fprintf(w, "- %s: bare pion %.0f, stunfault %.0f, stunfault with 100 rules %.0f (trace off: %.0f); one server's runs differ by up to %.0f %%\n",
+				c.name, c.c.Pion, c.c.Stunfault, c.c.Stunfault100, c.c.Stunfault100NoTrace, 100*c.c.Spread)
+		}
 	}
 	fmt.Fprintf(w, "\nlost in all runs: %d\n\n", sum.LostTotal)
 }
