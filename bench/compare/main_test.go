@@ -46,3 +46,50 @@ func TestCompareRuns(t *testing.T) {
 		t.Errorf("only %d ratios: %+v", len(sum.Ratios), sum.Ratios)
 	}
 }
+
+// TestCompareCallgrind runs the instruction count as the README tells
+// users to (go run ./bench/compare -callgrind N), cut to one short run per
+// server, and checks that every count is there and plausible: more than
+// the few hundred instructions a Binding's parsing alone takes, less than
+// ten times what one costs.
+func TestCompareCallgrind(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs eight servers under valgrind")
+	}
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI: valgrind is missing (apt-get install valgrind)")
+		}
+		t.Skip("valgrind is not installed (apt-get install valgrind)")
+	}
+	out, err := exec.Command("go", "run", ".", "-only", "ping-pong", "-rounds", "1", "-d", "100ms",
+		"-callgrind", "300", "-callgrind-runs", "1", "-json").Output()
+	if err != nil {
+		t.Fatalf("go run ./bench/compare -callgrind: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var sum summary
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatalf("last line is not the result: %v\n%s", err, out)
+	}
+	in := sum.Instructions
+	if in == nil {
+		t.Fatalf("no instruction counts in %s", lines[len(lines)-1])
+	}
+	for name, c := range map[string]counts{"one at a time": in.OneAtATime, "16x4": in.Loaded} {
+		for server, v := range map[string]float64{"pion": c.Pion, "stunfault": c.Stunfault, "stunfault+100rules": c.Stunfault100, "trace off": c.Stunfault100NoTrace} {
+			if v < 1000 || v > 100000 {
+				t.Errorf("%s, %s: %.0f instructions per Binding", name, server, v)
+			}
+		}
+	}
+	var ratios int
+	for _, r := range sum.Ratios {
+		if strings.HasPrefix(r.Name, "callgrind") {
+			ratios++
+		}
+	}
+	if ratios != 2 {
+		t.Errorf("%d callgrind ratios, want 2: %+v", ratios, sum.Ratios)
+	}
+}
