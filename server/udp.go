@@ -130,7 +130,12 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		c.ic.record(c.tr.get(), c.traceAddr, pkt, &v, m.sent) // before p is overwritten
 		if in.answer != nil {
-			_, _ = c.write(in.answer, addr, pkt.Client)
+			// An answer to a datagram of the batch, as pion's are: it may
+			// wait for the batch's other answers (a copy: the scratch is
+			// reused).
+			if c.batch == nil || !c.batch.answer(in.answer, pkt.Client) {
+				_, _ = c.write(in.answer, addr, pkt.Client)
+			}
 			in.answer = nil
 		}
 		*m = message{}

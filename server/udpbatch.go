@@ -19,10 +19,11 @@ const udpBatchSize = 16
 // while datagrams of the batch are still due to it wait in a queue, and go
 // out in one system call with the answer to the batch's last datagram, or
 // before the reader blocks again (flush), whichever comes first. So no
-// answer waits longer than pion takes to handle one batch. Any other write
-// from the read loop (an injected reply) sends the queue first, so a
-// client's messages keep their order; writes from relay goroutines do not
-// wait.
+// answer waits longer than pion takes to handle one batch. stunfault's own
+// replies to the batch's datagrams (an error effect's, the relay guard's)
+// join the same queue, after the message is in the trace. Any other write
+// from the read loop sends the queue first, so a client's messages keep
+// their order; writes from relay goroutines do not wait.
 //
 // The system calls are recvmmsg and sendmmsg on the socket's RawConn, with
 // headers and addresses kept across calls (udpmmsg_linux.go). The first

@@ -64,6 +64,14 @@ func TestUDPBatchEdges(t *testing.T) {
 			wantGot:  []string{"0", "1", "2", "3!", "4", "5", "6", "7"},
 		},
 		{
+			// Every reply waits in the answer queue; pion reads nothing,
+			// so they go out before the reader blocks.
+			name:     "error on every one",
+			rule:     faults.Rule{Match: faults.Match{Attributes: []faults.AttributeMatch{{Type: "software", Contains: "#"}}}, Action: faults.Action{Type: "error", Code: 403}},
+			wantRead: nil,
+			wantGot:  []string{"0!", "1!", "2!", "3!", "4!", "5!", "6!", "7!"},
+		},
+		{
 			name:     "a delay fires during the batch",
 			rule:     faults.Rule{Match: marked(0), Action: faults.Action{Type: "delay", Delay: faults.Duration(20 * time.Millisecond)}},
 			advance:  3,
