@@ -225,6 +225,9 @@ func (t *allocTable) created(src, dst, relay net.Addr) {
 	t.clients[r.key()] = append(t.clients[r.key()], r)
 	t.byUser[t.users[key]]++
 	delete(t.users, key)
+	if loop != nil && loop.steer != nil {
+		loop.steer.allocated(r.client, loop) // see steer.go
+	}
 }
 
 func (t *allocTable) deleted(src, dst net.Addr) {

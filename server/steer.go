@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,10 @@ import (
 const maxSteerTokens = 10000
 
 // steerTokenLife is how long a RESERVATION-TOKEN is remembered: pion's
-// reservation lifetime (30 s, RFC 8656 §14.9's recommendation).
+// reservation lifetime (30 s, RFC 8656 §14.9's recommendation). It is also
+// how long a client stays steered while no allocation comes of it (its
+// Allocate lost, dropped by a rule, or never answered): pion's reservation
+// is gone by then too.
 const steerTokenLife = 30 * time.Second
 
 // maxSteered bounds the client address:ports steered per udp listener;
@@ -51,27 +55,55 @@ const (
 )
 
 // steering is one udp listener's tokens and steered clients, shared by its
-// read loops. Safe for concurrent use; a datagram of a client not steered
-// costs one atomic load (clients) and, for an Allocate request, another
-// (tokens).
+// read loops. Safe for concurrent use; while no client is steered, a
+// datagram costs one atomic load (clients) and, for an Allocate request,
+// another (tokens).
+//
+// A steered client without an allocation expires steerTokenLife after it
+// was steered. All live that long, so pending, in the order they were
+// steered, is also the order they expire in: whoever holds mu on the paths
+// that already touch the table (a datagram while some client is steered, a
+// new steered client) first pops the expired ones off its head, no timer
+// and no scan. A client whose allocation pion made leaves pending's
+// accounting (allocated) and stays steered until the allocation goes.
 type steering struct {
 	ntokens  atomic.Int32 // len(tokens)
 	nclients atomic.Int32 // len(clients)
 
 	mu      sync.Mutex
+	now     func() time.Time // time.Now; a test's clock (SetSteerClock)
 	tokens  map[[reservationTokenLen]byte]steerToken
-	clients map[netip.AddrPort]*packetConn
+	clients map[netip.AddrPort]*steerClient
+	// pending holds the steered clients in the order they were steered
+	// (each steered once: a client steered again after a drop is a new
+	// entry); entries dropped or allocated meanwhile are skipped when they
+	// reach the head. At most maxSteerPending: beyond, it is compacted to the
+	// live unallocated ones, at most maxSteered.
+	pending []*steerClient
 }
+
+// maxSteerPending bounds steering.pending (see there): twice maxSteered, so a
+// compaction at least halves it and costs O(1) per entry amortised.
+const maxSteerPending = 2 * maxSteered
 
 type steerToken struct {
 	loop *packetConn
 	at   time.Time
 }
 
+// steerClient is one steered client.
+type steerClient struct {
+	client    netip.AddrPort
+	loop      *packetConn // the loop that serves it
+	at        time.Time   // when it was steered
+	allocated bool        // pion made its allocation: steered until that goes
+}
+
 func newSteering() *steering {
 	return &steering{
+		now:     time.Now,
 		tokens:  map[[reservationTokenLen]byte]steerToken{},
-		clients: map[netip.AddrPort]*packetConn{},
+		clients: map[netip.AddrPort]*steerClient{},
 	}
 }
 
@@ -123,9 +155,9 @@ func (s *steering) sent(c *packetConn, p []byte, to netip.AddrPort) {
 }
 
 func (s *steering) remember(tok [reservationTokenLen]byte, c *packetConn) {
-	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
 	if len(s.tokens) >= maxSteerTokens {
 		for k, t := range s.tokens {
 			if now.Sub(t.at) > steerTokenLife {
@@ -152,12 +184,72 @@ func (s *steering) drop(client netip.AddrPort) {
 	s.mu.Unlock()
 }
 
+// allocated tells the steering that pion of loop made client's allocation:
+// a steered client then stays steered, without expiring, until drop.
+func (s *steering) allocated(client netip.AddrPort, loop *packetConn) {
+	if s.nclients.Load() == 0 {
+		return
+	}
+	s.mu.Lock()
+	if e := s.clients[client]; e != nil && e.loop == loop {
+		e.allocated = true
+	}
+	s.mu.Unlock()
+}
+
+// expire ends the steering of the clients steered more than steerTokenLife
+// ago that have no allocation. Called with mu held.
+func (s *steering) expire() {
+	if len(s.pending) == 0 {
+		return
+	}
+	now := s.now()
+	n := 0
+	for _, e := range s.pending {
+		if now.Sub(e.at) <= steerTokenLife {
+			break
+		}
+		if !e.allocated && s.clients[e.client] == e {
+			delete(s.clients, e.client)
+		}
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	clear(s.pending[:n]) // let the collector have them
+	s.pending = s.pending[n:]
+	s.nclients.Store(int32(len(s.clients))) //nolint:gosec // at most maxSteered
+}
+
+// steer makes loop l serve client from now on. Called with mu held, after
+// expire.
+func (s *steering) steer(client netip.AddrPort, l *packetConn) bool {
+	if len(s.clients) >= maxSteered {
+		return false
+	}
+	if len(s.pending) >= maxSteerPending {
+		s.pending = slices.DeleteFunc(s.pending, func(e *steerClient) bool {
+			return e.allocated || s.clients[e.client] != e
+		})
+	}
+	e := &steerClient{client: client, loop: l, at: s.now()}
+	s.clients[client] = e
+	s.pending = append(s.pending, e)
+	s.nclients.Store(int32(len(s.clients))) //nolint:gosec // at most maxSteered
+	return true
+}
+
 // target returns the loop that should serve p from client, read by loop c,
 // or nil when c serves it.
 func (s *steering) target(c *packetConn, p []byte, client netip.AddrPort) *packetConn {
 	if s.nclients.Load() != 0 {
 		s.mu.Lock()
-		l := s.clients[client]
+		s.expire()
+		var l *packetConn
+		if e := s.clients[client]; e != nil {
+			l = e.loop
+		}
 		s.mu.Unlock()
 		if l != nil {
 			if l == c {
@@ -175,15 +267,20 @@ func (s *steering) target(c *packetConn, p []byte, client netip.AddrPort) *packe
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expire()
 	t, ok := s.tokens[tok]
-	if !ok || t.loop == c || time.Since(t.at) > steerTokenLife {
+	if !ok || t.loop == c || s.now().Sub(t.at) > steerTokenLife {
 		return nil
 	}
-	if _, ok := s.clients[client]; !ok && len(s.clients) >= maxSteered {
+	if e := s.clients[client]; e != nil { // steered meanwhile
+		if e.loop == c {
+			return nil
+		}
+		return e.loop
+	}
+	if !s.steer(client, t.loop) {
 		return nil
 	}
-	s.clients[client] = t.loop
-	s.nclients.Store(int32(len(s.clients))) //nolint:gosec // at most maxSteered
 	return t.loop
 }
 

@@ -10,7 +10,10 @@ import (
 
 	"github.com/pion/stun/v4"
 
+	"github.com/stunfault/stunfault/faults"
+	"github.com/stunfault/stunfault/server"
 	"github.com/stunfault/stunfault/server/control"
+	"github.com/stunfault/stunfault/server/trace"
 )
 
 // allocateWith runs the 401 dance and the signed Allocate of a UDP relay
@@ -125,5 +128,89 @@ func TestReadLoopsSteerReservationToken(t *testing.T) {
 	// The RTP allocation is untouched.
 	if m := rtp.signed(refresh); m.Type.Class != stun.ClassSuccessResponse {
 		t.Fatalf("RTP Refresh: code %d, want success", errorCodeOf(m))
+	}
+}
+
+// A client steered by its RESERVATION-TOKEN whose Allocate got no answer (a
+// rule dropped it) stays steered for the tokens' 30 s, and no longer: its
+// next Allocate with the token, once the token itself has expired, is
+// served by the loop that issued the token while the client is steered
+// (pion there still holds the reservation: success, the reserved port + 1)
+// and after 30 s by the loop the kernel picked for it (whose pion has no
+// such reservation: 508). A client whose allocation came stays steered.
+func TestReadLoopsSteeredClientExpires(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // from the dropped Allocate to the next
+		code  int           // of the next: 0 success
+	}{
+		{"29s on, still steered", 29 * time.Second, 0},
+		{"31s on, expired", 31 * time.Second, 508},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, nil) // two read loops
+			clk := newFakeClock()
+			server.SetSteerClock(srv, clk.Now)
+			clients := clientsOnLoops(t, srv)
+			rtp, rtcp := clients[0], clients[1]
+
+			m := rtp.allocateWith("user", "pass", stun.RawAttribute{Type: stun.AttrEvenPort, Value: []byte{0x80}})
+			if m.Type.Class != stun.ClassSuccessResponse {
+				t.Fatalf("EVEN-PORT Allocate on loop 0: code %d, want success", errorCodeOf(m))
+			}
+			var relay0 stun.XORMappedAddress
+			if err := relay0.GetFromAs(m, stun.AttrXORRelayedAddress); err != nil {
+				t.Fatal(err)
+			}
+			token, err := m.Get(stun.AttrReservationToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The token is 10 s old when its Allocate comes, so it has
+			// expired by the next one either way: only the client's own
+			// steering can still take that to loop 0.
+			clk.Advance(10 * time.Second)
+
+			addRule(t, srv, faults.Rule{
+				ID: "drop-token", Times: 1,
+				Match: faults.Match{Methods: []string{"allocate"}, Classes: []string{"request"}, Direction: "in",
+					Attributes: []faults.AttributeMatch{{Type: "RESERVATION-TOKEN", Present: ptr(true)}}},
+				Action: faults.Action{Type: "drop"},
+			})
+			rtcp.realm, rtcp.nonce, rtcp.user, rtcp.mi = rtp.realm, rtp.nonce, rtp.user, rtp.mi
+			allocate := stun.NewType(stun.MethodAllocate, stun.ClassRequest)
+			transport := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{protoUDP, 0, 0, 0}}
+			withToken := stun.RawAttribute{Type: stun.AttrReservationToken, Value: token}
+			lost := stun.MustBuild(stun.TransactionID, allocate, transport, withToken, &rtcp.user, &rtcp.realm, &rtcp.nonce, rtcp.mi, stun.Fingerprint)
+			if _, err := rtcp.conn.Write(lost.Raw); err != nil {
+				t.Fatal(err)
+			}
+			waitRecords(t, srv, "the RESERVATION-TOKEN Allocate dropped", 1, func(r trace.Record) bool {
+				return r.Decision.Rule == "drop-token" && r.TxID == lost.TransactionID
+			})
+
+			clk.Advance(tc.after)
+			m = rtcp.signed(allocate, transport, withToken)
+			if got := errorCodeOf(m); got != tc.code || (tc.code == 0 && m.Type.Class != stun.ClassSuccessResponse) {
+				t.Fatalf("Allocate with the token %v after the lost one: %s code %d, want code %d", tc.after, m.Type, got, tc.code)
+			}
+			if tc.code == 0 {
+				var relay1 stun.XORMappedAddress
+				if err := relay1.GetFromAs(m, stun.AttrXORRelayedAddress); err != nil {
+					t.Fatal(err)
+				}
+				if relay1.Port != relay0.Port+1 {
+					t.Fatalf("steered Allocate: relay port %d, want the reserved %d", relay1.Port, relay0.Port+1)
+				}
+				// Its allocation keeps it steered past 30 s (loop 1 has none
+				// for it).
+				clk.Advance(time.Minute)
+				if m := rtcp.signed(stun.NewType(stun.MethodRefresh, stun.ClassRequest)); m.Type.Class != stun.ClassSuccessResponse {
+					t.Fatalf("Refresh of the steered allocation a minute on: code %d, want success", errorCodeOf(m))
+				}
+			}
+		})
 	}
 }
