@@ -28,11 +28,20 @@ func TestMain(m *testing.M) {
 // binding performs one Binding over transport to addr with a 10 ms RTO and
 // returns the error code of the answer (0 for a success) and the
 // XOR-MAPPED-ADDRESS of a success.
+//
+// The client retransmits over TCP too, so a slow run may get two answers
+// back to back; pion's stun.Client decodes whatever one Read returns as one
+// message, so over TCP it reads through pion's STUN framer (stunStream), as
+// the server package's tests do.
 func binding(t *testing.T, transport string, addr netip.AddrPort) (code int, mapped netip.AddrPort, err error) {
 	t.Helper()
-	conn, err := net.Dial(transport, addr.String())
+	nc, err := net.Dial(transport, addr.String())
 	if err != nil {
 		t.Fatal(err)
+	}
+	var conn stun.Connection = nc
+	if transport == "tcp" {
+		conn = stunStream{turn.NewSTUNConn(nc)}
 	}
 	c, err := stun.NewClient(conn, stun.WithRTO(10*time.Millisecond))
 	if err != nil {
@@ -64,6 +73,18 @@ func binding(t *testing.T, transport string, addr netip.AddrPort) (code int, map
 	}
 	return code, mapped, err
 }
+
+// stunStream is a TCP connection framed by STUN and ChannelData lengths
+// (pion's turn.STUNConn) as the stun.Connection of a stun.Client: one Read
+// returns one whole message.
+type stunStream struct{ *turn.STUNConn }
+
+func (s stunStream) Read(p []byte) (int, error) {
+	n, _, err := s.ReadFrom(p)
+	return n, err
+}
+
+func (s stunStream) Write(p []byte) (int, error) { return s.WriteTo(p, nil) }
 
 // Parallel tests each get their own server on their own free port, UDP and
 // TCP on the same one, and leave nothing behind (goleak in TestMain). Each
