@@ -100,6 +100,13 @@ type Engine struct {
 	scenarios map[string]Scenario
 	timeline  *timeline // the timed scenario running, if any
 	machines  map[machineID]*machine
+	// scenariosRev counts the changes to scenarios: ActivateScenario
+	// compiles with the lock released and checks it has not moved.
+	scenariosRev uint64
+
+	// compileHook, set by tests before the engine is used, runs at the
+	// start of every rule's compilation (see compileRule).
+	compileHook func(*Rule)
 }
 
 // snapshot is one immutable set of active rules, in evaluation order.

@@ -248,13 +248,9 @@ func CompilePattern(expr string) (*Pattern, error) {
 	if len(expr) > MaxPatternBytes {
 		return nil, fmt.Errorf("regular expression of %d bytes, at most %d", len(expr), MaxPatternBytes)
 	}
-	c := patterns.get(expr)
-	if c == nil {
-		var err error
-		if c, err = compilePattern(expr); err != nil {
-			return nil, err
-		}
-		patterns.put(expr, c)
+	c, err := patterns.compile(expr)
+	if err != nil {
+		return nil, err
 	}
 	return &Pattern{expr: expr, compiledPattern: *c, shared: c}, nil
 }
@@ -296,23 +292,61 @@ func compilePattern(expr string) (*compiledPattern, error) {
 // patterns shares compiled patterns by expression, holding them weakly: a
 // rule set with one expression in many rules compiles it once, and so do
 // Validate and then compile. An entry goes when its pattern is collected,
-// so the cache holds no more than the live rules do.
+// so the cache holds no more than the live rules do. Rules are compiled
+// outside the engine's lock, concurrently: a caller that wants an
+// expression another is compiling waits for that one instead of building
+// a second automaton.
 var patterns patternCache
 
 type patternCache struct {
-	mu sync.Mutex
-	m  map[string]weak.Pointer[compiledPattern]
+	mu       sync.Mutex
+	m        map[string]weak.Pointer[compiledPattern]
+	building map[string]*patternBuild // expressions being compiled, under mu
 }
 
-func (pc *patternCache) get(expr string) *compiledPattern {
+// patternBuild is one compilation in progress: c and err are set before
+// done is closed.
+type patternBuild struct {
+	done chan struct{}
+	c    *compiledPattern
+	err  error
+}
+
+// compile returns expr's compiled pattern: the live one, the one another
+// goroutine is compiling, or a new one.
+func (pc *patternCache) compile(expr string) (*compiledPattern, error) {
 	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	return pc.m[expr].Value()
+	if c := pc.m[expr].Value(); c != nil {
+		pc.mu.Unlock()
+		return c, nil
+	}
+	if b := pc.building[expr]; b != nil {
+		pc.mu.Unlock()
+		<-b.done
+		return b.c, b.err
+	}
+	// Waiters read this error only if compilePattern panics.
+	b := &patternBuild{done: make(chan struct{}), err: fmt.Errorf("regular expression %q could not be compiled", clipPattern(expr))}
+	if pc.building == nil {
+		pc.building = make(map[string]*patternBuild)
+	}
+	pc.building[expr] = b
+	pc.mu.Unlock()
+	defer func() {
+		pc.mu.Lock()
+		delete(pc.building, expr)
+		if b.c != nil {
+			pc.put(expr, b.c)
+		}
+		pc.mu.Unlock()
+		close(b.done)
+	}()
+	b.c, b.err = compilePattern(expr)
+	return b.c, b.err
 }
 
+// put caches c as expr's compiled pattern. pc.mu is held.
 func (pc *patternCache) put(expr string, c *compiledPattern) {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
 	if pc.m == nil {
 		pc.m = make(map[string]weak.Pointer[compiledPattern])
 	}

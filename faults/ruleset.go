@@ -45,33 +45,38 @@ type Change struct {
 // and its ID in Added or Replaced. A rule that does not validate is rejected
 // with an error holding *FieldError values, and nothing changes.
 func (e *Engine) Add(r Rule) (Change, error) {
+	// Compiled before the lock is taken: building a pattern's automaton
+	// takes tens of milliseconds at the bounds, and the other writers (and
+	// the control ops that take the lock) need not wait for it.
+	c, err := e.compileRule(r)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.snap.Load()
-	if r.ID == "" {
-		r.ID = e.newID(s.rules, nil)
+	id := r.ID
+	if id == "" {
+		id = e.newID(s.rules, nil)
 	}
-	c, err := e.compileRule(r)
 	if err != nil {
-		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", r.ID, err)
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", id, err)
 	}
-	if len(s.rules) >= MaxRules && find(s.rules, r.ID) < 0 {
-		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w: %d are active, at most %d", r.ID, ErrTooManyRules, len(s.rules), MaxRules)
+	c.rule.ID = id
+	if len(s.rules) >= MaxRules && find(s.rules, id) < 0 {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w: %d are active, at most %d", id, ErrTooManyRules, len(s.rules), MaxRules)
 	}
-	if n := setAutomata(s.rules) + c.automata - replacedAutomata(s.rules, r.ID); n > maxRuleSetAutomata {
-		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w: beside the active rules, %s", r.ID, ErrTooManyRules, automataError(n))
+	if n := setAutomata(s.rules) + c.automata - replacedAutomata(s.rules, id); n > maxRuleSetAutomata {
+		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w: beside the active rules, %s", id, ErrTooManyRules, automataError(n))
 	}
 	rules := slices.Clone(s.rules)
 	ch := Change{Rules: []Rule{c.rule.Clone()}}
 	e.prepare(c, e.clock.Now())
-	if i := find(rules, r.ID); i >= 0 {
+	if i := find(rules, id); i >= 0 {
 		c.order = rules[i].order
 		rules[i] = *c
-		ch.Replaced = []string{r.ID}
+		ch.Replaced = []string{id}
 	} else {
 		c.order = e.order()
 		rules = append(rules, *c)
-		ch.Added = []string{r.ID}
+		ch.Added = []string{id}
 	}
 	ch.Revision = e.commit(rules, s.scenario)
 	return ch, nil
@@ -83,10 +88,10 @@ func (e *Engine) Add(r Rule) (Change, error) {
 // changes and the error holds a *FieldError per problem, its Field prefixed
 // with "rules[i].".
 func (e *Engine) AddAll(rules []Rule) (Change, error) {
+	cs, err := e.compileRules("rules", rules) // before the lock, as in Add
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.snap.Load()
-	cs, err := e.compileRules("rules", rules)
 	if err != nil {
 		return Change{Revision: s.revision}, fmt.Errorf("faults: %w", err)
 	}
@@ -141,37 +146,75 @@ func (e *Engine) AddAll(rules []Rule) (Change, error) {
 
 // Update changes the rule with the given ID atomically: f gets a copy of the
 // rule to modify, and the result replaces the rule as Add would (its
-// counters restart), with no other change in between. An error from f, or a
-// result that does not validate or has another ID, leaves the rule as it
-// was; f's error is returned wrapped. f runs with the engine's writer lock
-// held: it must not call the Engine.
+// counters restart), with no other change to that rule in between. An error
+// from f, or a result that does not validate or has another ID, leaves the
+// rule as it was; f's error is returned wrapped. f runs with the engine's
+// writer lock held: it must not call the Engine. The result is compiled with
+// the lock released, so f may run more than once: when another change to the
+// rule lands meanwhile, f runs again on the rule as that change left it.
 func (e *Engine) Update(id string, f func(*Rule) error) (Change, error) {
+	for try := 1; ; try++ {
+		if ch, done, err := e.update(id, f, try < maxCompileTries); done {
+			return ch, err
+		}
+	}
+}
+
+// maxCompileTries bounds the tries of a change that compiles with the
+// engine's lock released and then finds that what it compiled changed
+// meanwhile (Update, ActivateScenario, a timed scenario's next step): the
+// last try compiles with the lock held, so a change always lands.
+const maxCompileTries = 3
+
+// unlocked runs f with e.mu released, and takes it again (also when f
+// panics). e.mu is held.
+func (e *Engine) unlocked(f func()) {
+	e.mu.Unlock()
+	defer e.mu.Lock()
+	f()
+}
+
+// update is one try of Update. With unlocked, the result is compiled with
+// e.mu released, and done is false when the rule changed meanwhile: the
+// result is dropped, and Update tries again.
+func (e *Engine) update(id string, f func(*Rule) error, unlocked bool) (ch Change, done bool, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s, i, err := e.locate(id)
 	if err != nil {
-		return Change{Revision: s.revision}, err
+		return Change{Revision: s.revision}, true, err
 	}
-	r := s.rules[i].rule.Clone()
+	base := s.rules[i].rule
+	r := base.Clone()
 	if err := f(&r); err != nil {
-		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", id, err)
+		return Change{Revision: s.revision}, true, fmt.Errorf("faults: rule %q: %w", id, err)
 	}
 	if r.ID != id {
-		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", id,
+		return Change{Revision: s.revision}, true, fmt.Errorf("faults: rule %q: %w", id,
 			&FieldError{Field: "id", Msg: fmt.Sprintf("an update cannot change the id (to %q): add a new rule and remove this one", r.ID)})
 	}
-	c, err := e.compileRule(r)
+	var c *compiledRule
+	if unlocked {
+		e.unlocked(func() { c, err = e.compileRule(r) })
+		// Every change to a rule gives it a new *Rule (SetEnabled
+		// included), and the others keep it.
+		if s, i, _ = e.locate(id); i < 0 || s.rules[i].rule != base {
+			return Change{}, false, nil
+		}
+	} else {
+		c, err = e.compileRule(r)
+	}
 	if err != nil {
-		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w", id, err)
+		return Change{Revision: s.revision}, true, fmt.Errorf("faults: rule %q: %w", id, err)
 	}
 	if n := setAutomata(s.rules) + c.automata - s.rules[i].automata; n > maxRuleSetAutomata {
-		return Change{Revision: s.revision}, fmt.Errorf("faults: rule %q: %w: beside the active rules, %s", id, ErrTooManyRules, automataError(n))
+		return Change{Revision: s.revision}, true, fmt.Errorf("faults: rule %q: %w: beside the active rules, %s", id, ErrTooManyRules, automataError(n))
 	}
 	rules := slices.Clone(s.rules)
 	c.order = rules[i].order
 	e.prepare(c, e.clock.Now())
 	rules[i] = *c
-	return Change{Revision: e.commit(rules, s.scenario), Rules: []Rule{c.rule.Clone()}, Replaced: []string{id}}, nil
+	return Change{Revision: e.commit(rules, s.scenario), Rules: []Rule{c.rule.Clone()}, Replaced: []string{id}}, true, nil
 }
 
 // Replace swaps the whole rule set for rules, in one revision. Every rule is
@@ -180,12 +223,13 @@ func (e *Engine) Update(id string, f func(*Rule) error) (Change, error) {
 // "rules[i].". Every rule starts with fresh counters. The Change says which
 // IDs are new (Added), kept (Replaced) and gone (Removed).
 func (e *Engine) Replace(rules []Rule) (Change, error) {
+	cs, err := e.compileRules("rules", rules) // before the lock, as in Add
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	cs, err := e.compileSet("rules", rules)
 	if err != nil {
 		return Change{Revision: e.snap.Load().revision}, fmt.Errorf("faults: %w", err)
 	}
+	e.place(cs)
 	e.stopTimeline()
 	return e.swap(cs, ""), nil
 }
@@ -219,8 +263,10 @@ func (e *Engine) swap(cs []*compiledRule, scenario string) Change {
 	return ch
 }
 
-// compileRules validates and compiles rules, naming fields prefix[i].field.
-// IDs and orders are left to the caller. e.mu is held.
+// compileRules validates and compiles rules, naming fields prefix[i].field,
+// and checks the set's own bounds (MaxRules, MaxRuleSetAutomata). IDs and
+// orders are left to the caller. It reads nothing e.mu guards: callers call
+// it before they take the lock.
 func (e *Engine) compileRules(prefix string, rules []Rule) ([]*compiledRule, error) {
 	if len(rules) > MaxRules {
 		return nil, &FieldError{Field: prefix, Msg: fmt.Sprintf("%d rules, at most %d", len(rules), MaxRules)}
@@ -272,21 +318,17 @@ func replacedAutomata(rules []compiledRule, id string) int {
 	return 0
 }
 
-// compileSet compiles a whole rule set, naming fields prefix[i].field, and
-// gives every rule its ID and order. e.mu is held.
-func (e *Engine) compileSet(prefix string, rules []Rule) ([]*compiledRule, error) {
-	out, err := e.compileRules(prefix, rules)
-	if err != nil {
-		return nil, err
-	}
+// place gives every rule of cs, a whole rule set compiled by compileRules,
+// its ID, order, expiry and machine. e.mu is held.
+func (e *Engine) place(cs []*compiledRule) {
 	now := e.clock.Now()
-	at := make(map[string]int, len(out))
-	for i, c := range out {
+	at := make(map[string]int, len(cs))
+	for i, c := range cs {
 		if c.rule.ID != "" {
 			at[c.rule.ID] = i
 		}
 	}
-	for _, c := range out {
+	for _, c := range cs {
 		if c.rule.ID == "" {
 			c.rule.ID = e.newID(nil, at)
 			at[c.rule.ID] = -1
@@ -294,7 +336,6 @@ func (e *Engine) compileSet(prefix string, rules []Rule) ([]*compiledRule, error
 		c.order = e.order()
 		e.prepare(c, now)
 	}
-	return out, nil
 }
 
 // locate returns the current snapshot and the position of rule id in it,

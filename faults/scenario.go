@@ -181,20 +181,28 @@ func (tl *timeline) position(now time.Time) (cycle, i int) {
 // and the error holds a *FieldError per problem, its Field prefixed with
 // "scenarios.NAME." ("scenarios.outage.steps[1].rules[0].action.code").
 func (e *Engine) SetScenarios(scenarios map[string]Scenario) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	stored, err := e.validScenarios(scenarios)
+	stored, err := e.validScenarios(scenarios) // before the lock, as in Add
 	if err != nil {
 		return err
 	}
-	e.scenarios = stored
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.setScenarios(stored)
 	s := e.snap.Load()
 	e.commit(slices.Clone(s.rules), s.scenario)
 	return nil
 }
 
+// setScenarios makes scenarios the stored ones. e.mu is held.
+func (e *Engine) setScenarios(scenarios map[string]Scenario) {
+	e.scenarios = scenarios
+	e.scenariosRev++
+}
+
 // validScenarios validates every scenario and returns deep copies of them
-// all, or an error with a *FieldError per problem. Called under e.mu.
+// all, or an error with a *FieldError per problem. It compiles every rule,
+// so it is called before e.mu is taken (compileRules reads nothing e.mu
+// guards).
 func (e *Engine) validScenarios(scenarios map[string]Scenario) (map[string]Scenario, error) {
 	var errs []error
 	stored := make(map[string]Scenario, len(scenarios))
@@ -262,23 +270,48 @@ func (e *Engine) ScenarioDefinition(name string) (Scenario, error) {
 // Replace, Clear or another ActivateScenario; changes to single rules (Add,
 // Remove, ...) in between last until the next step replaces the set.
 func (e *Engine) ActivateScenario(name string) (Change, error) {
+	for try := 1; ; try++ {
+		if ch, done, err := e.activate(name, try < maxCompileTries); done {
+			return ch, err
+		}
+	}
+}
+
+// activate is one try of ActivateScenario. With unlocked, the rules (a timed
+// scenario's first step's) are compiled with e.mu released, as in Add, and
+// done is false when the stored scenarios changed meanwhile.
+func (e *Engine) activate(name string, unlocked bool) (ch Change, done bool, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	sc, ok := e.scenarios[name]
 	if !ok {
-		return Change{Revision: e.snap.Load().revision}, fmt.Errorf("faults: scenario %q %w", name, ErrNotFound)
+		return Change{Revision: e.snap.Load().revision}, true, fmt.Errorf("faults: scenario %q %w", name, ErrNotFound)
+	}
+	field, rules := "scenarios."+name+".rules", sc.Rules
+	if sc.Timed() {
+		field, rules = stepField(name, 0), sc.Steps[0].Rules
+	}
+	var cs []*compiledRule
+	if unlocked {
+		rev := e.scenariosRev
+		e.unlocked(func() { cs, err = e.compileRules(field, rules) })
+		if e.scenariosRev != rev {
+			return Change{}, false, nil
+		}
+	} else {
+		cs, err = e.compileRules(field, rules)
+	}
+	if err != nil {
+		return Change{Revision: e.snap.Load().revision}, true, fmt.Errorf("faults: %w", err) // validated by SetScenarios: cannot happen
 	}
 	e.stopTimeline()
 	if !sc.Timed() {
-		cs, err := e.compileSet("scenarios."+name+".rules", sc.Rules)
-		if err != nil {
-			return Change{Revision: e.snap.Load().revision}, fmt.Errorf("faults: %w", err) // validated by SetScenarios: cannot happen
-		}
-		return e.swap(cs, name), nil
+		e.place(cs)
+		return e.swap(cs, name), true, nil
 	}
 	tl := &timeline{name: name, sc: sc, start: e.clock.Now()}
 	e.timeline = tl
-	return e.enterStep(tl, 0, 0, tl.start)
+	return e.enterStep(tl, 0, 0, tl.start, cs), true, nil
 }
 
 // ScenarioStep returns where the running timed scenario is, and false when
@@ -302,14 +335,16 @@ func (tl *timeline) status(now time.Time) ScenarioStep {
 	return st
 }
 
-// enterStep makes step i of cycle the active rule set, records it and arms
-// the timer for the next step. e.mu is held.
-func (e *Engine) enterStep(tl *timeline, cycle, i int, now time.Time) (Change, error) {
-	field := "scenarios." + tl.name + ".steps[" + strconv.Itoa(i) + "].rules"
-	cs, err := e.compileSet(field, tl.sc.Steps[i].Rules)
-	if err != nil {
-		return Change{Revision: e.snap.Load().revision}, fmt.Errorf("faults: %w", err) // validated by SetScenarios: cannot happen
-	}
+// stepField names the field of the rules of step i of the named scenario.
+func stepField(name string, i int) string {
+	return "scenarios." + name + ".steps[" + strconv.Itoa(i) + "].rules"
+}
+
+// enterStep makes cs, the rules of step i compiled, the active rule set as
+// step i of cycle, records it and arms the timer for the next step. e.mu is
+// held.
+func (e *Engine) enterStep(tl *timeline, cycle, i int, now time.Time, cs []*compiledRule) Change {
+	e.place(cs)
 	tl.cycle, tl.step = cycle, i
 	ch := e.swap(cs, tl.name)
 	st := tl.status(now)
@@ -317,15 +352,23 @@ func (e *Engine) enterStep(tl *timeline, cycle, i int, now time.Time) (Change, e
 	if _, _, when, ok := tl.next(); ok {
 		tl.timer = e.clock.AfterFunc(max(when.Sub(now), 0), func() { e.stepDue(tl) })
 	}
-	return ch, nil
+	return ch
 }
 
 // stepDue moves tl on to the step due now, when tl still runs.
 func (e *Engine) stepDue(tl *timeline) {
+	for try := 1; !e.stepOn(tl, try < maxCompileTries); try++ {
+	}
+}
+
+// stepOn is one try of stepDue, and reports whether it is done. With
+// unlocked, the step's rules are compiled with e.mu released, as in Add, and
+// it is not done when the clock moved past that step meanwhile.
+func (e *Engine) stepOn(tl *timeline, unlocked bool) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.timeline != tl {
-		return
+		return true
 	}
 	now := e.clock.Now()
 	cycle, i := tl.position(now)
@@ -334,9 +377,32 @@ func (e *Engine) stepDue(tl *timeline) {
 		if _, _, when, ok := tl.next(); ok {
 			tl.timer = e.clock.AfterFunc(max(when.Sub(now), 0), func() { e.stepDue(tl) })
 		}
-		return
+		return true
 	}
-	e.enterStep(tl, cycle, i, now) //nolint:errcheck // validated by SetScenarios
+	var (
+		cs  []*compiledRule
+		err error
+	)
+	field, rules := stepField(tl.name, i), tl.sc.Steps[i].Rules // tl.sc is immutable
+	if unlocked {
+		e.unlocked(func() { cs, err = e.compileRules(field, rules) })
+		if e.timeline != tl {
+			return true
+		}
+		now = e.clock.Now()
+		c, due := tl.position(now)
+		if due != i || (c == tl.cycle && due == tl.step) {
+			return false // the clock moved on past step i (or back)
+		}
+		cycle = c
+	} else {
+		cs, err = e.compileRules(field, rules)
+	}
+	if err != nil {
+		return true // validated by SetScenarios: cannot happen
+	}
+	e.enterStep(tl, cycle, i, now, cs)
+	return true
 }
 
 // stopTimeline stops the running timed scenario, if any. e.mu is held.

@@ -27,12 +27,12 @@ func (e *Engine) LoadScenarios(scenarios map[string]Scenario) (ScenarioLoad, err
 	if len(scenarios) == 0 {
 		return ScenarioLoad{}, ErrNoScenarios
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	loaded, err := e.validScenarios(scenarios)
+	loaded, err := e.validScenarios(scenarios) // before the lock, as in Add
 	if err != nil {
 		return ScenarioLoad{}, err
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	merged := maps.Clone(e.scenarios)
 	if merged == nil {
 		merged = map[string]Scenario{}
@@ -46,7 +46,7 @@ func (e *Engine) LoadScenarios(scenarios map[string]Scenario) (ScenarioLoad, err
 		}
 		merged[name] = loaded[name]
 	}
-	e.scenarios = merged
+	e.setScenarios(merged)
 	s := e.snap.Load()
 	res.Revision = e.commit(slices.Clone(s.rules), s.scenario)
 	return res, nil

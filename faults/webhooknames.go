@@ -34,7 +34,11 @@ func CheckWebhookName(r *Rule, names []string) *FieldError {
 
 // compileRule compiles r for this engine: [Rule.Validate]'s checks, and the
 // webhook name against the engine's Signals when they name their webhooks.
+// It reads nothing e.mu guards: the engine calls it with the lock released.
 func (e *Engine) compileRule(r Rule) (*compiledRule, error) {
+	if e.compileHook != nil {
+		e.compileHook(&r)
+	}
 	c, err := compile(r)
 	n, ok := e.signals.(WebhookNamer)
 	if !ok {
