@@ -50,20 +50,9 @@ func TestReadLoopsSteerReservationToken(t *testing.T) {
 	clients := clientsOnLoops(t, srv)
 	rtp, rtcp := clients[0], clients[1]
 
-	m := rtp.allocateWith("user", "pass", stun.RawAttribute{Type: stun.AttrEvenPort, Value: []byte{0x80}})
-	if m.Type.Class != stun.ClassSuccessResponse {
-		t.Fatalf("EVEN-PORT Allocate on loop 0: code %d, want success", errorCodeOf(m))
-	}
-	var relay0 stun.XORMappedAddress
-	if err := relay0.GetFromAs(m, stun.AttrXORRelayedAddress); err != nil {
-		t.Fatal(err)
-	}
-	token, err := m.Get(stun.AttrReservationToken)
-	if err != nil || len(token) != 8 {
-		t.Fatalf("EVEN-PORT Allocate success: RESERVATION-TOKEN %x, %v; want 8 bytes", token, err)
-	}
+	relay0, token := evenPortAllocate(t, rtp)
 
-	m = rtcp.allocateWith("user", "pass", stun.RawAttribute{Type: stun.AttrReservationToken, Value: token})
+	m := rtcp.allocateWith("user", "pass", stun.RawAttribute{Type: stun.AttrReservationToken, Value: token})
 	if m.Type.Class != stun.ClassSuccessResponse {
 		t.Fatalf("RESERVATION-TOKEN Allocate on loop 1: code %d, want success (pion of loop 0 holds the reservation)", errorCodeOf(m))
 	}
@@ -156,18 +145,7 @@ func TestReadLoopsSteeredClientExpires(t *testing.T) {
 			clients := clientsOnLoops(t, srv)
 			rtp, rtcp := clients[0], clients[1]
 
-			m := rtp.allocateWith("user", "pass", stun.RawAttribute{Type: stun.AttrEvenPort, Value: []byte{0x80}})
-			if m.Type.Class != stun.ClassSuccessResponse {
-				t.Fatalf("EVEN-PORT Allocate on loop 0: code %d, want success", errorCodeOf(m))
-			}
-			var relay0 stun.XORMappedAddress
-			if err := relay0.GetFromAs(m, stun.AttrXORRelayedAddress); err != nil {
-				t.Fatal(err)
-			}
-			token, err := m.Get(stun.AttrReservationToken)
-			if err != nil {
-				t.Fatal(err)
-			}
+			relay0, token := evenPortAllocate(t, rtp)
 			// The token is 10 s old when its Allocate comes, so it has
 			// expired by the next one either way: only the client's own
 			// steering can still take that to loop 0.
@@ -192,7 +170,7 @@ func TestReadLoopsSteeredClientExpires(t *testing.T) {
 			})
 
 			clk.Advance(tc.after)
-			m = rtcp.signed(allocate, transport, withToken)
+			m := rtcp.signed(allocate, transport, withToken)
 			if got := errorCodeOf(m); got != tc.code || (tc.code == 0 && m.Type.Class != stun.ClassSuccessResponse) {
 				t.Fatalf("Allocate with the token %v after the lost one: %s code %d, want code %d", tc.after, m.Type, got, tc.code)
 			}
@@ -213,4 +191,24 @@ func TestReadLoopsSteeredClientExpires(t *testing.T) {
 			}
 		})
 	}
+}
+
+// evenPortAllocate makes c's Allocate with EVEN-PORT (R bit set), which must
+// succeed, and returns its relayed address and the RESERVATION-TOKEN for the
+// next port.
+func evenPortAllocate(t *testing.T, c *rawTURN) (stun.XORMappedAddress, []byte) {
+	t.Helper()
+	m := c.allocateWith("user", "pass", stun.RawAttribute{Type: stun.AttrEvenPort, Value: []byte{0x80}})
+	if m.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("EVEN-PORT Allocate on loop 0: code %d, want success", errorCodeOf(m))
+	}
+	var relay stun.XORMappedAddress
+	if err := relay.GetFromAs(m, stun.AttrXORRelayedAddress); err != nil {
+		t.Fatal(err)
+	}
+	token, err := m.Get(stun.AttrReservationToken)
+	if err != nil || len(token) != 8 {
+		t.Fatalf("EVEN-PORT Allocate success: RESERVATION-TOKEN %x, %v; want 8 bytes", token, err)
+	}
+	return relay, token
 }
