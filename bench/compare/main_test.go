@@ -19,15 +19,7 @@ func TestCompareRuns(t *testing.T) {
 	if coturnErr != nil && os.Getenv("CI") == "true" {
 		t.Fatal("CI: coturn's turnserver is missing (apt-get install coturn)")
 	}
-	out, err := exec.Command("go", "run", ".", "-rounds", "1", "-d", "150ms", "-json").Output()
-	if err != nil {
-		t.Fatalf("go run ./bench/compare: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	var sum summary
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
-		t.Fatalf("last line is not the result: %v\n%s", err, out)
-	}
+	sum := runCompare(t, "-rounds", "1", "-d", "150ms")
 	for _, w := range workloads {
 		for _, server := range w.Servers {
 			if server == coturn && coturnErr != nil {
@@ -62,19 +54,10 @@ func TestCompareCallgrind(t *testing.T) {
 		}
 		t.Skip("valgrind is not installed (apt-get install valgrind)")
 	}
-	out, err := exec.Command("go", "run", ".", "-only", "ping-pong", "-rounds", "1", "-d", "100ms",
-		"-callgrind", "300", "-callgrind-runs", "1", "-json").Output()
-	if err != nil {
-		t.Fatalf("go run ./bench/compare -callgrind: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	var sum summary
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
-		t.Fatalf("last line is not the result: %v\n%s", err, out)
-	}
+	sum := runCompare(t, "-only", "ping-pong", "-rounds", "1", "-d", "100ms", "-callgrind", "300", "-callgrind-runs", "1")
 	in := sum.Instructions
 	if in == nil {
-		t.Fatalf("no instruction counts in %s", lines[len(lines)-1])
+		t.Fatalf("no instruction counts in %+v", sum)
 	}
 	for name, c := range map[string]counts{"one at a time": in.OneAtATime, "16x4": in.Loaded} {
 		for server, v := range map[string]float64{"pion": c.Pion, "stunfault": c.Stunfault, "stunfault+100rules": c.Stunfault100, "trace off": c.Stunfault100NoTrace} {
@@ -92,4 +75,20 @@ func TestCompareCallgrind(t *testing.T) {
 	if ratios != 2 {
 		t.Errorf("%d callgrind ratios, want 2: %+v", ratios, sum.Ratios)
 	}
+}
+
+// runCompare runs go run ./bench/compare with args and -json, and returns
+// the result its last line holds.
+func runCompare(t *testing.T, args ...string) summary {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"run", ".", "-json"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("go run ./bench/compare %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var sum summary
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatalf("last line is not the result: %v\n%s", err, out)
+	}
+	return sum
 }
