@@ -503,7 +503,37 @@ func (t *allocTable) mismatch(p *faults.Packet) bool {
 	}
 	switch p.Method() {
 	case faults.MethodRefresh, faults.MethodCreatePermission, faults.MethodChannelBind:
-		return !t.has(p)
+		return !t.has(p) && t.verified(p)
 	}
 	return false
+}
+
+// verified reports whether p's MESSAGE-INTEGRITY checks with the key of its
+// USERNAME, as pion checks it before it looks for the allocation: a request
+// pion answers 401 (an unknown user, an expired REST API credential, a
+// wrong password) is left to pion. It costs a copy and an HMAC, only for a
+// signed Refresh, CreatePermission or ChannelBind from a client with no
+// allocation. pion also checks the NONCE first, which stunfault cannot
+// (pion's nonces are HMACs under its own key): a stale one still gets 437.
+func (t *allocTable) verified(p *faults.Packet) bool {
+	if t.auth == nil {
+		return true
+	}
+	user, ok := p.Username()
+	if !ok {
+		return false
+	}
+	var src net.Addr = net.UDPAddrFromAddrPort(p.Client) // for the authenticator's debug log
+	if p.Transport != faults.UDP {
+		src = net.TCPAddrFromAddrPort(p.Client)
+	}
+	_, key, ok := t.auth.handle(&turn.RequestAttributes{Username: string(user), Realm: t.realm, SrcAddr: src})
+	if !ok {
+		return false
+	}
+	m := &stun.Message{Raw: slices.Clone(p.Data)}
+	if err := m.Decode(); err != nil {
+		return false
+	}
+	return stun.MessageIntegrity(key).Check(m) == nil
 }

@@ -156,3 +156,53 @@ func TestExpireAllocationAfterRFC5766Channel(t *testing.T) {
 	}
 	t.Errorf("the Binding after channel 0x5000 is not in the trace: the stream was not framed")
 }
+
+// TestMismatchOnlyWhenSigned: a Refresh, CreatePermission or ChannelBind
+// from a client with no allocation gets 437 Allocation Mismatch from
+// stunfault (pion answers none of them) only when its MESSAGE-INTEGRITY
+// checks with the user's key, as pion authenticates before it looks for the
+// allocation; a wrong password or an unknown user gets pion's 401, with a
+// fresh NONCE.
+func TestMismatchOnlyWhenSigned(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	peer := &xorPeer{&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}}
+	requests := []struct {
+		name  string
+		typ   stun.MessageType
+		attrs []stun.Setter
+	}{
+		{"Refresh", stun.NewType(stun.MethodRefresh, stun.ClassRequest), nil},
+		{"CreatePermission", stun.NewType(stun.MethodCreatePermission, stun.ClassRequest), []stun.Setter{peer}},
+		{"ChannelBind", stun.NewType(stun.MethodChannelBind, stun.ClassRequest), []stun.Setter{channelNumber(0x4000), peer}},
+	}
+	signers := []struct {
+		name, user, pass string
+		want             int
+	}{
+		{"right password", "user", "pass", 437},
+		{"wrong password", "user", "wrong", 401},
+		{"unknown user", "nobody", "pass", 401},
+	}
+	for _, rq := range requests {
+		for _, sg := range signers {
+			t.Run(rq.name+"/"+sg.name, func(t *testing.T) {
+				t.Parallel()
+				raw := newRawTURN(t, srv, "udp")
+				raw.challenge(sg.user, sg.pass, 17)
+				setters := append([]stun.Setter{stun.TransactionID, rq.typ}, rq.attrs...)
+				setters = append(setters, &raw.user, &raw.realm, &raw.nonce, raw.mi, stun.Fingerprint)
+				m := raw.do(setters...)
+				if got := errorCodeOf(m); got != sg.want {
+					t.Fatalf("%s signed with %s/%s and no allocation: %s code %d, want %d", rq.name, sg.user, sg.pass, m.Type, got, sg.want)
+				}
+				if sg.want == 401 {
+					var nonce stun.Nonce
+					if err := nonce.GetFrom(m); err != nil {
+						t.Errorf("pion's 401: no NONCE (%v)", err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -99,6 +99,16 @@ func (r *rawTURN) signed(typ stun.MessageType, attrs ...stun.Setter) *stun.Messa
 // (17 UDP, 6 TCP), and returns the response to the signed one.
 func (r *rawTURN) allocate(user, pass string, protocol byte) *stun.Message {
 	r.t.Helper()
+	transport := r.challenge(user, pass, protocol)
+	return r.signed(stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport)
+}
+
+// challenge sends an unsigned Allocate for protocol, which must get 401,
+// and keeps its realm and nonce to sign the next requests as user with
+// pass; the client has no allocation yet. It returns the
+// REQUESTED-TRANSPORT attribute it sent.
+func (r *rawTURN) challenge(user, pass string, protocol byte) stun.RawAttribute {
+	r.t.Helper()
 	transport := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{protocol, 0, 0, 0}}
 	res := r.do(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport, stun.Fingerprint)
 	if got := errorCodeOf(res); got != 401 {
@@ -112,7 +122,7 @@ func (r *rawTURN) allocate(user, pass string, protocol byte) *stun.Message {
 	}
 	r.user = stun.NewUsername(user)
 	r.mi = stun.NewLongTermIntegrity(user, r.realm.String(), pass)
-	return r.signed(stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport)
+	return transport
 }
 
 func errorCodeOf(m *stun.Message) int {
