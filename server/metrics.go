@@ -150,6 +150,9 @@ var (
 		[]string{"direction", "decision"}, nil)
 	descPanics = prometheus.NewDesc("stunfault_panics_total",
 		"Panics recovered while handling a message (the message passed untouched).", nil, nil)
+	descLoopDatagrams = prometheus.NewDesc("stunfault_udp_loop_datagrams_total",
+		"Datagrams read from the socket of each read loop of a udp listener ([server].read_loops): how the kernel spreads clients over them.",
+		[]string{"listener", "loop"}, nil)
 )
 
 // webhookBuckets are the latency histogram's upper bounds, in seconds:
@@ -198,7 +201,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descInjected, descAllocations, descPermissions, descChannels, descWebhookRequests,
 		descWebhookInflight, descWebhookPending, descDelayDepth, descDelayBytes,
 		descDelayOverflows, descJournalEntries, descJournalFirings, descJournalEvicted, descEventsLost,
-		descTraceMessages, descPanics, descPeerDatagrams, descPeerBytes} {
+		descTraceMessages, descPanics, descPeerDatagrams, descPeerBytes, descLoopDatagrams} {
 		ch <- d
 	}
 }
@@ -237,8 +240,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	s.mu.Lock()
-	ts := s.turn
+	ts, udp := s.turn, s.udp
 	s.mu.Unlock()
+	for _, u := range udp {
+		for i, c := range u.loops {
+			counter(descLoopDatagrams, float64(c.datagrams.Load()), u.lis.Addr.String(), strconv.Itoa(i))
+		}
+	}
 	if ts != nil {
 		gauge(descAllocations, float64(ts.AllocationCount()))
 	}

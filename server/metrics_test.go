@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pion/stun/v4"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -151,5 +152,49 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	// A second scrape counts the ended request once.
 	if got, _ := value(scrape(t, e.srv.HTTPURL()), "stunfault_webhook_duration_seconds", "webhook=crm"); got != 1 {
 		t.Errorf("second scrape: webhook latency count %v, want 1", got)
+	}
+}
+
+// TestMetricsPerReadLoop: with two read loops on the udp listener, /metrics
+// counts the datagrams each loop's socket read, as stats.get lists them,
+// and a client the kernel hands to one loop moves only that loop's count.
+func TestMetricsPerReadLoop(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil) // two read loops
+	clients := clientsOnLoops(t, srv)
+	var udp string
+	for _, l := range srv.Listeners() {
+		if l.Transport == "udp" {
+			udp = l.Addr.String()
+		}
+	}
+	perLoop := func() []float64 {
+		t.Helper()
+		fams := scrape(t, srv.HTTPURL())
+		out := make([]float64, len(clients))
+		for i := range out {
+			v, ok := value(fams, "stunfault_udp_loop_datagrams_total", "listener="+udp, fmt.Sprintf("loop=%d", i))
+			if !ok {
+				t.Fatalf("stunfault_udp_loop_datagrams_total{listener=%q,loop=\"%d\"}: missing", udp, i)
+			}
+			out[i] = v
+		}
+		return out
+	}
+	before := perLoop()
+	for i, l := range udpLoops(t, srv) {
+		if before[i] != float64(l.Datagrams) || before[i] < 1 {
+			t.Errorf("loop %d: /metrics says %v datagrams, stats.get %d (want equal, at least 1)", i, before[i], l.Datagrams)
+		}
+	}
+	const n = 3
+	for range n {
+		if m := clients[1].do(stun.TransactionID, stun.BindingRequest, stun.Fingerprint); m.Type != stun.BindingSuccess {
+			t.Fatalf("Binding: %s, want success", m.Type)
+		}
+	}
+	after := perLoop()
+	if after[0] != before[0] || after[1] != before[1]+n {
+		t.Errorf("after %d Bindings from loop 1's client: %v, want [%v %v]", n, after, before[0], before[1]+n)
 	}
 }
