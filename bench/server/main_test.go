@@ -3,13 +3,15 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
-	"github.com/pion/stun/v4"
+	"github.com/stunfault/stunfault/internal/loadgen"
 )
 
 // TestCPUProfile runs the README's `go run ./bench/server -kind pion
@@ -47,21 +49,9 @@ func TestCPUProfile(t *testing.T) {
 				_ = cmd.Process.Kill()
 				t.Fatalf("ready line %q: %v", line, err)
 			}
-			c, err := stun.Dial("udp4", addrs.UDP)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var code stun.MessageType
-			if err := c.Do(stun.MustBuild(stun.TransactionID, stun.BindingRequest), func(e stun.Event) {
-				if e.Error == nil {
-					code = e.Message.Type
-				}
-			}); err != nil {
-				t.Fatalf("Binding: %v", err)
-			}
-			_ = c.Close()
-			if code != stun.BindingSuccess {
-				t.Fatalf("Binding answered %v, want a success", code)
+			res, err := loadgen.RunSTUN(context.Background(), loadgen.STUN{Target: addrs.UDP, Count: 1, Timeout: 5 * time.Second})
+			if err != nil || res.Answered != 1 || len(res.Errors) != 0 || res.Invalid != 0 {
+				t.Fatalf("one Binding: %+v, %v; want one success (the generator checks the answer)", res, err)
 			}
 			_ = stdin.Close()
 			if err := cmd.Wait(); err != nil {
