@@ -105,12 +105,13 @@ func (r *rawTURN) allocate(user, pass string, protocol byte) *stun.Message {
 
 // challenge sends an unsigned Allocate for protocol, which must get 401,
 // and keeps its realm and nonce to sign the next requests as user with
-// pass; the client has no allocation yet. It returns the
-// REQUESTED-TRANSPORT attribute it sent.
-func (r *rawTURN) challenge(user, pass string, protocol byte) stun.RawAttribute {
+// pass; the client has no allocation yet. extra go on the Allocate after
+// REQUESTED-TRANSPORT. It returns the REQUESTED-TRANSPORT attribute it sent.
+func (r *rawTURN) challenge(user, pass string, protocol byte, extra ...stun.Setter) stun.RawAttribute {
 	r.t.Helper()
 	transport := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{protocol, 0, 0, 0}}
-	res := r.do(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport, stun.Fingerprint)
+	setters := append([]stun.Setter{stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport}, extra...)
+	res := r.do(append(setters, stun.Fingerprint)...)
 	if got := errorCodeOf(res); got != 401 {
 		r.t.Fatalf("unsigned Allocate: got %s code %d, want 401", res.Type, got)
 	}

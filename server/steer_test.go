@@ -20,22 +20,8 @@ import (
 // with the extra attributes on both, and returns the signed one's response.
 func (r *rawTURN) allocateWith(user, pass string, extra ...stun.Setter) *stun.Message {
 	r.t.Helper()
-	allocate := stun.NewType(stun.MethodAllocate, stun.ClassRequest)
-	transport := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{protoUDP, 0, 0, 0}}
-	setters := append([]stun.Setter{stun.TransactionID, allocate, transport}, extra...)
-	res := r.do(append(setters, stun.Fingerprint)...)
-	if got := errorCodeOf(res); got != 401 {
-		r.t.Fatalf("unsigned Allocate: got %s code %d, want 401", res.Type, got)
-	}
-	if err := r.realm.GetFrom(res); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.nonce.GetFrom(res); err != nil {
-		r.t.Fatal(err)
-	}
-	r.user = stun.NewUsername(user)
-	r.mi = stun.NewLongTermIntegrity(user, r.realm.String(), pass)
-	return r.signed(allocate, append([]stun.Setter{transport}, extra...)...)
+	transport := r.challenge(user, pass, protoUDP, extra...)
+	return r.signed(stun.NewType(stun.MethodAllocate, stun.ClassRequest), append([]stun.Setter{transport}, extra...)...)
 }
 
 // RFC 8656 EVEN-PORT / RESERVATION-TOKEN pairs across read loops: the
