@@ -9,8 +9,8 @@ import (
 )
 
 // TestCompareRuns runs the comparison as the README tells users to, cut to
-// one short round, and checks that every server answered every workload
-// with nothing lost.
+// three short rounds, and checks that every server answered every workload
+// with nothing lost, and that each ratio has its per-round interval.
 func TestCompareRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts five servers")
@@ -19,7 +19,7 @@ func TestCompareRuns(t *testing.T) {
 	if coturnErr != nil && os.Getenv("CI") == "true" {
 		t.Fatal("CI: coturn's turnserver is missing (apt-get install coturn)")
 	}
-	sum := runCompare(t, "-rounds", "1", "-d", "150ms")
+	sum := runCompare(t, "-rounds", "3", "-d", "100ms")
 	for _, w := range workloads {
 		for _, server := range w.Servers {
 			if server == coturn && coturnErr != nil {
@@ -36,6 +36,11 @@ func TestCompareRuns(t *testing.T) {
 	}
 	if len(sum.Ratios) < 5 {
 		t.Errorf("only %d ratios: %+v", len(sum.Ratios), sum.Ratios)
+	}
+	for _, q := range sum.Ratios {
+		if len(q.Interval) != 2 || q.Interval[0] > q.RoundMedian || q.RoundMedian > q.Interval[1] {
+			t.Errorf("%s: per-round median %.2f, interval %v: want the median inside a two-sided interval", q.Name, q.RoundMedian, q.Interval)
+		}
 	}
 }
 

@@ -52,6 +52,18 @@ type ratio struct {
 	// Lower is true when a lower value is better (a latency ratio).
 	Lower bool `json:"lower_is_better,omitempty"`
 	Met   bool `json:"met"`
+	// RoundMedian is the median of the ratios round by round (each
+	// round's two loads ran one after the other) and Interval its 95 %
+	// bootstrap interval; both are missing with fewer than 3 rounds, and
+	// for instruction counts.
+	RoundMedian float64   `json:"per_round_median,omitempty"`
+	Interval    []float64 `json:"interval_95,omitempty"`
+}
+
+// Noise reports whether the target lies inside the ratio's interval: the
+// rounds cannot tell whether it is met.
+func (q ratio) Noise() bool {
+	return len(q.Interval) == 2 && q.Target > 0 && q.Interval[0] <= q.Target && q.Target <= q.Interval[1]
 }
 
 type summary struct {
@@ -61,11 +73,15 @@ type summary struct {
 	LostTotal    int                          `json:"lost_total"`
 }
 
+// median returns the middle value of xs, or the mean of the middle two.
 func median[T int64 | float64 | time.Duration](xs []T) T {
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	if len(s) == 0 {
+	switch {
+	case len(s) == 0:
 		return 0
+	case len(s)%2 == 0:
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	return s[len(s)/2]
 }
@@ -97,8 +113,7 @@ func (r *results) summary() summary {
 			sum.LostTotal += f.Lost
 		}
 	}
-	rate := func(w, server string) float64 { return sum.Figures[w][server].Rate }
-	add := func(name string, num, den, target float64, lower bool) {
+	add := func(name string, num, den, target float64, lower bool, rounds []float64) {
 		if num == 0 || den == 0 {
 			return
 		}
@@ -107,24 +122,34 @@ func (r *results) summary() summary {
 		if lower {
 			met = v <= target
 		}
-		sum.Ratios = append(sum.Ratios, ratio{Name: name, Value: v, Target: target, Lower: lower, Met: met})
+		q := ratio{Name: name, Value: v, Target: target, Lower: lower, Met: met}
+		if m, lo, hi, ok := bootstrapMedian(rounds); ok {
+			q.RoundMedian, q.Interval = m, []float64{lo, hi}
+		}
+		sum.Ratios = append(sum.Ratios, q)
+	}
+	rates := func(w, a, b string, target float64, name string) {
+		byRate := func(s sample) float64 { return s.Rate() }
+		add(name, sum.Figures[w][a].Rate, sum.Figures[w][b].Rate, target, false, perRound(r.runs[w][a], r.runs[w][b], byRate))
 	}
 	udp, tcp, relay, ping := workloads[0].Name, workloads[1].Name, workloads[2].Name, workloads[3].Name
-	add("UDP Binding 16x4, no rules / bare pion", rate(udp, stunfault), rate(udp, pion), 1.20, false)
-	add("UDP Binding 16x4, no rules / coturn", rate(udp, stunfault), rate(udp, coturn), 1.00, false)
-	add("UDP Binding 16x4, 100 non-matching rules / bare pion", rate(udp, stunfault100), rate(udp, pion), 1.15, false)
-	add("TCP Binding 4x16 / coturn", rate(tcp, stunfault), rate(tcp, coturn), 1.00, false)
-	add("TCP Binding 4x16 / bare pion", rate(tcp, stunfault), rate(tcp, pion), 0, false)
-	add("ChannelData relay 4x8 / coturn", rate(relay, stunfault), rate(relay, coturn), 1.00, false)
-	add("ChannelData relay 4x8 / bare pion", rate(relay, stunfault), rate(relay, pion), 0, false)
+	rates(udp, stunfault, pion, 1.20, "UDP Binding 16x4, no rules / bare pion")
+	rates(udp, stunfault, coturn, 1.00, "UDP Binding 16x4, no rules / coturn")
+	rates(udp, stunfault100, pion, 1.15, "UDP Binding 16x4, 100 non-matching rules / bare pion")
+	rates(tcp, stunfault, coturn, 1.00, "TCP Binding 4x16 / coturn")
+	rates(tcp, stunfault, pion, 0, "TCP Binding 4x16 / bare pion")
+	rates(relay, stunfault, coturn, 1.00, "ChannelData relay 4x8 / coturn")
+	rates(relay, stunfault, pion, 0, "ChannelData relay 4x8 / bare pion")
+	byP50 := func(s sample) float64 { return float64(s.Latency.P50) }
 	add("ping-pong median latency / bare pion (lower is better)",
-		float64(sum.Figures[ping][stunfault].P50), float64(sum.Figures[ping][pion].P50), 1.00, true)
-	add("injected 403 / bare pion's Binding", rate(udp, stunfault403), rate(udp, pion), 1.30, false)
-	add("UDP Binding 16x4, read loops per CPU / 1 read loop", rate(udp, stunfault), rate(udp, stunfault1), 0, false)
-	add("ChannelData relay 4x8, read loops per CPU / 1 read loop", rate(relay, stunfault), rate(relay, stunfault1), 0, false)
+		float64(sum.Figures[ping][stunfault].P50), float64(sum.Figures[ping][pion].P50), 1.00, true,
+		perRound(r.runs[ping][stunfault], r.runs[ping][pion], byP50))
+	rates(udp, stunfault403, pion, 1.30, "injected 403 / bare pion's Binding")
+	rates(udp, stunfault, stunfault1, 0, "UDP Binding 16x4, read loops per CPU / 1 read loop")
+	rates(relay, stunfault, stunfault1, 0, "ChannelData relay 4x8, read loops per CPU / 1 read loop")
 	if in := r.Instructions; in != nil {
-		add("callgrind instructions per Binding, 100 rules / bare pion, one at a time (lower is better)", in.OneAtATime.Stunfault100, in.OneAtATime.Pion, 1.10, true)
-		add("callgrind instructions per Binding, 100 rules / bare pion, 16x4 outstanding (lower is better)", in.Loaded.Stunfault100, in.Loaded.Pion, 1.10, true)
+		add("callgrind instructions per Binding, 100 rules / bare pion, one at a time (lower is better)", in.OneAtATime.Stunfault100, in.OneAtATime.Pion, 1.10, true, nil)
+		add("callgrind instructions per Binding, 100 rules / bare pion, 16x4 outstanding (lower is better)", in.Loaded.Stunfault100, in.Loaded.Pion, 1.10, true, nil)
 	}
 	return sum
 }
@@ -143,13 +168,17 @@ func (r *results) print(w io.Writer, sum summary, rounds int, d time.Duration) {
 			if f.CPU > 0 {
 				cpu = fmt.Sprintf("%.1f µs", float64(f.CPU)/1e3)
 			}
-			fmt.Fprintf(w, "| %s | %s | %.0f | %v | %s | %d | %d |\n", wl.Name, server, f.Rate, f.P50.Round(time.Microsecond), cpu, f.Lost, f.Errors)
+			p50 := f.P50.Round(time.Microsecond)
+			if f.P50 < 100*time.Microsecond {
+				p50 = f.P50.Round(100 * time.Nanosecond) // a ping-pong's few µs apart
+			}
+			fmt.Fprintf(w, "| %s | %s | %.0f | %v | %s | %d | %d |\n", wl.Name, server, f.Rate, p50, cpu, f.Lost, f.Errors)
 		}
 	}
-	fmt.Fprintln(w, "\n| ratio | value | target | met |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | --- |")
+	fmt.Fprintln(w, "\n| ratio | value | per round: median [95 % interval] | target | met |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | --- |")
 	for _, q := range sum.Ratios {
-		target, met := "", ""
+		target, met, rounds := "", "", ""
 		if q.Target > 0 {
 			cmp := ">="
 			if q.Lower {
@@ -157,8 +186,14 @@ func (r *results) print(w io.Writer, sum summary, rounds int, d time.Duration) {
 			}
 			target = fmt.Sprintf("%s %.2f", cmp, q.Target)
 			met = map[bool]string{true: "yes", false: "no"}[q.Met]
+			if q.Noise() {
+				met += " (target inside the interval)"
+			}
 		}
-		fmt.Fprintf(w, "| %s | %.2f | %s | %s |\n", q.Name, q.Value, target, met)
+		if len(q.Interval) == 2 {
+			rounds = fmt.Sprintf("%.2f [%.2f, %.2f]", q.RoundMedian, q.Interval[0], q.Interval[1])
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %s | %s | %s |\n", q.Name, q.Value, rounds, target, met)
 	}
 	if in := sum.Instructions; in != nil {
 		fmt.Fprintf(w, "\ncallgrind, user-space instructions per Binding (GOMAXPROCS=1, one read loop; medians of %d runs of %d and %d Bindings):\n",
