@@ -97,11 +97,9 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			var err error
 			n, addr, client, err = c.read(p)
 			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					continue // our own wake-up (see wakeQueue); never pion's business
+				if c.ownWakeUp(err) {
+					continue
 				}
-				c.loop.ended()
 				return n, addr, err
 			}
 			c.datagrams.Add(1)
@@ -122,27 +120,51 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.tr.in(c.ic, c.traceAddr, pkt, &v)
 			return n, addr, nil
 		}
-		in, m := &c.in, &c.msg
-		in.addr, in.out, in.ok, in.answer = addr, nil, false, nil
-		*m = message{ic: c.ic, pkt: pkt, v: v, scratch: &c.scratch}
-		if !c.ic.apply(in, m) && !in.ok {
-			in.out, in.ok = pkt.Data, true // the effect panicked before handing anything on
-		}
-		c.ic.record(c.tr.get(), c.traceAddr, pkt, &v, m.sent) // before p is overwritten
-		if in.answer != nil {
-			// An answer to a datagram of the batch, as pion's are: it may
-			// wait for the batch's other answers (a copy: the scratch is
-			// reused).
-			if c.batch == nil || !c.batch.answer(in.answer, pkt.Client) {
-				_, _ = c.write(in.answer, addr, pkt.Client)
-			}
-			in.answer = nil
-		}
-		*m = message{}
-		if in.ok {
-			return in.copyTo(p), addr, nil
+		if n, ok := c.readFired(p, v, addr); ok {
+			return n, addr, nil
 		}
 	}
+}
+
+// ownWakeUp reports whether err, from reading the socket, is the
+// interception's own wake-up (a read deadline, see wakeQueue): never pion's
+// business. Otherwise the read loop ends with err. Out of ReadFrom, as
+// readFired is, so that the path of a passed datagram is dense in the
+// instruction cache.
+func (c *packetConn) ownWakeUp(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	c.loop.ended()
+	return false
+}
+
+// readFired applies v, the verdict of a rule (or of the relay guard) that
+// fired on c.pkt, the datagram in p from addr, and returns the length of
+// what pion gets in p; ok is false when pion gets nothing (read on).
+func (c *packetConn) readFired(p []byte, v faults.Verdict, addr net.Addr) (n int, ok bool) {
+	pkt, in, m := &c.pkt, &c.in, &c.msg
+	in.addr, in.out, in.ok, in.answer = addr, nil, false, nil
+	*m = message{ic: c.ic, pkt: pkt, v: v, scratch: &c.scratch}
+	if !c.ic.apply(in, m) && !in.ok {
+		in.out, in.ok = pkt.Data, true // the effect panicked before handing anything on
+	}
+	c.ic.record(c.tr.get(), c.traceAddr, pkt, &v, m.sent) // before p is overwritten
+	if in.answer != nil {
+		// An answer to a datagram of the batch, as pion's are: it may
+		// wait for the batch's other answers (a copy: the scratch is
+		// reused).
+		if c.batch == nil || !c.batch.answer(in.answer, pkt.Client) {
+			_, _ = c.write(in.answer, addr, pkt.Client)
+		}
+		in.answer = nil
+	}
+	*m = message{}
+	if !in.ok {
+		return 0, false
+	}
+	return in.copyTo(p), true
 }
 
 // read reads the next datagram from the batch, or from the socket, and

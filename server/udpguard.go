@@ -47,9 +47,17 @@ func (g *udpGuard) ReadFrom(p []byte) (n int, addr net.Addr, err error) {
 // temporary errors with the accept backoff. ReadFrom and the batched reads
 // (udpbatch.go) share it.
 func (g *udpGuard) retry(read func() error) error {
+	if err := read(); err != nil {
+		return g.failedRead(err, read)
+	}
+	return nil
+}
+
+// failedRead is retry once read has failed with err: out of retry, so that
+// a read that succeeds runs through few instructions' worth of cache lines.
+func (g *udpGuard) failedRead(err error, read func() error) error {
 	var backoff time.Duration
-	for {
-		err := read()
+	for ; ; err = read() {
 		if err == nil {
 			return nil
 		}
