@@ -27,6 +27,9 @@ type instructions struct {
 	// Loaded: 16 sockets with 4 Bindings outstanding each, as the
 	// throughput workload; under valgrind the server never waits.
 	Loaded counts `json:"loaded_16x4"`
+	// Footprint is the code one Binding at a time runs (footprint.go);
+	// nil when it could not be measured.
+	Footprint *footprint `json:"footprint,omitempty"`
 }
 
 // counts are instructions per Binding for each server of the comparison.

@@ -174,6 +174,9 @@ func run(rounds int, d time.Duration, callgrind, callgrindRuns int, jsonOut bool
 			fmt.Fprintf(os.Stderr, "compare: callgrind left out: %v\n", err)
 		} else {
 			res.Instructions = ins
+			if ins.Footprint, err = measureFootprint(bin, callgrind); err != nil {
+				fmt.Fprintf(os.Stderr, "compare: code footprint left out: %v\n", err)
+			}
 		}
 	}
 	sum := res.summary()

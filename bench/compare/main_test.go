@@ -48,7 +48,7 @@ func TestCompareRuns(t *testing.T) {
 // users to (go run ./bench/compare -callgrind N), cut to one short run per
 // server, and checks that every count is there and plausible: more than
 // the few hundred instructions a Binding's parsing alone takes, less than
-// ten times what one costs.
+// ten times what one costs; and the code footprint of each server.
 func TestCompareCallgrind(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs eight servers under valgrind")
@@ -69,6 +69,20 @@ func TestCompareCallgrind(t *testing.T) {
 			if v < 1000 || v > 100000 {
 				t.Errorf("%s, %s: %.0f instructions per Binding", name, server, v)
 			}
+		}
+	}
+	// The code a Binding runs: more than a few KB (pion's Binding alone),
+	// less than the few hundred KB of the whole binary's hot code.
+	fp := in.Footprint
+	if fp == nil {
+		t.Fatal("no code footprint")
+	}
+	for _, s := range footprintServers {
+		if kb := fp.CodeKB[s.name]; kb < 4 || kb > 200 {
+			t.Errorf("%s: %.1f KB of code every Binding", s.name, kb)
+		}
+		if m := fp.I1Misses[s.name]; m < 0 || m > 5000 {
+			t.Errorf("%s: %.0f instruction-cache misses per Binding", s.name, m)
 		}
 	}
 	var ratios int

@@ -205,6 +205,11 @@ func (r *results) print(w io.Writer, sum summary, rounds int, d time.Duration) {
 			fmt.Fprintf(w, "- %s: bare pion %.0f, stunfault %.0f, stunfault with 100 rules %.0f (trace off: %.0f); one server's runs differ by up to %.0f %%\n",
 				c.name, c.c.Pion, c.c.Stunfault, c.c.Stunfault100, c.c.Stunfault100NoTrace, 100*c.c.Spread)
 		}
+		if fp := in.Footprint; fp != nil {
+			fmt.Fprintf(w, "- code every Binding runs, one at a time: bare pion %.1f KB, stunfault %.1f KB, stunfault with 100 rules %.1f KB;"+
+				" first-level instruction-cache misses per Binding (cachegrind): %.0f, %.0f, %.0f\n",
+				fp.CodeKB[pion], fp.CodeKB[stunfault], fp.CodeKB[stunfault100], fp.I1Misses[pion], fp.I1Misses[stunfault], fp.I1Misses[stunfault100])
+		}
 	}
 	fmt.Fprintf(w, "\nlost in all runs: %d\n\n", sum.LostTotal)
 }
