@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/stunfault/stunfault/internal/loadgen"
 )
@@ -63,33 +59,21 @@ var callgrindServers = []struct {
 // Bindings and once 2n, and takes the difference per Binding, so start-up,
 // warming up (the first Bindings' caches and maps) and shut-down cancel
 // out; it does that runs times for each
-// server and each shape of load, interleaved, and keeps the medians. Go
-// under valgrind needs GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1, and the
-// process must exit without a signal (bench/server exits when its stdin
-// closes). stunfault runs one read loop, as bare pion has one socket.
+// server and each shape of load, interleaved, and keeps the medians (see
+// underValgrind). stunfault runs one read loop, as bare pion has one
+// socket.
 func countInstructions(bin string, n, runs int) (*instructions, error) {
 	if _, err := exec.LookPath("valgrind"); err != nil {
 		return nil, fmt.Errorf("valgrind is not installed (apt-get install valgrind)")
 	}
 	count := func(load loadgen.STUN, args []string) (float64, error) {
-		var stderr bytes.Buffer
-		cmd := exec.Command("valgrind", append([]string{"--tool=callgrind", "--callgrind-out-file=/dev/null", bin}, args...)...)
-		cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1")
-		cmd.Stderr = &stderr
-		p, err := startBenchServer2(cmd)
+		stderr, err := underValgrind(bin, args, load, "--tool=callgrind", "--callgrind-out-file=/dev/null")
 		if err != nil {
 			return 0, err
 		}
-		load.Target, load.Timeout = p.udp, 10*time.Second
-		res, err := loadgen.RunSTUN(context.Background(), load)
-		if err != nil || res.Answered != load.Count {
-			p.stop()
-			return 0, fmt.Errorf("%d Bindings under valgrind: %+v, %v", load.Count, res, err)
-		}
-		p.stop()
-		m := collected.FindSubmatch(stderr.Bytes())
+		m := collected.FindSubmatch(stderr)
 		if m == nil {
-			return 0, fmt.Errorf("no instruction count in valgrind's output: %.500s", stderr.String())
+			return 0, fmt.Errorf("no instruction count in valgrind's output: %.500s", stderr)
 		}
 		return strconv.ParseFloat(string(m[1]), 64)
 	}

@@ -63,7 +63,7 @@ func measureFootprint(bin string, n int) (*footprint, error) {
 		var misses [2]float64
 		for i, count := range []int{n, 2 * n} {
 			out := filepath.Join(dir, fmt.Sprintf("%s.%d", strings.ReplaceAll(s.name, "+", "_"), count))
-			if _, err := underValgrind(bin, s.args, count, "--tool=callgrind", "--dump-instr=yes", "--callgrind-out-file="+out); err != nil {
+			if _, err := underValgrind(bin, s.args, oneAtATime(count), "--tool=callgrind", "--dump-instr=yes", "--callgrind-out-file="+out); err != nil {
 				return nil, fmt.Errorf("%s under callgrind: %w", s.name, err)
 			}
 			f, err := os.Open(out)
@@ -75,7 +75,7 @@ func measureFootprint(bin string, n int) (*footprint, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: callgrind's output: %w", s.name, err)
 			}
-			stderr, err := underValgrind(bin, s.args, count, "--tool=cachegrind", "--cache-sim=yes", "--cachegrind-out-file=/dev/null")
+			stderr, err := underValgrind(bin, s.args, oneAtATime(count), "--tool=cachegrind", "--cache-sim=yes", "--cachegrind-out-file=/dev/null")
 			if err != nil {
 				return nil, fmt.Errorf("%s under cachegrind: %w", s.name, err)
 			}
@@ -89,10 +89,16 @@ func measureFootprint(bin string, n int) (*footprint, error) {
 	return fp, nil
 }
 
+// oneAtATime is load's shape for the footprint: count Bindings, one
+// socket, one outstanding.
+func oneAtATime(count int) loadgen.STUN { return loadgen.STUN{Count: count, Sockets: 1, Window: 1} }
+
 // underValgrind runs bench/server with args under valgrind with vgArgs
-// until it has answered count Bindings, one at a time, and returns
-// valgrind's standard error.
-func underValgrind(bin string, args []string, count int, vgArgs ...string) ([]byte, error) {
+// until it has answered load (its Count Bindings, at its target), and
+// returns valgrind's standard error. Go under valgrind needs
+// GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1, and the process must exit
+// without a signal (bench/server exits when its stdin closes).
+func underValgrind(bin string, args []string, load loadgen.STUN, vgArgs ...string) ([]byte, error) {
 	var stderr bytes.Buffer
 	cmd := exec.Command("valgrind", append(append(vgArgs, bin), args...)...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1")
@@ -101,12 +107,11 @@ func underValgrind(bin string, args []string, count int, vgArgs ...string) ([]by
 	if err != nil {
 		return nil, err
 	}
-	res, err := loadgen.RunSTUN(context.Background(), loadgen.STUN{
-		Target: p.udp, Count: count, Sockets: 1, Window: 1, Timeout: 10 * time.Second,
-	})
+	load.Target, load.Timeout = p.udp, 10*time.Second
+	res, err := loadgen.RunSTUN(context.Background(), load)
 	p.stop()
-	if err != nil || res.Answered != count {
-		return nil, fmt.Errorf("%d Bindings: %+v, %v", count, res, err)
+	if err != nil || res.Answered != load.Count {
+		return nil, fmt.Errorf("%d Bindings under valgrind: %+v, %v", load.Count, res, err)
 	}
 	return stderr.Bytes(), nil
 }
