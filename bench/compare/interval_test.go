@@ -83,3 +83,24 @@ func TestRatioNoise(t *testing.T) {
 		}
 	}
 }
+
+func TestRatioVerdict(t *testing.T) {
+	tests := []struct {
+		q    ratio
+		want string
+	}{
+		{ratio{Target: 1, Met: true, Interval: []float64{1.05, 1.2}}, "yes"},
+		{ratio{Target: 1, Met: true, Interval: []float64{0.95, 1.2}}, "yes (target inside the interval)"},
+		{ratio{Target: 1, Met: true, Interval: []float64{0.94, 0.9996}}, "yes by the medians, no round by round"},
+		{ratio{Target: 1, Met: false, Interval: []float64{0.8, 0.9}}, "no"},
+		{ratio{Target: 1, Met: false, Interval: []float64{1.01, 1.1}}, "no by the medians, yes round by round"},
+		{ratio{Target: 1, Met: false, Lower: true, Interval: []float64{1.01, 1.18}}, "no"},
+		{ratio{Target: 1, Met: true, Lower: true, Interval: []float64{0.9, 0.99}}, "yes"},
+		{ratio{Target: 1, Met: true}, "yes"}, // no interval
+	}
+	for _, tt := range tests {
+		if got := tt.q.verdict(); got != tt.want {
+			t.Errorf("%+v: verdict %q, want %q", tt.q, got, tt.want)
+		}
+	}
+}

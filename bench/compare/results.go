@@ -66,6 +66,28 @@ func (q ratio) Noise() bool {
 	return len(q.Interval) == 2 && q.Target > 0 && q.Interval[0] <= q.Target && q.Target <= q.Interval[1]
 }
 
+// verdict says whether the target is met, by the ratio of medians, and
+// whether the rounds agree: "yes", "no", the same with "(target inside the
+// interval)", or, when the whole interval lies on the other side of the
+// target, "yes by the medians, no round by round" (or the reverse).
+func (q ratio) verdict() string {
+	met := map[bool]string{true: "yes", false: "no"}[q.Met]
+	if len(q.Interval) != 2 {
+		return met
+	}
+	if q.Noise() {
+		return met + " (target inside the interval)"
+	}
+	roundsMet := q.Interval[0] > q.Target // the whole interval above it
+	if q.Lower {
+		roundsMet = q.Interval[1] < q.Target
+	}
+	if roundsMet != q.Met {
+		return met + " by the medians, " + map[bool]string{true: "yes", false: "no"}[roundsMet] + " round by round"
+	}
+	return met
+}
+
 type summary struct {
 	Figures      map[string]map[string]figure `json:"figures"`
 	Ratios       []ratio                      `json:"ratios"`
@@ -185,10 +207,7 @@ func (r *results) print(w io.Writer, sum summary, rounds int, d time.Duration) {
 				cmp = "<="
 			}
 			target = fmt.Sprintf("%s %.2f", cmp, q.Target)
-			met = map[bool]string{true: "yes", false: "no"}[q.Met]
-			if q.Noise() {
-				met += " (target inside the interval)"
-			}
+			met = q.verdict()
 		}
 		if len(q.Interval) == 2 {
 			rounds = fmt.Sprintf("%.2f [%.2f, %.2f]", q.RoundMedian, q.Interval[0], q.Interval[1])
