@@ -67,12 +67,30 @@ func main() {
 	callgrind := flag.Int("callgrind", 0, "also count instructions per Binding under valgrind's callgrind, with this many Bindings (0 = skip; at most 100000)")
 	callgrindRuns := flag.Int("callgrind-runs", 3, "callgrind runs per server and load, of which the median counts (1 to 9)")
 	jsonOut := flag.Bool("json", false, "print only the machine-readable result line")
-	only := flag.String("only", "", "run only the workloads whose name contains this (udp binding, tcp binding, channeldata, ping-pong)")
+	only := flag.String("only", "", "run only the workloads whose name contains this, or one of these comma-separated parts (udp binding, tcp binding, channeldata, ping-pong)")
 	flag.Parse()
 	if err := run(*rounds, *d, *callgrind, *callgrindRuns, *jsonOut, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(1)
 	}
+}
+
+// choose returns the workloads whose name contains only, or one of its
+// comma-separated parts, in the order of workloads; all for "".
+func choose(only string) ([]workload, error) {
+	var chosen []workload
+	for _, w := range workloads {
+		for _, part := range strings.Split(only, ",") {
+			if strings.Contains(w.Name, strings.TrimSpace(part)) {
+				chosen = append(chosen, w)
+				break
+			}
+		}
+	}
+	if len(chosen) == 0 {
+		return nil, fmt.Errorf("-only %q: no workload's name has it (the names: udp binding 16x4, tcp binding 4x16, udp channeldata 4x8, udp ping-pong 1x1)", only)
+	}
+	return chosen, nil
 }
 
 func run(rounds int, d time.Duration, callgrind, callgrindRuns int, jsonOut bool, only string) error {
@@ -88,14 +106,9 @@ func run(rounds int, d time.Duration, callgrind, callgrindRuns int, jsonOut bool
 	if callgrindRuns < 1 || callgrindRuns > 9 {
 		return fmt.Errorf("-callgrind-runs: want 1 to 9, got %d", callgrindRuns)
 	}
-	var chosen []workload
-	for _, w := range workloads {
-		if strings.Contains(w.Name, only) {
-			chosen = append(chosen, w)
-		}
-	}
-	if len(chosen) == 0 {
-		return fmt.Errorf("-only %q: no workload's name has it (the names: udp binding 16x4, tcp binding 4x16, udp channeldata 4x8, udp ping-pong 1x1)", only)
+	chosen, err := choose(only)
+	if err != nil {
+		return err
 	}
 	dir, err := os.MkdirTemp("", "stunfault-bench-")
 	if err != nil {

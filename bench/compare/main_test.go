@@ -111,3 +111,33 @@ func runCompare(t *testing.T, args ...string) summary {
 	}
 	return sum
 }
+
+func TestChoose(t *testing.T) {
+	tests := []struct {
+		only string
+		want []string // workload names; nil: an error
+	}{
+		{"", []string{"udp binding 16x4", "tcp binding 4x16", "udp channeldata 4x8", "udp ping-pong 1x1"}},
+		{"ping-pong", []string{"udp ping-pong 1x1"}},
+		{"channeldata,ping-pong", []string{"udp channeldata 4x8", "udp ping-pong 1x1"}},
+		{"ping-pong, tcp", []string{"tcp binding 4x16", "udp ping-pong 1x1"}}, // in the comparison's order
+		{"binding", []string{"udp binding 16x4", "tcp binding 4x16"}},
+		{"sctp", nil},
+	}
+	for _, tt := range tests {
+		got, err := choose(tt.only)
+		if tt.want == nil {
+			if err == nil || !strings.Contains(err.Error(), `-only "sctp"`) {
+				t.Errorf("choose(%q): %v, want an error naming -only", tt.only, err)
+			}
+			continue
+		}
+		var names []string
+		for _, w := range got {
+			names = append(names, w.Name)
+		}
+		if err != nil || strings.Join(names, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("choose(%q) = %q, %v; want %q", tt.only, names, err, tt.want)
+		}
+	}
+}
