@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,7 +101,7 @@ func oneAtATime(count int) loadgen.STUN { return loadgen.STUN{Count: count, Sock
 // without a signal (bench/server exits when its stdin closes).
 func underValgrind(bin string, args []string, load loadgen.STUN, vgArgs ...string) ([]byte, error) {
 	var stderr bytes.Buffer
-	cmd := exec.Command("valgrind", append(append(vgArgs, bin), args...)...)
+	cmd := exec.Command("valgrind", slices.Concat(vgArgs, []string{bin}, args)...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1")
 	cmd.Stderr = &stderr
 	p, err := startBenchServer2(cmd)
