@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -219,12 +220,24 @@ func sameParams(a, b map[string]json.RawMessage) bool {
 		}
 		// Compare values, not bytes: json.Marshal escapes &, < and > in
 		// the RawMessage it re-encodes ("&" comes back as "\u0026").
-		var cv, cw any
-		if json.Unmarshal(v, &cv) != nil || json.Unmarshal(w, &cw) != nil || !reflect.DeepEqual(cv, cw) {
+		// Numbers compare as their text, which the round trip keeps: as
+		// float64, 1e700 would not decode at all.
+		cv, errV := decodeValue(v)
+		cw, errW := decodeValue(w)
+		if errV != nil || errW != nil || !reflect.DeepEqual(cv, cw) {
 			return false
 		}
 	}
 	return true
+}
+
+// decodeValue decodes one JSON value with its numbers as json.Number.
+func decodeValue(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
 }
 
 func mustJSON(v any) string {
